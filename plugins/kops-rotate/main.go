@@ -1,0 +1,17 @@
+// Command kops-rotate rotates kOps keysets. Installed by krew as
+// kubectl-kops_rotate it also answers to `kubectl kops-rotate`.
+package main
+
+import (
+	"os"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate"
+)
+
+func main() {
+	cmd := kopsrotate.NewCmdKopsRotate(os.Args[0], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+	cmdutil.CheckErr(cmd.Execute())
+}
