@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# make bench, scripted part: measurements on the local cluster, each next to
+# the plain-kubectl way of doing the same job, in the same run.
+# Called by the Makefile with CLUSTER set and bin/ on PATH.
+# BENCH_SECRETS (default 50): Secrets, each consumed by one Deployment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${BENCH_SECRETS:-50}
+results=$(mktemp); trap 'rm -f "$results"' EXIT
+now() { date +%s%N; }
+since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}'; }
+row() { printf '| %-58s | %10s | %10s |\n' "$1" "$2" "$3" >> "$results"; }
+# Wall seconds and peak RSS (MiB) of one command, via GNU time when present.
+measure() {
+  local out=$1; shift
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
+    awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$out" > "$out.f" && mv "$out.f" "$out"
+  else
+    local s; s=$(now); "$@" >/dev/null; echo "$(since "$s") -" > "$out"
+  fi
+}
+
+echo "== cluster start (warm binaries)"
+$CLUSTER down
+s=$(now)
+line=$($CLUSTER up 2>/dev/null | tail -n 1)
+row "local cluster up, cached binaries (s)" "$(since "$s")" "-"
+export "${line?}"
+kubectl_bin=$($CLUSTER build 2>/dev/null | sed -n 's/^KUBECTL=//p')
+k() { "$kubectl_bin" "$@"; }
+
+echo "== $n Secrets, each consumed by one Deployment"
+k delete namespace bench --ignore-not-found --wait=true >/dev/null
+k create namespace bench >/dev/null
+until k -n bench get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+manifest=$(mktemp)
+for i in $(seq 1 "$n"); do
+  cat >> "$manifest" <<YAML
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-$i, namespace: bench}
+stringData: {password: "$(head -c 24 /dev/urandom | base64)"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app-$i, namespace: bench}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app-$i}}
+  template:
+    metadata: {labels: {app: app-$i}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: app
+        image: registry.k8s.io/pause:3.10
+        env:
+        - name: PASSWORD
+          valueFrom: {secretKeyRef: {name: app-$i, key: password}}
+YAML
+done
+k apply -f "$manifest" >/dev/null; rm -f "$manifest"
+k -n bench wait --for=condition=Available deployment --all --timeout=300s >/dev/null
+
+echo "== the runbook way: kubectl patch + rollout restart + rollout status per Secret"
+patchfile=$(mktemp)
+runbook() {
+  for i in $(seq 1 "$n"); do
+    # New value through a patch file, not the command line.
+    printf '{"stringData":{"password":"%s"}}' "$(head -c 24 /dev/urandom | base64)" > "$patchfile"
+    k -n bench patch secret "app-$i" --type=merge --patch-file="$patchfile" >/dev/null
+    k -n bench rollout restart "deployment/app-$i" >/dev/null
+  done
+  for i in $(seq 1 "$n"); do
+    k -n bench rollout status "deployment/app-$i" --timeout=300s >/dev/null
+  done
+}
+s=$(now); runbook; e=$(since "$s")
+rm -f "$patchfile"
+row "plain kubectl: rotate $n Secrets + restart + wait (s)" "$e" "$((3 * n)) runs"
+
+echo "== listing every Secret"
+measure "$results.m" "$kubectl_bin" get secrets -A -o json
+read -r secs rss < "$results.m"; rm -f "$results.m"
+row "kubectl get secrets -A -o json (s / peak MiB)" "$secs" "$rss"
+
+k delete namespace bench --wait=false >/dev/null
+echo
+printf '| %-58s | %10s | %10s |\n' "measurement" "value" "extra"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"
+cat "$results"
+echo
+echo "(kubectl rotate rows join this table as the rotation verbs land.)"
