@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"golang.org/x/mod/modfile"
+	"sigs.k8s.io/yaml"
 )
 
 // Versions pins the control-plane components. The Kubernetes version must
@@ -34,6 +35,9 @@ func DefaultVersions() Versions {
 // Binaries are absolute paths of the built programs.
 type Binaries struct {
 	Etcd, APIServer, ControllerManager, Scheduler, Kubectl, Kwok string
+	// KwokStages is kwok's configuration: the Stage objects that make fake
+	// nodes Ready, keep their leases and move pods to Running and Ready.
+	KwokStages string
 }
 
 // kubernetesCommands are built from k8s.io/kubernetes/cmd/<name>.
@@ -63,6 +67,7 @@ func binariesIn(cacheDir string, v Versions) Binaries {
 		Scheduler:         filepath.Join(k, "kube-scheduler"),
 		Kubectl:           filepath.Join(k, "kubectl"),
 		Kwok:              filepath.Join(cacheDir, "kwok-"+v.Kwok, "bin", "kwok"),
+		KwokStages:        filepath.Join(cacheDir, "kwok-"+v.Kwok, "stages.yaml"),
 	}
 }
 
@@ -77,6 +82,9 @@ func (b Binaries) Missing() []string {
 		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
 			out = append(out, p)
 		}
+	}
+	if _, err := os.Stat(b.KwokStages); err != nil {
+		out = append(out, b.KwokStages)
 	}
 	return out
 }
@@ -115,6 +123,11 @@ func EnsureBinaries(ctx context.Context, cacheDir string, v Versions, log io.Wri
 	if contains(bins.Missing(), bins.Kwok) {
 		fmt.Fprintf(log, "building kwok %s into %s\n", v.Kwok, filepath.Dir(bins.Kwok))
 		if err := buildKwok(ctx, filepath.Dir(bins.Kwok), v.Kwok, log); err != nil {
+			return bins, err
+		}
+	}
+	if contains(bins.Missing(), bins.KwokStages) {
+		if err := writeKwokStages(ctx, cacheDir, bins.KwokStages, v.Kwok); err != nil {
 			return bins, err
 		}
 	}
@@ -187,6 +200,9 @@ func buildKubernetes(ctx context.Context, dir, version string, log io.Writer) er
 // buildKwok installs kwok; its go.mod has no replace directives, so a
 // plain `go install` works.
 func buildKwok(ctx context.Context, binDir, version string, log io.Writer) error {
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(binDir), "build-")
 	if err != nil {
 		return err
@@ -197,10 +213,76 @@ func buildKwok(ctx context.Context, binDir, version string, log io.Writer) error
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("building kwok %s: %w", version, err)
 	}
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
+	return os.Rename(filepath.Join(tmp, "kwok"), filepath.Join(binDir, "kwok"))
+}
+
+// kwokStageSet is the kustomization in the kwok module that lists the
+// "fast" stages: nodes Ready at once with leases kept, pods Ready at once.
+const kwokStageSet = "kustomize/stage/fast"
+
+// writeKwokStages assembles kwok's Stage objects from the kustomizations
+// shipped in the kwok module (kwokctl does the same for its clusters): the
+// kwok binary itself starts with none and refuses to run.
+func writeKwokStages(ctx context.Context, cacheDir, out, version string) error {
+	dir, err := downloadModule(ctx, cacheDir, "sigs.k8s.io/kwok@"+version)
+	if err != nil {
 		return err
 	}
-	return os.Rename(filepath.Join(tmp, "kwok"), filepath.Join(binDir, "kwok"))
+	docs, err := kustomizationFiles(filepath.Join(dir, kwokStageSet))
+	if err != nil {
+		return fmt.Errorf("reading kwok %s stages: %w", version, err)
+	}
+	if len(docs) == 0 {
+		return fmt.Errorf("kwok %s ships no stages under %s", version, kwokStageSet)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# kwok %s stages from %s, assembled by kube-rotate's e2e/cluster\n", version, kwokStageSet)
+	for _, d := range docs {
+		b.WriteString("---\n")
+		b.Write(bytes.TrimSpace(d))
+		b.WriteString("\n")
+	}
+	if err := os.WriteFile(out+".tmp", b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(out+".tmp", out)
+}
+
+// kustomizationFiles returns the contents of the resource files a
+// kustomization lists, following resources that are directories.
+func kustomizationFiles(dir string) ([][]byte, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", filepath.Join(dir, "kustomization.yaml"), err)
+	}
+	var out [][]byte
+	for _, r := range k.Resources {
+		p := filepath.Join(dir, r)
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			sub, err := kustomizationFiles(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 type wrapper struct {
@@ -257,8 +339,7 @@ func checkNoUpgrades(ctx context.Context, src string, upstream []byte) error {
 	if err != nil {
 		return err
 	}
-	cmd := goCommand(ctx, src, io.Discard, "list", "-m", "-json", "all")
-	out, err := cmd.Output()
+	out, err := goOutput(ctx, src, "list", "-m", "-json", "all")
 	if err != nil {
 		return fmt.Errorf("listing wrapper modules: %w", err)
 	}
@@ -285,25 +366,59 @@ func checkNoUpgrades(ctx context.Context, src string, upstream []byte) error {
 
 // downloadGoMod returns the go.mod of module@version from the module proxy.
 func downloadGoMod(ctx context.Context, dir, modVersion string) ([]byte, error) {
-	cmd := goCommand(ctx, dir, io.Discard, "mod", "download", "-json", modVersion)
-	cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
-	var info struct{ GoMod, Error string }
-	_ = json.Unmarshal(out, &info)
-	if err != nil || info.GoMod == "" {
-		msg := info.Error
-		if msg == "" && err != nil {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("downloading %s from the module proxy: %s", modVersion, msg)
+	info, err := modDownload(ctx, dir, modVersion)
+	if err != nil {
+		return nil, err
 	}
 	return os.ReadFile(info.GoMod)
 }
 
+// downloadModule returns the directory of module@version's source in the
+// module cache.
+func downloadModule(ctx context.Context, dir, modVersion string) (string, error) {
+	info, err := modDownload(ctx, dir, modVersion)
+	if err != nil {
+		return "", err
+	}
+	return info.Dir, nil
+}
+
+type modInfo struct{ Dir, GoMod, Error string }
+
+func modDownload(ctx context.Context, dir, modVersion string) (modInfo, error) {
+	out, err := goOutput(ctx, dir, "mod", "download", "-json", modVersion)
+	var info modInfo
+	_ = json.Unmarshal(out, &info)
+	if err != nil || info.GoMod == "" || info.Dir == "" {
+		msg := info.Error
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		return info, fmt.Errorf("downloading %s from the module proxy: %s", modVersion, msg)
+	}
+	return info, nil
+}
+
+// goOutput runs go and returns its standard output; the error carries
+// what go printed on standard error.
+func goOutput(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := goCommand(ctx, dir, nil, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// goCommand returns a go command in dir; log, if not nil, receives its output.
 func goCommand(ctx context.Context, dir string, log io.Writer, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
+	if log != nil {
+		cmd.Stdout, cmd.Stderr = log, log
+	}
 	// Static binaries; no VCS stamping in a generated module; the wrapper
 	// must not inherit a workspace or the caller's module flags.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off", "GO111MODULE=on")

@@ -269,6 +269,7 @@ func (c *Cluster) start(ctx context.Context, o Options, bins Binaries) error {
 	}
 	if err := c.spawn("kwok", bins.Kwok, o.Attached,
 		"--kubeconfig="+kubeconfigs["kwok"],
+		"--config="+bins.KwokStages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
 		"--node-ip=10.0.1.1", "--cidr=10.0.2.0/24", // status fields only; nothing is sent there
