@@ -132,6 +132,8 @@ func run() int {
 			child := exec.Command(args[0], args[1:]...)
 			child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
 			child.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+			// The command dies with this process too: nothing outlives a killed run.
+			child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 			if err := child.Start(); err != nil {
 				return fmt.Errorf("starting %s: %w", args[0], err)
 			}
