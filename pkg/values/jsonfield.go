@@ -1,0 +1,97 @@
+package values
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// jsonField locates the value of a top-level field of a JSON object and
+// returns the byte offsets of that value in doc.
+func jsonField(doc []byte, field string) (start, end int, err error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return 0, 0, fmt.Errorf("is not valid JSON")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return 0, 0, fmt.Errorf("is not a JSON object")
+	}
+	start, end = -1, -1
+	var names []string
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return 0, 0, fmt.Errorf("is not valid JSON")
+		}
+		name, _ := kt.(string)
+		before := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return 0, 0, fmt.Errorf("is not valid JSON")
+		}
+		after := dec.InputOffset()
+		names = append(names, name)
+		if name != field {
+			continue
+		}
+		if start >= 0 {
+			return 0, 0, fmt.Errorf("has the field %q twice", field)
+		}
+		// doc[before:after] is optional space, the colon, space, the value.
+		lead := bytes.IndexFunc(doc[before:after], func(r rune) bool {
+			return r != ':' && r != ' ' && r != '\t' && r != '\n' && r != '\r'
+		})
+		start, end = int(before)+lead, int(after)
+	}
+	if _, err := dec.Token(); err != nil {
+		return 0, 0, fmt.Errorf("is not valid JSON")
+	}
+	if _, err := dec.Token(); err == nil {
+		return 0, 0, fmt.Errorf("has data after the JSON object")
+	}
+	if start < 0 {
+		return 0, 0, fmt.Errorf("has no field %q (fields: %s)", field, strings.Join(names, ", "))
+	}
+	return start, end, nil
+}
+
+// JSONStringField returns the string value of a top-level field.
+func JSONStringField(doc []byte, field string) (string, error) {
+	start, end, err := jsonField(doc, field)
+	if err != nil {
+		return "", err
+	}
+	var s string
+	if err := json.Unmarshal(doc[start:end], &s); err != nil {
+		return "", fmt.Errorf("field %q is not a string", field)
+	}
+	return s, nil
+}
+
+// SetJSONStringField returns doc with the top-level field set to the
+// string value. Only that value's bytes change: other fields, their order
+// and the document's spacing are kept.
+func SetJSONStringField(doc []byte, field, value string) ([]byte, error) {
+	start, end, err := jsonField(doc, field)
+	if err != nil {
+		return nil, err
+	}
+	var current string
+	if err := json.Unmarshal(doc[start:end], &current); err != nil {
+		return nil, fmt.Errorf("field %q is not a string", field)
+	}
+	var enc bytes.Buffer
+	e := json.NewEncoder(&enc)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(value); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(doc)+len(value))
+	out = append(out, doc[:start]...)
+	out = append(out, bytes.TrimRight(enc.Bytes(), "\n")...)
+	out = append(out, doc[end:]...)
+	return out, nil
+}
