@@ -1,0 +1,175 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+)
+
+// DefaultTimeout bounds each rollout wait.
+const DefaultTimeout = 5 * time.Minute
+
+var resources = map[string]schema.GroupVersionResource{
+	KindDeployment:  {Group: "apps", Version: "v1", Resource: "deployments"},
+	KindStatefulSet: {Group: "apps", Version: "v1", Resource: "statefulsets"},
+	KindDaemonSet:   {Group: "apps", Version: "v1", Resource: "daemonsets"},
+}
+
+// Waiter waits for rollouts as `kubectl rollout status` does: it watches
+// the object (no fixed sleeps) and asks kubectl's status viewer after
+// every change, printing each new progress line.
+type Waiter struct {
+	Client dynamic.Interface
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+	// Timeout bounds the wait for each workload; 0 means DefaultTimeout.
+	Timeout time.Duration
+
+	mu sync.Mutex
+}
+
+// Unhealthy is a workload whose rollout did not complete.
+type Unhealthy struct {
+	Workload Workload `json:"workload"`
+	// Status is the last status line the rollout showed.
+	Status string `json:"status"`
+	// Reason is why waiting stopped.
+	Reason string `json:"reason"`
+}
+
+// WaitError lists every workload whose rollout did not complete.
+type WaitError struct {
+	Unhealthy []Unhealthy
+}
+
+func (e *WaitError) Error() string {
+	msg := fmt.Sprintf("%d workload(s) did not become healthy:", len(e.Unhealthy))
+	for _, u := range e.Unhealthy {
+		msg += fmt.Sprintf(" %s (%s; last status: %s);", u.Workload.Ref(), u.Reason, u.Status)
+	}
+	return msg[:len(msg)-1]
+}
+
+// WaitAll waits for every workload concurrently and returns a *WaitError
+// naming each one that did not finish rolling out.
+func (w *Waiter) WaitAll(ctx context.Context, workloads []Workload) error {
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		bad []Unhealthy
+	)
+	for _, wl := range workloads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if u := w.Wait(ctx, wl); u != nil {
+				mu.Lock()
+				bad = append(bad, *u)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Workload.Ref() < bad[j].Workload.Ref() })
+	return &WaitError{Unhealthy: bad}
+}
+
+// Wait waits for one workload's rollout; it returns nil when it completed.
+func (w *Waiter) Wait(ctx context.Context, wl Workload) *Unhealthy {
+	gvr, ok := resources[wl.Kind]
+	if !ok {
+		return &Unhealthy{Workload: wl, Reason: "not a workload that rolls out"}
+	}
+	viewer, err := polymorphichelpers.StatusViewerFor(schema.GroupKind{Group: gvr.Group, Kind: wl.Kind})
+	if err != nil {
+		return &Unhealthy{Workload: wl, Reason: err.Error()}
+	}
+	timeout := w.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	client := w.Client.Resource(gvr).Namespace(wl.Namespace)
+	selector := fields.OneTermEqualSelector("metadata.name", wl.Name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return client.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return client.Watch(ctx, o)
+		},
+	}
+	last := ""
+	// Tell the reflector whether this client can stream the initial list
+	// (watch-list); fakes and some proxies cannot.
+	_, err = watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, w.Client), &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
+		switch e.Type {
+		case watch.Added, watch.Modified:
+			u, ok := e.Object.(runtime.Unstructured)
+			if !ok {
+				return false, fmt.Errorf("unexpected object %T", e.Object)
+			}
+			msg, done, err := viewer.Status(u, 0)
+			if err != nil {
+				return false, err
+			}
+			if msg != last {
+				last = msg
+				w.print(msg)
+			}
+			return done, nil
+		case watch.Deleted:
+			return false, errors.New("it was deleted while waiting")
+		}
+		return false, nil
+	})
+	if err == nil {
+		return nil
+	}
+	reason := err.Error()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		reason = fmt.Sprintf("not rolled out within %s", timeout)
+	}
+	if last == "" {
+		last = "no status seen"
+	}
+	return &Unhealthy{Workload: wl, Status: trimNL(last), Reason: reason}
+}
+
+func (w *Waiter) print(msg string) {
+	if w.Out == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprint(w.Out, msg)
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '.') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
