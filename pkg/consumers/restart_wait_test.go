@@ -81,7 +81,9 @@ func TestWaitWatchesUntilRolledOut(t *testing.T) {
 	var out bytes.Buffer
 	w := &Waiter{Client: dyn, Out: &out, Timeout: time.Minute}
 	done := make(chan *Unhealthy)
-	go func() { done <- w.Wait(context.Background(), Workload{Kind: KindDeployment, Namespace: "ns", Name: "web"}) }()
+	go func() {
+		done <- w.Wait(context.Background(), Workload{Kind: KindDeployment, Namespace: "ns", Name: "web"})
+	}()
 	// Complete the rollout while Wait is watching.
 	time.Sleep(200 * time.Millisecond)
 	gvr := resources[KindDeployment]
