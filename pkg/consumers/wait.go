@@ -173,3 +173,22 @@ func trimNL(s string) string {
 	}
 	return s
 }
+
+// Status reports, without waiting, whether a workload's rollout is
+// complete, with kubectl's status line.
+func Status(ctx context.Context, client dynamic.Interface, wl Workload) (string, bool, error) {
+	gvr, ok := resources[wl.Kind]
+	if !ok {
+		return "", false, fmt.Errorf("%s does not roll out", wl.Ref())
+	}
+	viewer, err := polymorphichelpers.StatusViewerFor(schema.GroupKind{Group: gvr.Group, Kind: wl.Kind})
+	if err != nil {
+		return "", false, err
+	}
+	u, err := client.Resource(gvr).Namespace(wl.Namespace).Get(ctx, wl.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", false, fmt.Errorf("reading %s: %w", wl.Ref(), err)
+	}
+	msg, done, err := viewer.Status(u, 0)
+	return trimNL(msg), done, err
+}

@@ -1,0 +1,262 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/values"
+)
+
+// UndoOptions of Undo.
+type UndoOptions struct {
+	Namespace, Name string
+	Restart         bool
+	Timeout         time.Duration
+	DryRun          DryRun
+	By              string
+	Now             func() time.Time
+	Progress        io.Writer
+}
+
+// Undo puts back the values kept in the Secret's companion, removes keys
+// the rotation created, restarts the consumers of those keys and waits for
+// them. Re-running it after an interruption resumes; once the previous
+// values are in place and consumers healthy it changes nothing.
+func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
+	ro := Options{Namespace: o.Namespace, Timeout: o.Timeout, DryRun: o.DryRun, By: o.By, Now: o.Now, Progress: o.Progress, Restart: o.Restart}
+	ro.defaults()
+	res := &Result{APIVersion: APIVersion, Kind: KindRotation, Phase: PhasePlanned}
+	if ro.DryRun != DryRunNone {
+		res.DryRun = string(ro.DryRun)
+	}
+	secrets := c.Kube.CoreV1().Secrets(o.Namespace)
+	s, err := secrets.Get(ctx, o.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, describeAPIError(err, "get", "secret/"+o.Name, o.Namespace)
+	}
+	compName := CompanionName(o.Name)
+	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("no previous values for secret/%s: secret/%s not found (removed by `kubectl rotate finish`, or rotated with --no-keep-previous)", o.Name, compName)
+	}
+	if err != nil {
+		return nil, describeAPIError(err, "get", "secret/"+compName, o.Namespace)
+	}
+	if comp.Labels[record.CompanionOf] != o.Name {
+		return nil, fmt.Errorf("secret/%s is not kube-rotate's copy of secret/%s's previous values: refusing to restore from it", compName, o.Name)
+	}
+	gen, err := record.GenerationOf(s.Annotations)
+	if err != nil {
+		return nil, fmt.Errorf("secret/%s: %w: fix or remove the annotation", o.Name, err)
+	}
+
+	restored := map[string][]byte{}
+	for k, v := range s.Data {
+		restored[k] = v
+	}
+	var keys []string
+	fps := map[string]string{}
+	changes := []KeyChange{}
+	for _, k := range sortedKeys(comp.Data) {
+		keys = append(keys, k)
+		fps[k] = values.Fingerprint(comp.Data[k])
+		kc := KeyChange{Key: k, Source: "previous", New: fps[k]}
+		if cur, ok := s.Data[k]; ok {
+			kc.Old = values.Fingerprint(cur)
+		}
+		changes = append(changes, kc)
+		restored[k] = comp.Data[k]
+	}
+	for _, k := range splitKeys(comp.Annotations[CreatedKeys]) {
+		if _, ok := restored[k]; ok {
+			keys = append(keys, k)
+			changes = append(changes, KeyChange{Key: k, Source: "removed (created by the rotation)", Old: values.Fingerprint(restored[k]), New: "(removed)"})
+			delete(restored, k)
+		}
+	}
+	sr := SecretResult{Namespace: o.Namespace, Name: o.Name, Keys: changes, Previous: compName, Generation: gen}
+	alreadyRestored := equalData(restored, s.Data)
+	if alreadyRestored && s.Annotations[record.Phase] == record.PhaseComplete {
+		sr.Warnings = append(sr.Warnings, "already holds the previous values; nothing to undo")
+		res.Secrets = []SecretResult{sr}
+		res.Phase = PhaseComplete
+		fmt.Fprintf(ro.Progress, "secret/%s already holds the previous values; nothing to undo\n", o.Name)
+		return res, nil
+	}
+	if !alreadyRestored {
+		sr.Generation = gen + 1
+	} else {
+		sr.Resumed = true
+	}
+	res.Secrets = []SecretResult{sr}
+
+	ix, err := consumers.NewIndex(ctx, c.Kube, o.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	p := &planned{secret: s, keys: keys, resumed: alreadyRestored, result: sr}
+	targets := collectTargets(ix, []*planned{p}, nil, res)
+	if ro.DryRun == DryRunClient {
+		return res, nil
+	}
+	if !alreadyRestored {
+		var dryRun []string
+		if ro.DryRun == DryRunServer {
+			dryRun = []string{metav1.DryRunAll}
+		}
+		u := s.DeepCopy()
+		u.Data = restored
+		if u.Annotations == nil {
+			u.Annotations = map[string]string{}
+		}
+		entry := record.Entry{Time: ro.Now().UTC().Truncate(time.Second), Action: record.ActionUndo, Generation: sr.Generation, Keys: fps, By: ro.By}
+		if err := record.Apply(u.Annotations, entry, record.PhaseWritten); err != nil {
+			return nil, fmt.Errorf("secret/%s: %w", o.Name, err)
+		}
+		updated, err := secrets.Update(ctx, u, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun})
+		if err != nil {
+			if apierrors.IsConflict(err) {
+				return res, fmt.Errorf("secret/%s changed while it was being restored: nothing was written; re-run the command", o.Name)
+			}
+			return res, describeAPIError(err, "update", "secret/"+o.Name, o.Namespace)
+		}
+		if ro.DryRun == DryRunServer {
+			return res, nil
+		}
+		s = updated
+		fmt.Fprintf(ro.Progress, "secret/%s: previous values of %s restored (generation %d)\n", o.Name, strings.Join(keys, ", "), sr.Generation)
+	} else {
+		fmt.Fprintf(ro.Progress, "secret/%s: previous values already restored by an interrupted undo; resuming\n", o.Name)
+	}
+	if ro.Restart {
+		if err := restartAndWait(ctx, c, &ro, targets, res); err != nil {
+			var we *consumers.WaitError
+			if errors.As(err, &we) {
+				res.Unhealthy = we.Unhealthy
+				res.Phase = PhaseFailed
+				_ = setPhase(ctx, c, s, record.PhaseFailed)
+			}
+			return res, err
+		}
+	}
+	if err := setPhase(ctx, c, s, record.PhaseComplete); err != nil {
+		return res, err
+	}
+	res.Phase = PhaseComplete
+	return res, nil
+}
+
+// FinishOptions of Finish.
+type FinishOptions struct {
+	Namespace, Name string
+	// Force deletes the previous values even if consumers are not healthy.
+	Force    bool
+	DryRun   DryRun
+	Progress io.Writer
+}
+
+// FinishResult is what Finish did.
+type FinishResult struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	DryRun     string `json:"dryRun,omitempty"`
+	Secret     string `json:"secret"`
+	Namespace  string `json:"namespace"`
+	// Deleted names the companion removed.
+	Deleted   string                `json:"deleted"`
+	Consumers []consumers.Workload  `json:"consumers"`
+	Unhealthy []consumers.Unhealthy `json:"unhealthy,omitempty"`
+}
+
+// Finish deletes the companion holding a Secret's previous values once the
+// rotation is complete and every consumer is healthy (or with Force).
+func Finish(ctx context.Context, c Clients, o FinishOptions) (*FinishResult, error) {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	res := &FinishResult{APIVersion: APIVersion, Kind: "SecretRotationFinish", Secret: o.Name, Namespace: o.Namespace}
+	if o.DryRun != DryRunNone && o.DryRun != "" {
+		res.DryRun = string(o.DryRun)
+	}
+	secrets := c.Kube.CoreV1().Secrets(o.Namespace)
+	s, err := secrets.Get(ctx, o.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, describeAPIError(err, "get", "secret/"+o.Name, o.Namespace)
+	}
+	compName := CompanionName(o.Name)
+	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("nothing to finish: secret/%s has no previous values (secret/%s not found)", o.Name, compName)
+	}
+	if err != nil {
+		return nil, describeAPIError(err, "get", "secret/"+compName, o.Namespace)
+	}
+	if comp.Labels[record.CompanionOf] != o.Name {
+		return nil, fmt.Errorf("secret/%s is not kube-rotate's copy of secret/%s's previous values: refusing to delete it", compName, o.Name)
+	}
+	ix, err := consumers.NewIndex(ctx, c.Kube, o.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	users := ix.UsersOf(o.Name, splitKeys(s.Annotations[record.Keys]))
+	res.Consumers = users
+	if !o.Force {
+		if ph := s.Annotations[record.Phase]; ph != record.PhaseComplete {
+			return res, fmt.Errorf("secret/%s: the last rotation is %q, not complete: its consumers were not seen healthy; re-run the rotation to resume it, undo it, or pass --force", o.Name, ph)
+		}
+		for _, w := range users {
+			if !w.Restart {
+				continue
+			}
+			msg, done, err := consumers.Status(ctx, c.Dynamic, w)
+			if err != nil || !done {
+				if err != nil {
+					msg = err.Error()
+				}
+				res.Unhealthy = append(res.Unhealthy, consumers.Unhealthy{Workload: w, Status: msg, Reason: "not healthy now"})
+			}
+		}
+		if len(res.Unhealthy) > 0 {
+			var names []string
+			for _, u := range res.Unhealthy {
+				names = append(names, fmt.Sprintf("%s (%s)", u.Workload.Ref(), u.Status))
+			}
+			return res, fmt.Errorf("refusing to delete the previous values of secret/%s while consumers are not healthy: %s; wait for them or pass --force", o.Name, strings.Join(names, "; "))
+		}
+	}
+	var dryRun []string
+	if o.DryRun == DryRunServer {
+		dryRun = []string{metav1.DryRunAll}
+	}
+	res.Deleted = compName
+	if o.DryRun == DryRunClient {
+		return res, nil
+	}
+	err = secrets.Delete(ctx, compName, metav1.DeleteOptions{DryRun: dryRun,
+		Preconditions: &metav1.Preconditions{UID: &comp.UID, ResourceVersion: &comp.ResourceVersion}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		if apierrors.IsConflict(err) {
+			return res, fmt.Errorf("secret/%s changed since it was read: nothing was deleted; re-run the command", compName)
+		}
+		return res, describeAPIError(err, "delete", "secret/"+compName, o.Namespace)
+	}
+	if o.DryRun == DryRunServer {
+		return res, nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, record.Previous)
+	if _, err := secrets.Patch(ctx, o.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return res, describeAPIError(err, "patch", "secret/"+o.Name, o.Namespace)
+	}
+	fmt.Fprintf(o.Progress, "secret/%s deleted: the previous values of secret/%s are gone\n", compName, o.Name)
+	return res, nil
+}
