@@ -35,7 +35,7 @@ type planned struct {
 // Rotate rotates the Secrets of o.
 func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 	o.defaults()
-	res := &Result{APIVersion: APIVersion, Kind: KindRotation, Phase: PhasePlanned}
+	res := &Result{TypeMeta: typeMeta(KindRotation), Phase: PhasePlanned}
 	if o.DryRun != DryRunNone {
 		res.DryRun = string(o.DryRun)
 	}
@@ -67,12 +67,24 @@ func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 
 	// 2. Write: previous values first, then the new ones, every write
 	// guarded by the resourceVersion read in step 1.
+	writes := false
+	for _, p := range plans {
+		writes = writes || !p.resumed
+	}
+	if writes && o.DryRun == DryRunNone && o.BeforeWrite != nil {
+		if err := o.BeforeWrite(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for i, p := range plans {
 		if p.resumed {
 			fmt.Fprintf(o.Progress, "secret/%s: resuming generation %d: new values were already written by an interrupted run\n", p.secret.Name, p.result.Generation)
 			continue
 		}
 		if err := o.write(ctx, c, p); err != nil {
+			if i == 0 && o.DryRun == DryRunNone && o.AfterFailedWrite != nil {
+				o.AfterFailedWrite(ctx)
+			}
 			return res, err
 		}
 		res.Secrets[i] = p.result
@@ -199,6 +211,9 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 		p.newData[ch.Key] = v
 		p.keys = append(p.keys, ch.Key)
 		kc := KeyChange{Key: ch.Key, Source: ch.Source, New: values.Fingerprint(v), Created: !exists}
+		if ch.Generated && o.DryRun == DryRunClient {
+			kc.New = "(generated)"
+		}
 		if exists {
 			p.oldData[ch.Key] = old
 			kc.Old = values.Fingerprint(old)

@@ -8,10 +8,14 @@
 package rotation
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -22,6 +26,7 @@ import (
 const (
 	APIVersion       = "rotate.kube-rotate.io/v1alpha1"
 	KindRotation     = "SecretRotation"
+	KindFinish       = "SecretRotationFinish"
 	CompanionSuffix  = "-previous"
 	DefaultPrevious  = 7 * 24 * time.Hour
 	dryRunAllMarker  = "All"
@@ -55,6 +60,9 @@ type Change struct {
 	// Make returns the new value from the current one (exists is false
 	// when the key is absent). Errors must not contain values.
 	Make func(old []byte, exists bool) ([]byte, error)
+	// Generated is true for random values: a client dry run shows no
+	// fingerprint for them, since the real run generates other ones.
+	Generated bool
 }
 
 // Options of a rotation.
@@ -84,13 +92,19 @@ type Options struct {
 	Now func() time.Time
 	// Progress receives progress lines (never values); nil discards them.
 	Progress io.Writer
+	// BeforeWrite, if set, runs after planning and before the first write
+	// of a real (not dry) run that changes values, e.g. to hand a token
+	// over; an error stops the run with nothing changed.
+	BeforeWrite func(context.Context) error
+	// AfterFailedWrite, if set, runs when writing failed after BeforeWrite
+	// succeeded, to take back what BeforeWrite handed out.
+	AfterFailedWrite func(context.Context)
 }
 
 // Result is what a rotation did (or, in a dry run, would do). It is the
 // structured record printed with -o json|yaml.
 type Result struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
+	metav1.TypeMeta `json:",inline"`
 	// DryRun is "client" or "server" for a dry run.
 	DryRun  string         `json:"dryRun,omitempty"`
 	Secrets []SecretResult `json:"secrets"`
@@ -148,3 +162,28 @@ func UndoCommand(namespace, name string) string {
 
 // CompanionName returns the name of a Secret's previous-values companion.
 func CompanionName(secret string) string { return secret + CompanionSuffix }
+
+// DeepCopyObject makes Result a runtime.Object for kubectl's printers.
+func (r *Result) DeepCopyObject() runtime.Object { return deepCopy(r) }
+
+// DeepCopyObject makes FinishResult a runtime.Object for kubectl's printers.
+func (r *FinishResult) DeepCopyObject() runtime.Object { return deepCopy(r) }
+
+func deepCopy[T any, P interface {
+	*T
+	runtime.Object
+}](in P) runtime.Object {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(err)
+	}
+	out := P(new(T))
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: APIVersion, Kind: kind}
+}

@@ -35,7 +35,7 @@ type UndoOptions struct {
 func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	ro := Options{Namespace: o.Namespace, Timeout: o.Timeout, DryRun: o.DryRun, By: o.By, Now: o.Now, Progress: o.Progress, Restart: o.Restart}
 	ro.defaults()
-	res := &Result{APIVersion: APIVersion, Kind: KindRotation, Phase: PhasePlanned}
+	res := &Result{TypeMeta: typeMeta(KindRotation), Phase: PhasePlanned}
 	if ro.DryRun != DryRunNone {
 		res.DryRun = string(ro.DryRun)
 	}
@@ -167,11 +167,10 @@ type FinishOptions struct {
 
 // FinishResult is what Finish did.
 type FinishResult struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	DryRun     string `json:"dryRun,omitempty"`
-	Secret     string `json:"secret"`
-	Namespace  string `json:"namespace"`
+	metav1.TypeMeta `json:",inline"`
+	DryRun          string `json:"dryRun,omitempty"`
+	Secret          string `json:"secret"`
+	Namespace       string `json:"namespace"`
 	// Deleted names the companion removed.
 	Deleted   string                `json:"deleted"`
 	Consumers []consumers.Workload  `json:"consumers"`
@@ -184,7 +183,7 @@ func Finish(ctx context.Context, c Clients, o FinishOptions) (*FinishResult, err
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	res := &FinishResult{APIVersion: APIVersion, Kind: "SecretRotationFinish", Secret: o.Name, Namespace: o.Namespace}
+	res := &FinishResult{TypeMeta: typeMeta(KindFinish), Secret: o.Name, Namespace: o.Namespace}
 	if o.DryRun != DryRunNone && o.DryRun != "" {
 		res.DryRun = string(o.DryRun)
 	}

@@ -8,6 +8,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/finish"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/history"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/secret"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/undo"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
 	"github.com/kube-rotate/kube-rotate/pkg/kube"
 )
@@ -43,6 +47,13 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 	}
 	flags.AddFlags(cmd.PersistentFlags())
-	cmd.AddCommand(version.NewCmdVersion(DisplayName, streams))
+	f := flags.NewFactory()
+	cmd.AddCommand(
+		secret.NewCmdSecret(f, streams),
+		undo.NewCmdUndo(f, streams),
+		finish.NewCmdFinish(f, streams),
+		history.NewCmdHistory(f, streams),
+		version.NewCmdVersion(DisplayName, streams),
+	)
 	return cmd
 }

@@ -1,0 +1,109 @@
+// Package finish implements `kubectl rotate finish`: drop a Secret's
+// previous values once its consumers are healthy.
+package finish
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/args"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+)
+
+var examples = templates.Examples(`
+	# Delete secret/diracx-secrets-previous once every consumer runs the new values
+	kubectl rotate finish secret/diracx-secrets -n diracx
+
+	# The Deepdesk back-compat copy is no longer needed once data is re-encrypted
+	kubectl rotate finish secret/admin-secrets --force`)
+
+// Options of `kubectl rotate finish`.
+type Options struct {
+	Name       string
+	Force      bool
+	Output     string
+	DryRun     rotation.DryRun
+	PrintFlags *genericclioptions.JSONYamlPrintFlags
+
+	clients *kube.Clients
+	genericiooptions.IOStreams
+}
+
+// NewCmdFinish returns the `finish` command.
+func NewCmdFinish(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:                   "finish secret/NAME",
+		DisableFlagsInUseLine: true,
+		Short:                 "Delete a Secret's previous values (NAME-previous) once its consumers are healthy",
+		Long: templates.LongDesc(`
+			Delete NAME-previous, the copy of the values the last rotation replaced, and
+			with it the way back. Refuses while the last rotation is not complete or any
+			consumer's rollout is not healthy, unless --force.`),
+		Example: examples,
+		Run: func(cmd *cobra.Command, a []string) {
+			cmdutil.CheckErr(o.Complete(f, cmd, a))
+			cmdutil.CheckErr(o.Validate())
+			cmdutil.CheckErr(o.Run(cmd.Context()))
+		},
+	}
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Delete the previous values even if consumers are not healthy.")
+	cmdutil.AddDryRunFlag(cmd)
+	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
+	return cmd
+}
+
+// Complete parses the argument and builds clients.
+func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, a []string) error {
+	var err error
+	if o.Name, err = args.SecretName("finish", a); err != nil {
+		return err
+	}
+	dr, err := cmdutil.GetDryRunStrategy(cmd)
+	if err != nil {
+		return err
+	}
+	o.DryRun = output.DryRun(dr)
+	o.clients, err = kube.NewClients(f)
+	return err
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
+		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
+	}
+	return nil
+}
+
+// Run deletes the companion.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	progress := o.Out
+	if o.Output != "" {
+		progress = o.ErrOut
+	}
+	res, err := rotation.Finish(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotation.FinishOptions{
+		Namespace: o.clients.Namespace, Name: o.Name, Force: o.Force, DryRun: o.DryRun, Progress: progress,
+	})
+	if err != nil {
+		return err
+	}
+	if o.Output != "" {
+		return output.PrintObject(o.PrintFlags, o.Output, res, o.Out)
+	}
+	if res.DryRun != "" {
+		fmt.Fprintf(o.Out, "secret/%s would be deleted (dry run)\n", res.Deleted)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+// Package history implements `kubectl rotate history`: the rotations of a
+// Secret, with fingerprints, never values.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/args"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+)
+
+var examples = templates.Examples(`
+	# When each key of diracx-secrets changed, by whom, and its fingerprint
+	kubectl rotate history secret/diracx-secrets -n diracx
+
+	# For audit tooling
+	kubectl rotate history secret/diracx-secrets -n diracx -o json`)
+
+// List is the history printed with -o json|yaml.
+type List struct {
+	metav1.TypeMeta `json:",inline"`
+	Secret          string         `json:"secret"`
+	Namespace       string         `json:"namespace"`
+	Phase           string         `json:"phase,omitempty"`
+	Previous        string         `json:"previous,omitempty"`
+	Items           []record.Entry `json:"items"`
+}
+
+// DeepCopyObject makes List a runtime.Object for kubectl's printers.
+func (l *List) DeepCopyObject() runtime.Object {
+	b, _ := json.Marshal(l)
+	out := &List{}
+	_ = json.Unmarshal(b, out)
+	return out
+}
+
+// Options of `kubectl rotate history`.
+type Options struct {
+	Name       string
+	Output     string
+	PrintFlags *genericclioptions.JSONYamlPrintFlags
+	Now        func() time.Time
+
+	clients *kube.Clients
+	genericiooptions.IOStreams
+}
+
+// NewCmdHistory returns the `history` command.
+func NewCmdHistory(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), IOStreams: streams, Now: time.Now}
+	cmd := &cobra.Command{
+		Use:                   "history secret/NAME",
+		DisableFlagsInUseLine: true,
+		Short:                 "List the rotations of a Secret: time, action, generation, keys, fingerprints, who",
+		Example:               examples,
+		Run: func(cmd *cobra.Command, a []string) {
+			cmdutil.CheckErr(o.Complete(f, cmd, a))
+			cmdutil.CheckErr(o.Validate())
+			cmdutil.CheckErr(o.Run(cmd.Context()))
+		},
+	}
+	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
+	return cmd
+}
+
+// Complete parses the argument and builds clients.
+func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, a []string) error {
+	var err error
+	if o.Name, err = args.SecretName("history", a); err != nil {
+		return err
+	}
+	o.clients, err = kube.NewClients(f)
+	return err
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
+		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
+	}
+	return nil
+}
+
+// Run prints the history.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s, err := o.clients.Kube.CoreV1().Secrets(o.clients.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading secret/%s in namespace %s: %w", o.Name, o.clients.Namespace, err)
+	}
+	h, err := record.ReadHistory(s.Annotations)
+	if err != nil {
+		return fmt.Errorf("secret/%s: %w", o.Name, err)
+	}
+	l := &List{TypeMeta: metav1.TypeMeta{APIVersion: rotation.APIVersion, Kind: "SecretRotationHistory"},
+		Secret: o.Name, Namespace: s.Namespace, Phase: s.Annotations[record.Phase], Previous: s.Annotations[record.Previous], Items: h}
+	if l.Items == nil {
+		l.Items = []record.Entry{}
+	}
+	if o.Output != "" {
+		return output.PrintObject(o.PrintFlags, o.Output, l, o.Out)
+	}
+	if len(h) == 0 {
+		fmt.Fprintf(o.Out, "secret/%s has no rotation history (never rotated with kubectl rotate)\n", o.Name)
+		return nil
+	}
+	tw := printers.GetNewTabWriter(o.Out)
+	fmt.Fprintln(tw, "TIME\tAGE\tACTION\tGENERATION\tKEYS\tFINGERPRINTS\tBY")
+	for _, e := range h {
+		var fps []string
+		for _, k := range e.KeyNames() {
+			fps = append(fps, e.Keys[k])
+		}
+		by := e.By
+		if by == "" {
+			by = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), age(o.Now().Sub(e.Time)), e.Action, e.Generation,
+			strings.Join(e.KeyNames(), ","), strings.Join(fps, ","), by)
+	}
+	return tw.Flush()
+}
+
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

@@ -1,0 +1,347 @@
+// Package secret implements `kubectl rotate secret`: staged rotation of
+// Secret values with consumer restarts.
+package secret
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
+	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/duration"
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+	"github.com/kube-rotate/kube-rotate/pkg/values"
+)
+
+var (
+	long = templates.LongDesc(`
+		Rotate values of one or more Secrets as a staged procedure: plan, keep the
+		previous values in NAME-previous, write the new values (guarded by the
+		resourceVersion read), restart each workload that reads a changed key once,
+		and wait until every rollout completes. Values are never printed, logged,
+		annotated or taken from the command line: fingerprints (short sha256
+		prefixes) stand in for them.
+
+		A run interrupted after the values were written resumes on re-run (restarts
+		and waits) instead of rotating again. Undo with 'kubectl rotate undo', drop
+		the previous values with 'kubectl rotate finish'.`)
+
+	examples = templates.Examples(`
+		# New random auth state key (32 random bytes, base64), restart its users
+		kubectl rotate secret diracx-dynamic-secrets --key DIRACX_SERVICE_AUTH_STATE_KEY --generate random:32
+
+		# See the plan first: keys, fingerprints, consumers, undo command
+		kubectl rotate secret diracx-dynamic-secrets --key DIRACX_SERVICE_AUTH_STATE_KEY --generate random:32 --dry-run=client
+
+		# One new password in every SQL connection URL; nothing else in the URLs changes
+		kubectl rotate secret diracx-sql-connection-urls --url-password DIRACX_DB_URL_AUTHDB,DIRACX_DB_URL_JOBDB
+
+		# A value you set elsewhere first (read from a file or stdin, never an argument)
+		kubectl rotate secret diracx-sql-connection-urls --url-password DIRACX_DB_URL_AUTHDB --password-from-file ./new-db-password
+		vault read -field=key secret/app | kubectl rotate secret app-secrets --from-stdin API_KEY
+
+		# One field of a JSON value: the S3 secret key, and the password inside OpenSearch "hosts"
+		kubectl rotate secret diracx-secrets --json-field DIRACX_SANDBOX_STORE_S3_CLIENT_KWARGS:aws_secret_access_key:password:40 --from-file-field DIRACX_SANDBOX_STORE_S3_CLIENT_KWARGS:aws_access_key_id=./new-key-id
+		kubectl rotate secret diracx-os-connection-urls --json-field DIRACX_OS_DB_JOBPARAMETERSDB:hosts:url-password
+
+		# DiracX legacy exchange key: store sha256(token) here, hand the token over once in a 0600 file
+		kubectl rotate secret diracx-secrets --hashed DIRACX_LEGACY_EXCHANGE_HASHED_API_KEY --deliver file:./legacy-api-key --deliver-format 'diracx:legacy:{{.Base64URL}}'
+
+		# Several Secrets at once: all writes first, one restart per workload, then the waits
+		kubectl rotate secret -l app.kubernetes.io/part-of=diracx --key token --generate hex:32 --undo-on-failure`)
+)
+
+// Options of `kubectl rotate secret`.
+type Options struct {
+	Names    []string
+	Selector string
+
+	Keys             []string
+	Generate         string
+	FromFile         []string
+	FromStdin        string
+	URLPassword      []string
+	PasswordSpec     string
+	PasswordFromFile string
+	JSONFields       []string
+	FromFileField    []string
+	Hashed           string
+	TokenBytes       int
+	Deliver          string
+	DeliverFormat    string
+
+	CreateKey      bool
+	NoKeepPrevious bool
+	PreviousTTL    time.Duration
+	Restart        string
+	RestartTargets []string
+	Timeout        time.Duration
+	UndoOnFailure  bool
+
+	PrintFlags *genericclioptions.JSONYamlPrintFlags
+	Output     string
+	DryRun     rotation.DryRun
+
+	clients  *kube.Clients
+	changes  []rotation.Change
+	delivery *delivery
+	targets  []consumers.Workload
+	genericiooptions.IOStreams
+}
+
+// NewOptions returns Options with defaults.
+func NewOptions(streams genericiooptions.IOStreams) *Options {
+	return &Options{
+		PreviousTTL:   rotation.DefaultPrevious,
+		Restart:       "rollout",
+		Timeout:       consumers.DefaultTimeout,
+		PasswordSpec:  "password:32",
+		TokenBytes:    values.DefaultTokenBytes,
+		DeliverFormat: "{{.Base64URL}}",
+		PrintFlags:    genericclioptions.NewJSONYamlPrintFlags(),
+		IOStreams:     streams,
+	}
+}
+
+// NewCmdSecret returns the `secret` command.
+func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewOptions(streams)
+	cmd := &cobra.Command{
+		Use:                   "secret (NAME... | -l SELECTOR) [flags]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Rotate Secret values: keep the previous ones, restart only consumers, wait until healthy",
+		Long:                  long,
+		Example:               examples,
+		Run: func(cmd *cobra.Command, args []string) {
+			cmdutil.CheckErr(o.Complete(f, cmd, args))
+			cmdutil.CheckErr(o.Validate())
+			cmdutil.CheckErr(o.Run(cmd.Context()))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.Selector, "selector", "l", o.Selector, "Rotate every Secret matching this label selector (companions excluded).")
+	fl.StringArrayVar(&o.Keys, "key", nil, "Key to give a new generated value (repeatable); needs --generate.")
+	fl.StringVar(&o.Generate, "generate", "", "Generator for --key values: "+values.SpecHelp+".")
+	fl.StringArrayVar(&o.FromFile, "from-file", nil, "KEY=PATH: new value of KEY read from a file (repeatable).")
+	fl.StringVar(&o.FromStdin, "from-stdin", "", "KEY: new value of KEY read from standard input.")
+	fl.StringSliceVar(&o.URLPassword, "url-password", nil, "Keys holding connection URLs (scheme://user:PASSWORD@host/...); one new password replaces the password part of all of them.")
+	fl.StringVar(&o.PasswordSpec, "password-generate", o.PasswordSpec, "Generator of the new password for --url-password and json-field url-password.")
+	fl.StringVar(&o.PasswordFromFile, "password-from-file", "", "Read the new password for --url-password from this file instead of generating it.")
+	fl.StringArrayVar(&o.JSONFields, "json-field", nil, "KEY:FIELD[:SPEC]: replace one top-level string field of a JSON value (repeatable); SPEC is a generator (default password:32) or url-password.")
+	fl.StringArrayVar(&o.FromFileField, "from-file-field", nil, "KEY:FIELD=PATH: set one JSON field of KEY to the content of a file (repeatable).")
+	fl.StringVar(&o.Hashed, "hashed", "", "KEY: generate a token, store its sha256 (hex) in KEY and deliver the token once with --deliver.")
+	fl.IntVar(&o.TokenBytes, "token-bytes", o.TokenBytes, "Random bytes in a --hashed token.")
+	fl.StringVar(&o.Deliver, "deliver", "", "Where the --hashed token goes, once: file:PATH (created 0600, must not exist) or secret:NAME:KEY (another Secret in the namespace).")
+	fl.StringVar(&o.DeliverFormat, "deliver-format", o.DeliverFormat, "Template of the delivered token: .Base64URL, .Base64URLRaw, .Base64, .Hex (e.g. 'diracx:legacy:{{.Base64URL}}').")
+	fl.BoolVar(&o.CreateKey, "create-key", false, "Allow changing keys the Secret does not have yet.")
+	fl.BoolVar(&o.NoKeepPrevious, "no-keep-previous", false, "Do not keep the previous values in NAME-previous (no undo).")
+	fl.Var(duration.Value{D: &o.PreviousTTL}, "previous-ttl", "How long the previous values are meant to be kept (recorded as expires-at), e.g. 7d, 36h.")
+	fl.StringVar(&o.Restart, "restart", o.Restart, "rollout: restart consumers and wait; none: only write the values.")
+	fl.StringArrayVar(&o.RestartTargets, "restart-target", nil, "KIND/NAME of another workload to restart as well (deployment/x, statefulset/y, daemonset/z).")
+	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each rollout.")
+	fl.BoolVar(&o.UndoOnFailure, "undo-on-failure", false, "If a rollout fails, restore the previous values and restart again.")
+	cmdutil.AddDryRunFlag(cmd)
+	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
+	return cmd
+}
+
+// Complete reads flags and builds clients.
+func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	o.Names = args
+	dr, err := cmdutil.GetDryRunStrategy(cmd)
+	if err != nil {
+		return err
+	}
+	o.DryRun = output.DryRun(dr)
+	o.clients, err = kube.NewClients(f)
+	return err
+}
+
+// Validate checks the flags and prepares the changes; nothing is read
+// from the cluster yet.
+func (o *Options) Validate() error {
+	if len(o.Names) > 0 && o.Selector != "" {
+		return errors.New("give Secret names or -l SELECTOR, not both")
+	}
+	if len(o.Names) == 0 && o.Selector == "" {
+		return errors.New("name the Secrets to rotate, or select them with -l SELECTOR")
+	}
+	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
+		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
+	}
+	if o.Restart != "rollout" && o.Restart != "none" {
+		return fmt.Errorf("--restart %q is not supported: use rollout or none", o.Restart)
+	}
+	if o.Timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %s", o.Timeout)
+	}
+	for _, t := range o.RestartTargets {
+		w, err := parseTarget(t, o.clients.Namespace)
+		if err != nil {
+			return err
+		}
+		o.targets = append(o.targets, w)
+	}
+	changes, d, err := buildChanges(o)
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		return errors.New("nothing to change: give --key with --generate, --from-file, --from-stdin, --url-password, --json-field or --hashed")
+	}
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if seen[c.Key] {
+			return fmt.Errorf("key %s is given twice: change each key with one flag", c.Key)
+		}
+		seen[c.Key] = true
+	}
+	o.changes, o.delivery = changes, d
+	return nil
+}
+
+// Run rotates.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	names, err := o.resolveNames(ctx)
+	if err != nil {
+		return err
+	}
+	progress := o.Out
+	if o.Output != "" {
+		progress = o.ErrOut
+	}
+	if o.delivery != nil && len(names) != 1 {
+		return errors.New("--hashed delivers one token: rotate one Secret at a time")
+	}
+	ro := rotation.Options{
+		Namespace: o.clients.Namespace, Secrets: names, Changes: o.changes,
+		CreateKeys: o.CreateKey, KeepPrevious: !o.NoKeepPrevious, PreviousTTL: o.PreviousTTL,
+		Restart: o.Restart == "rollout", ExtraTargets: o.targets, Timeout: o.Timeout,
+		UndoOnFailure: o.UndoOnFailure, DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.clients.Kube),
+		Progress: progress,
+	}
+	if d := o.delivery; d != nil {
+		// The token is handed over after planning and before any write:
+		// if delivery fails nothing changed; if the write then fails, the
+		// token is taken back. A resumed run delivers nothing.
+		ro.BeforeWrite = func(ctx context.Context) error { return d.deliver(ctx, o.clients, names[0]) }
+		ro.AfterFailedWrite = func(ctx context.Context) { d.takeBack(ctx, o.clients, o.ErrOut) }
+	}
+	res, err := rotation.Rotate(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, ro)
+	if res != nil {
+		if perr := o.print(res); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+func (o *Options) print(res *rotation.Result) error {
+	if o.Output != "" {
+		return output.PrintObject(o.PrintFlags, o.Output, res, o.Out)
+	}
+	if res.DryRun == string(rotation.DryRunClient) {
+		return output.PrintPlan(o.Out, res)
+	}
+	return output.PrintSummary(o.Out, res)
+}
+
+// resolveNames returns the Secrets named, or those matching the selector.
+func (o *Options) resolveNames(ctx context.Context) ([]string, error) {
+	if o.Selector == "" {
+		return o.Names, nil
+	}
+	list, err := o.clients.Kube.CoreV1().Secrets(o.clients.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
+	if err != nil {
+		return nil, fmt.Errorf("listing secrets matching -l %s in namespace %s: %w", o.Selector, o.clients.Namespace, err)
+	}
+	var names []string
+	for _, s := range list.Items {
+		if _, companion := s.Labels[record.CompanionOf]; companion {
+			continue
+		}
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no Secrets match -l %s in namespace %s", o.Selector, o.clients.Namespace)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func parseTarget(s, ns string) (consumers.Workload, error) {
+	kind, name, ok := strings.Cut(s, "/")
+	if !ok || name == "" {
+		return consumers.Workload{}, fmt.Errorf("--restart-target %q: use KIND/NAME, e.g. deployment/web", s)
+	}
+	switch strings.ToLower(kind) {
+	case "deployment", "deployments", "deploy", "deployment.apps":
+		kind = consumers.KindDeployment
+	case "statefulset", "statefulsets", "sts", "statefulset.apps":
+		kind = consumers.KindStatefulSet
+	case "daemonset", "daemonsets", "ds", "daemonset.apps":
+		kind = consumers.KindDaemonSet
+	default:
+		return consumers.Workload{}, fmt.Errorf("--restart-target %q: only deployment, statefulset and daemonset can be restarted", s)
+	}
+	return consumers.Workload{Kind: kind, Namespace: ns, Name: name}, nil
+}
+
+// readFile reads a value file, refusing directories and huge files, and
+// strips one trailing newline (as editors add it).
+func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, errors.Unwrap(err))
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a file", path)
+	}
+	if fi.Size() > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB, more than a Secret can hold", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, errors.Unwrap(err))
+	}
+	return trimNewline(b), nil
+}
+
+func readAll(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(b) > 1<<20 {
+		return nil, errors.New("standard input is larger than 1 MiB, more than a Secret can hold")
+	}
+	return trimNewline(b), nil
+}
+
+func trimNewline(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
