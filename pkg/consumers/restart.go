@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,13 +65,22 @@ func Restart(ctx context.Context, client kubernetes.Interface, w Workload) (int6
 	if err != nil {
 		return 0, err
 	}
-	after, err := polymorphichelpers.ObjectRestarterFn(obj.DeepCopyObject())
-	if err != nil {
-		return 0, fmt.Errorf("restarting %s: %w", w.Ref(), err)
-	}
-	patch, err := strategicpatch.CreateTwoWayMergePatch(before, after, dataStr)
-	if err != nil {
-		return 0, fmt.Errorf("restarting %s: %w", w.Ref(), err)
+	var patch []byte
+	for attempt := 0; ; attempt++ {
+		after, err := polymorphichelpers.ObjectRestarterFn(obj.DeepCopyObject())
+		if err != nil {
+			return 0, fmt.Errorf("restarting %s: %w", w.Ref(), err)
+		}
+		patch, err = strategicpatch.CreateTwoWayMergePatch(before, after, dataStr)
+		if err != nil {
+			return 0, fmt.Errorf("restarting %s: %w", w.Ref(), err)
+		}
+		// restartedAt has one-second resolution: a second restart within
+		// the same second changes nothing and would roll nothing out.
+		if string(patch) != "{}" || attempt == 1 {
+			break
+		}
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)) + 10*time.Millisecond)
 	}
 	res, err := patchFn(patch)
 	if err != nil {

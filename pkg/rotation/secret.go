@@ -129,13 +129,23 @@ func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 		return res, fmt.Errorf("%w; the new values stay in place: put the previous ones back with %s", waitErr, strings.Join(res.Undo, " && "))
 	}
 	fmt.Fprintf(o.Progress, "rollout failed; restoring the previous values (--undo-on-failure)\n")
+	var stillBad []string
 	for _, p := range plans {
-		if _, err := Undo(ctx, c, UndoOptions{Namespace: o.Namespace, Name: p.secret.Name, Restart: true, Timeout: o.Timeout,
-			By: o.By, Now: o.Now, Progress: o.Progress}); err != nil {
+		ur, err := Undo(ctx, c, UndoOptions{Namespace: o.Namespace, Name: p.secret.Name, Restart: true, Timeout: o.Timeout,
+			By: o.By, Now: o.Now, Progress: o.Progress})
+		if err != nil && (ur == nil || ur.Phase != PhaseFailed) {
 			return res, fmt.Errorf("%w; undo after the failed rollout also failed: %v", waitErr, err)
+		}
+		if ur != nil {
+			for _, u := range ur.Unhealthy {
+				stillBad = append(stillBad, u.Workload.Ref())
+			}
 		}
 	}
 	res.Phase = PhaseUndone
+	if len(stillBad) > 0 {
+		return res, fmt.Errorf("%w; the previous values were restored, but %s still did not become healthy: the failure is not caused by the new values", waitErr, strings.Join(stillBad, ", "))
+	}
 	return res, fmt.Errorf("%w; the previous values were restored", waitErr)
 }
 
