@@ -157,4 +157,3 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
-
