@@ -1,0 +1,134 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+)
+
+// TestKilledRunResumesWithoutLosingTheOldValue: kill -9 the tool while it
+// waits for a rollout (values written), then re-run the same command: it
+// resumes with the values already written and the previous value kept.
+func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
+	ns := newNamespace(t)
+	createSecret(t, ns, "app", map[string]string{"password": "the-original-password"})
+	deployWith(t, ns, "slow", envKeyFrom("app", "password"))
+	d := getDeployment(t, ns, "slow")
+	d.Spec.Template.Spec.NodeSelector = map[string]string{"not-yet": "true"} // new pods wait
+	if _, err := client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "2m"}
+	cmd := exec.Command(rotateBin(t), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the values to be written", time.Minute, func() bool {
+		return getSecret(t, ns, "app").Annotations[record.Phase] == record.PhaseWritten
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	written := getSecret(t, ns, "app").Data["password"]
+	if string(written) == "the-original-password" {
+		t.Fatal("phase says written but the value did not change")
+	}
+
+	// The operator fixes the workload and runs the same command again.
+	d = getDeployment(t, ns, "slow")
+	d.Spec.Template.Spec.NodeSelector = nil
+	if _, err := client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, args...)
+	if !strings.Contains(r.stdout, "resuming generation 1") {
+		t.Errorf("re-run did not say it resumes:\n%s", r.stdout)
+	}
+	s := getSecret(t, ns, "app")
+	if !bytes.Equal(s.Data["password"], written) {
+		t.Error("re-run generated another value instead of resuming")
+	}
+	if s.Annotations[record.Phase] != record.PhaseComplete || s.Annotations[record.Generation] != "1" {
+		t.Errorf("after the re-run: phase %q generation %q, want complete and 1", s.Annotations[record.Phase], s.Annotations[record.Generation])
+	}
+	if string(getSecret(t, ns, "app-previous").Data["password"]) != "the-original-password" {
+		t.Error("the previous value was lost")
+	}
+	mustRun(t, "undo", "secret/app", "-n", ns)
+	if string(getSecret(t, ns, "app").Data["password"]) != "the-original-password" {
+		t.Error("undo after the resumed run did not bring the original value back")
+	}
+}
+
+// TestNoValueAnywhere scans every output of a full run (rotate, plan,
+// history, undo, finish, JSON records, errors) and every object the run
+// touched or created (annotations, labels, events, workloads) for the old
+// and new values.
+func TestNoValueAnywhere(t *testing.T) {
+	ns := newNamespace(t)
+	const (
+		oldPassword = "old-db-password-1234"
+		oldKey      = "old-auth-state-key-5678"
+	)
+	createSecret(t, ns, "app", map[string]string{
+		"DB_URL":    "postgresql://app:" + oldPassword + "@db:5432/app",
+		"STATE_KEY": oldKey,
+		"S3":        `{"id":"AKIA","secret":"old-s3-secret-9999"}`,
+	})
+	deployWith(t, ns, "api", envFrom("app"))
+	var outputs []string
+	for _, args := range [][]string{
+		{"secret", "app", "--url-password", "DB_URL", "--key", "STATE_KEY", "--generate", "random:32", "--json-field", "S3:secret", "--dry-run=client"},
+		{"secret", "app", "--url-password", "DB_URL", "--key", "STATE_KEY", "--generate", "random:32", "--json-field", "S3:secret", "-o", "yaml"},
+		{"history", "secret/app", "-o", "json"},
+		{"history", "secret/app"},
+		{"secret", "app", "--url-password", "STATE_KEY"}, // an error about a value
+	} {
+		outputs = append(outputs, run(t, nil, append(args, "-n", ns)...).allOutput())
+	}
+	current := getSecret(t, ns, "app").Data
+	vals := map[string][]byte{
+		"old password": []byte(oldPassword), "old state key": []byte(oldKey), "old S3 secret": []byte("old-s3-secret-9999"),
+		"new DB_URL": current["DB_URL"], "new STATE_KEY": current["STATE_KEY"], "new S3": current["S3"],
+	}
+	if newPW := strings.TrimPrefix(strings.SplitN(string(current["DB_URL"]), "@", 2)[0], "postgresql://app:"); len(newPW) >= 16 {
+		vals["new password"] = []byte(newPW)
+	}
+	outputs = append(outputs, run(t, nil, "undo", "secret/app", "-n", ns, "-o", "json").allOutput())
+	outputs = append(outputs, run(t, nil, "finish", "secret/app", "-n", ns, "--force", "-o", "yaml").allOutput())
+	for i, o := range outputs {
+		assertNoValues(t, "output of command "+string(rune('1'+i)), o, vals)
+	}
+
+	ctx := context.Background()
+	secrets, _ := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	for _, s := range secrets.Items {
+		meta, _ := json.Marshal(s.ObjectMeta)
+		assertNoValues(t, "metadata of secret/"+s.Name, string(meta), vals)
+	}
+	events, _ := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	ev, _ := json.Marshal(events)
+	assertNoValues(t, "events", string(ev), vals)
+	deps, _ := client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	dj, _ := json.Marshal(deps)
+	assertNoValues(t, "deployments", string(dj), vals)
+	if len(current["STATE_KEY"]) == 0 || ptr.Deref(deps.Items[0].Spec.Replicas, 0) != 1 {
+		t.Fatal("the run did not rotate anything: the scan proves nothing")
+	}
+}
