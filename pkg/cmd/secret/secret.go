@@ -62,6 +62,10 @@ var (
 		# DiracX legacy exchange key: store sha256(token) here, hand the token over once in a 0600 file
 		kubectl rotate secret diracx-secrets --hashed DIRACX_LEGACY_EXCHANGE_HASHED_API_KEY --deliver file:./legacy-api-key --deliver-format 'diracx:legacy:{{.Base64URL}}'
 
+		# Deepdesk: the new account secret is in Secret Manager; keep the old one as the
+		# back-compat copy, make External Secrets sync now, restart the services
+		kubectl rotate secret admin-secrets -n acme --force-sync
+
 		# Several Secrets at once: all writes first, one restart per workload, then the waits
 		kubectl rotate secret -l app.kubernetes.io/part-of=diracx --key token --generate hex:32 --undo-on-failure`)
 )
@@ -92,6 +96,7 @@ type Options struct {
 	RestartTargets []string
 	Timeout        time.Duration
 	UndoOnFailure  bool
+	ForceSync      bool
 
 	PrintFlags *genericclioptions.JSONYamlPrintFlags
 	Output     string
@@ -155,6 +160,7 @@ func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	fl.StringArrayVar(&o.RestartTargets, "restart-target", nil, "KIND/NAME of another workload to restart as well (deployment/x, statefulset/y, daemonset/z).")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each rollout.")
 	fl.BoolVar(&o.UndoOnFailure, "undo-on-failure", false, "If a rollout fails, restore the previous values and restart again.")
+	fl.BoolVar(&o.ForceSync, "force-sync", false, "For a Secret written by an ExternalSecret: keep the current values in NAME-previous, set force-sync on the ExternalSecret, wait until the operator changes the data, restart consumers.")
 	cmdutil.AddDryRunFlag(cmd)
 	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
 	return cmd
@@ -197,6 +203,15 @@ func (o *Options) Validate() error {
 		}
 		o.targets = append(o.targets, w)
 	}
+	if o.ForceSync {
+		if len(o.Names) != 1 {
+			return errors.New("--force-sync takes exactly one Secret name")
+		}
+		if len(o.Keys)+len(o.FromFile)+len(o.URLPassword)+len(o.JSONFields)+len(o.FromFileField) > 0 || o.FromStdin != "" || o.Hashed != "" || o.Generate != "" {
+			return errors.New("--force-sync takes no value flags: the new value comes from the secret store behind the ExternalSecret")
+		}
+		return nil
+	}
 	changes, d, err := buildChanges(o)
 	if err != nil {
 		return err
@@ -237,6 +252,15 @@ func (o *Options) Run(ctx context.Context) error {
 		Restart: o.Restart == "rollout", ExtraTargets: o.targets, Timeout: o.Timeout,
 		UndoOnFailure: o.UndoOnFailure, DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.clients.Kube),
 		Progress: progress,
+	}
+	if o.ForceSync {
+		res, err := rotation.ForceSync(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotation.ForceSyncOptions{Options: ro, Name: names[0]})
+		if res != nil {
+			if perr := o.print(res); perr != nil {
+				return perr
+			}
+		}
+		return err
 	}
 	if d := o.delivery; d != nil {
 		// The token is handed over after planning and before any write:
