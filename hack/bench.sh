@@ -2,10 +2,12 @@
 # make bench, scripted part: measurements on the local cluster, each next to
 # the plain-kubectl way of doing the same job, in the same run.
 # Called by the Makefile with CLUSTER set and bin/ on PATH.
-# BENCH_SECRETS (default 50): Secrets, each consumed by one Deployment.
+# BENCH_SECRETS (default 200): Secrets, each consumed by one Deployment.
+# API writes are counted from -v=6 request logs (verb POST/PUT/PATCH/DELETE),
+# the same way for kubectl and kubectl rotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${BENCH_SECRETS:-50}
+n=${BENCH_SECRETS:-200}
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 now() { date +%s%N; }
 since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}'; }
@@ -40,7 +42,7 @@ for i in $(seq 1 "$n"); do
 ---
 apiVersion: v1
 kind: Secret
-metadata: {name: app-$i, namespace: bench}
+metadata: {name: app-$i, namespace: bench, labels: {bench: "true"}}
 stringData: {password: "$(head -c 24 /dev/urandom | base64)"}
 ---
 apiVersion: apps/v1
@@ -64,22 +66,40 @@ done
 k apply -f "$manifest" >/dev/null; rm -f "$manifest"
 k -n bench wait --for=condition=Available deployment --all --timeout=300s >/dev/null
 
-echo "== the runbook way: kubectl patch + rollout restart + rollout status per Secret"
+writes() { grep -cE '"Response" verb="(POST|PUT|PATCH|DELETE)"' "$1" || true; }
+log=$(mktemp)
+
+echo "== the runbook way: kubectl patch + rollout restart per Secret, then rollout status for each"
 patchfile=$(mktemp)
 runbook() {
   for i in $(seq 1 "$n"); do
     # New value through a patch file, not the command line.
     printf '{"stringData":{"password":"%s"}}' "$(head -c 24 /dev/urandom | base64)" > "$patchfile"
-    k -n bench patch secret "app-$i" --type=merge --patch-file="$patchfile" >/dev/null
-    k -n bench rollout restart "deployment/app-$i" >/dev/null
+    k -n bench patch secret "app-$i" --type=merge --patch-file="$patchfile" -v=6 >/dev/null 2>>"$log"
+    k -n bench rollout restart "deployment/app-$i" -v=6 >/dev/null 2>>"$log"
   done
   for i in $(seq 1 "$n"); do
     k -n bench rollout status "deployment/app-$i" --timeout=300s >/dev/null
   done
 }
-s=$(now); runbook; e=$(since "$s")
+: > "$log"; s=$(now); runbook; e=$(since "$s")
 rm -f "$patchfile"
-row "plain kubectl: rotate $n Secrets + restart + wait (s)" "$e" "$((3 * n)) runs"
+row "plain kubectl: $n Secrets, patch+restart+status (s)" "$e" "$((3 * n)) runs"
+row "plain kubectl: API writes" "$(writes "$log")" "$(awk -v w="$(writes "$log")" -v n="$n" 'BEGIN{printf "%.1f/secret", w/n}')"
+
+echo "== kubectl rotate: the same $n Secrets in one run (-l), previous values kept"
+: > "$log"
+if [ -x /usr/bin/time ]; then
+  s=$(now)
+  /usr/bin/time -f '%M' -o "$results.rss" kubectl-rotate secret -n bench -l bench=true --key password --generate password:24 --timeout 5m -v=6 >/dev/null 2>>"$log"
+  e=$(since "$s"); rss=$(awk '{printf "%.0f", $1/1024}' "$results.rss"); rm -f "$results.rss"
+else
+  s=$(now); kubectl-rotate secret -n bench -l bench=true --key password --generate password:24 --timeout 5m -v=6 >/dev/null 2>>"$log"; e=$(since "$s"); rss="-"
+fi
+row "kubectl rotate: $n Secrets + restart + wait, one run (s)" "$e" "peak ${rss} MiB"
+w=$(writes "$log")
+row "kubectl rotate: API writes" "$w" "$(awk -v w="$w" -v n="$n" 'BEGIN{printf "%.1f/secret", w/n}')"
+rm -f "$log"
 
 echo "== listing every Secret"
 measure "$results.m" "$kubectl_bin" get secrets -A -o json

@@ -22,14 +22,21 @@ run kubectl get nodes -o wide
 say "Step 2: the sample app: Deployments consuming Secrets through envFrom, env and a volume"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 rand() { head -c "$1" /dev/urandom | base64 | tr -d '\n'; }
+db_password=$(rand 18 | tr -d '/+=')
 # Values go through a file, never through a command line.
 cat > "$tmp/secrets.yaml" <<YAML
 apiVersion: v1
 kind: Secret
 metadata: {name: diracx-secrets, namespace: demo}
 stringData:
-  DIRACX_DB_URL_AUTHDB: "mysql+aiomysql://diracx:$(rand 18 | tr -d '/+=')@mysql:3306/AuthDB"
   DIRACX_SERVICE_AUTH_STATE_KEY: "$(rand 32)"
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: diracx-sql-connection-urls, namespace: demo}
+stringData:
+  DIRACX_DB_URL_AUTHDB: "mysql+aiomysql://diracx:$db_password@mysql.demo.svc:3306/DiracXAuthDB"
+  DIRACX_DB_URL_JOBDB: "mysql+aiomysql://diracx:$db_password@mysql.demo.svc:3306/JobDB"
 ---
 apiVersion: v1
 kind: Secret
@@ -48,19 +55,33 @@ say "Step 3: kube-rotate is a kubectl plugin"
 run kubectl plugin list --name-only
 run kubectl rotate version
 
-say "Step 4: what the runbook does by hand today"
+say "Step 4: the runbook way, for comparison (not run)"
 note "kubectl patch secret diracx-secrets -p '{\"data\":{\"DIRACX_SERVICE_AUTH_STATE_KEY\":\"<base64 typed in a shell>\"}}'"
 note "kubectl rollout restart deployment -n demo        # restarts docs too, which uses no Secret"
 note "...and hope: no copy of the old value, no health check, no record of what changed."
-consumers=$(kubectl -n demo get deployments -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.template.spec}{"\n"}{end}' \
-  | awk '/diracx-secrets/ {print $1}' | paste -sd, -)
-note "Deployments that really use diracx-secrets: ${consumers:-none} (docs is not one of them)."
 
-say "Step 5: what kube-rotate does instead (one command, planned first)"
-note "kubectl rotate secret diracx-secrets -n demo --key DIRACX_SERVICE_AUTH_STATE_KEY --generate random:32"
-note "  plans first, keeps the old value in diracx-secrets-previous, restarts only ${consumers:-the consumers},"
-note "  waits until they are healthy, records the rotation; 'kubectl rotate undo' puts the old value back."
-note "(The rotation verbs land with the next issues; this demo grows with them.)"
+say "Step 5: plan first: what would change, who reads it, how to undo (nothing is changed)"
+run kubectl rotate secret diracx-secrets -n demo --key DIRACX_SERVICE_AUTH_STATE_KEY --generate random:32 --dry-run=client
+
+say "Step 6: rotate the auth state key: previous value kept, only its readers restarted, rollouts watched"
+run kubectl rotate secret diracx-secrets -n demo --key DIRACX_SERVICE_AUTH_STATE_KEY --generate random:32
+
+say "Step 7: one new password in both SQL URLs (nothing else in the URLs changes)"
+run kubectl rotate secret diracx-sql-connection-urls -n demo --url-password DIRACX_DB_URL_AUTHDB,DIRACX_DB_URL_JOBDB
+note "The URLs still point at the same host and database; only the password part is new:"
+kubectl -n demo get secret diracx-sql-connection-urls -o jsonpath='{.data.DIRACX_DB_URL_JOBDB}' | base64 -d \
+  | sed -E 's#(://[^:]+:)[^@]+@#\1<new password>@#; s/^/      /'; echo
+
+say "Step 8: the record: history with fingerprints, never values"
+run kubectl rotate history secret/diracx-secrets -n demo
+
+say "Step 9: changed your mind? undo puts the previous value back and restarts the readers"
+run kubectl rotate undo secret/diracx-secrets -n demo
+
+say "Step 10: done with the old values: finish deletes the previous copies"
+run kubectl rotate finish secret/diracx-secrets -n demo
+run kubectl rotate finish secret/diracx-sql-connection-urls -n demo
+run kubectl -n demo get deployments
 
 say "Done. The cluster keeps running:"
 note "$kubeconfig_line"

@@ -14,6 +14,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/undo"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
 	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/verbosity"
 )
 
 // DisplayName is how the command presents itself in help and examples:
@@ -40,6 +41,9 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := verbosity.Validate(); err != nil {
+				return err
+			}
 			return flags.Validate()
 		},
 		Run: func(cmd *cobra.Command, args []string) {
@@ -47,6 +51,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 	}
 	flags.AddFlags(cmd.PersistentFlags())
+	verbosity.AddFlags(cmd.PersistentFlags())
 	f := flags.NewFactory()
 	cmd.AddCommand(
 		secret.NewCmdSecret(f, streams),
