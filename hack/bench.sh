@@ -112,4 +112,3 @@ printf '| %-58s | %10s | %10s |\n' "measurement" "value" "extra"
 printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"
 cat "$results"
 echo
-echo "(kubectl rotate rows join this table as the rotation verbs land.)"
