@@ -11,14 +11,14 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
+
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
 )
 
 // DefaultTimeout bounds each rollout wait.
@@ -110,21 +110,11 @@ func (w *Waiter) Wait(ctx context.Context, wl Workload) *Unhealthy {
 	defer cancel()
 
 	client := w.Client.Resource(gvr).Namespace(wl.Namespace)
-	selector := fields.OneTermEqualSelector("metadata.name", wl.Name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return client.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return client.Watch(ctx, o)
-		},
-	}
+	lw := kube.SingleObjectListWatch(wl.Name,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return client.List(ctx, o) },
+		client.Watch, w.Client)
 	last := ""
-	// Tell the reflector whether this client can stream the initial list
-	// (watch-list); fakes and some proxies cannot.
-	_, err = watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, w.Client), &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
+	_, err = watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
 		switch e.Type {
 		case watch.Added, watch.Modified:
 			u, ok := e.Object.(runtime.Unstructured)

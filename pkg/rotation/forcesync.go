@@ -11,15 +11,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/record"
 	"github.com/kube-rotate/kube-rotate/pkg/values"
 )
@@ -185,19 +184,11 @@ func waitForDataChange(ctx context.Context, c Clients, s *corev1.Secret, timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	secrets := c.Kube.CoreV1().Secrets(s.Namespace)
-	selector := fields.OneTermEqualSelector("metadata.name", s.Name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return secrets.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return secrets.Watch(ctx, o)
-		},
-	}
+	lw := kube.SingleObjectListWatch(s.Name,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return secrets.List(ctx, o) },
+		secrets.Watch, c.Kube)
 	var got *corev1.Secret
-	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, c.Kube), &corev1.Secret{}, nil, func(e watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Secret{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
 			return false, fmt.Errorf("secret/%s was deleted while waiting for the sync", s.Name)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,21 +41,11 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 		res.DryRun = string(ro.DryRun)
 	}
 	secrets := c.Kube.CoreV1().Secrets(o.Namespace)
-	s, err := secrets.Get(ctx, o.Name, metav1.GetOptions{})
+	s, comp, err := loadCompanion(ctx, c, o.Namespace, o.Name)
 	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+o.Name, o.Namespace)
+		return nil, err
 	}
-	compName := CompanionName(o.Name)
-	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("no previous values for secret/%s: secret/%s not found (removed by `kubectl rotate finish`, or rotated with --no-keep-previous)", o.Name, compName)
-	}
-	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+compName, o.Namespace)
-	}
-	if comp.Labels[record.CompanionOf] != o.Name {
-		return nil, fmt.Errorf("secret/%s is not kube-rotate's copy of secret/%s's previous values: refusing to restore from it", compName, o.Name)
-	}
+	compName := comp.Name
 	gen, err := record.GenerationOf(s.Annotations)
 	if err != nil {
 		return nil, fmt.Errorf("secret/%s: %w: fix or remove the annotation", o.Name, err)
@@ -188,21 +179,11 @@ func Finish(ctx context.Context, c Clients, o FinishOptions) (*FinishResult, err
 		res.DryRun = string(o.DryRun)
 	}
 	secrets := c.Kube.CoreV1().Secrets(o.Namespace)
-	s, err := secrets.Get(ctx, o.Name, metav1.GetOptions{})
+	s, comp, err := loadCompanion(ctx, c, o.Namespace, o.Name)
 	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+o.Name, o.Namespace)
+		return nil, err
 	}
-	compName := CompanionName(o.Name)
-	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("nothing to finish: secret/%s has no previous values (secret/%s not found)", o.Name, compName)
-	}
-	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+compName, o.Namespace)
-	}
-	if comp.Labels[record.CompanionOf] != o.Name {
-		return nil, fmt.Errorf("secret/%s is not kube-rotate's copy of secret/%s's previous values: refusing to delete it", compName, o.Name)
-	}
+	compName := comp.Name
 	ix, err := consumers.NewIndex(ctx, c.Kube, o.Namespace)
 	if err != nil {
 		return nil, err
@@ -258,4 +239,26 @@ func Finish(ctx context.Context, c Clients, o FinishOptions) (*FinishResult, err
 	}
 	fmt.Fprintf(o.Progress, "secret/%s deleted: the previous values of secret/%s are gone\n", compName, o.Name)
 	return res, nil
+}
+
+// loadCompanion reads a Secret and its previous-values companion, and
+// checks the companion is ours.
+func loadCompanion(ctx context.Context, c Clients, namespace, name string) (*corev1.Secret, *corev1.Secret, error) {
+	secrets := c.Kube.CoreV1().Secrets(namespace)
+	s, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, describeAPIError(err, "get", "secret/"+name, namespace)
+	}
+	compName := CompanionName(name)
+	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("no previous values for secret/%s: secret/%s not found (removed by `kubectl rotate finish`, or rotated with --no-keep-previous)", name, compName)
+	}
+	if err != nil {
+		return nil, nil, describeAPIError(err, "get", "secret/"+compName, namespace)
+	}
+	if comp.Labels[record.CompanionOf] != name {
+		return nil, nil, fmt.Errorf("secret/%s is not kube-rotate's copy of secret/%s's previous values: refusing to use it", compName, name)
+	}
+	return s, comp, nil
 }

@@ -7,14 +7,12 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kube-rotate/kube-rotate/pkg/cmd/args"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
-	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/target"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
 
@@ -27,19 +25,13 @@ var examples = templates.Examples(`
 
 // Options of `kubectl rotate finish`.
 type Options struct {
-	Name       string
-	Force      bool
-	Output     string
-	DryRun     rotation.DryRun
-	PrintFlags *genericclioptions.JSONYamlPrintFlags
-
-	clients *kube.Clients
-	genericiooptions.IOStreams
+	target.Secret
+	Force bool
 }
 
 // NewCmdFinish returns the `finish` command.
 func NewCmdFinish(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), IOStreams: streams}
+	o := &Options{Secret: target.NewSecret(streams)}
 	cmd := &cobra.Command{
 		Use:                   "finish secret/NAME",
 		DisableFlagsInUseLine: true,
@@ -50,38 +42,14 @@ func NewCmdFinish(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 			consumer's rollout is not healthy, unless --force.`),
 		Example: examples,
 		Run: func(cmd *cobra.Command, a []string) {
-			cmdutil.CheckErr(o.Complete(f, cmd, a))
+			cmdutil.CheckErr(o.Complete("finish", f, cmd, a))
 			cmdutil.CheckErr(o.Validate())
 			cmdutil.CheckErr(o.Run(cmd.Context()))
 		},
 	}
 	cmd.Flags().BoolVar(&o.Force, "force", false, "Delete the previous values even if consumers are not healthy.")
-	cmdutil.AddDryRunFlag(cmd)
-	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
+	o.AddFlags(cmd, true)
 	return cmd
-}
-
-// Complete parses the argument and builds clients.
-func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, a []string) error {
-	var err error
-	if o.Name, err = args.SecretName("finish", a); err != nil {
-		return err
-	}
-	dr, err := cmdutil.GetDryRunStrategy(cmd)
-	if err != nil {
-		return err
-	}
-	o.DryRun = output.DryRun(dr)
-	o.clients, err = kube.NewClients(f)
-	return err
-}
-
-// Validate checks the flags.
-func (o *Options) Validate() error {
-	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
-		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
-	}
-	return nil
 }
 
 // Run deletes the companion.
@@ -89,12 +57,8 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	progress := o.Out
-	if o.Output != "" {
-		progress = o.ErrOut
-	}
-	res, err := rotation.Finish(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotation.FinishOptions{
-		Namespace: o.clients.Namespace, Name: o.Name, Force: o.Force, DryRun: o.DryRun, Progress: progress,
+	res, err := rotation.Finish(ctx, o.RotationClients(), rotation.FinishOptions{
+		Namespace: o.Clients.Namespace, Name: o.Name, Force: o.Force, DryRun: o.DryRun, Progress: o.Progress(),
 	})
 	if err != nil {
 		return err

@@ -12,15 +12,13 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/kube-rotate/kube-rotate/pkg/cmd/args"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
-	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/target"
 	"github.com/kube-rotate/kube-rotate/pkg/record"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
@@ -52,49 +50,26 @@ func (l *List) DeepCopyObject() runtime.Object {
 
 // Options of `kubectl rotate history`.
 type Options struct {
-	Name       string
-	Output     string
-	PrintFlags *genericclioptions.JSONYamlPrintFlags
-	Now        func() time.Time
-
-	clients *kube.Clients
-	genericiooptions.IOStreams
+	target.Secret
+	Now func() time.Time
 }
 
 // NewCmdHistory returns the `history` command.
 func NewCmdHistory(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), IOStreams: streams, Now: time.Now}
+	o := &Options{Secret: target.NewSecret(streams), Now: time.Now}
 	cmd := &cobra.Command{
 		Use:                   "history secret/NAME",
 		DisableFlagsInUseLine: true,
 		Short:                 "List the rotations of a Secret: time, action, generation, keys, fingerprints, who",
 		Example:               examples,
 		Run: func(cmd *cobra.Command, a []string) {
-			cmdutil.CheckErr(o.Complete(f, cmd, a))
+			cmdutil.CheckErr(o.Complete("history", f, cmd, a))
 			cmdutil.CheckErr(o.Validate())
 			cmdutil.CheckErr(o.Run(cmd.Context()))
 		},
 	}
-	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
+	o.AddFlags(cmd, false)
 	return cmd
-}
-
-// Complete parses the argument and builds clients.
-func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, a []string) error {
-	var err error
-	if o.Name, err = args.SecretName("history", a); err != nil {
-		return err
-	}
-	o.clients, err = kube.NewClients(f)
-	return err
-}
-
-// Validate checks the flags.
-func (o *Options) Validate() error {
-	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
-		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
-	}
-	return nil
 }
 
 // Run prints the history.
@@ -102,9 +77,9 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	s, err := o.clients.Kube.CoreV1().Secrets(o.clients.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+	s, err := o.Clients.Kube.CoreV1().Secrets(o.Clients.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("reading secret/%s in namespace %s: %w", o.Name, o.clients.Namespace, err)
+		return fmt.Errorf("reading secret/%s in namespace %s: %w", o.Name, o.Clients.Namespace, err)
 	}
 	h, err := record.ReadHistory(s.Annotations)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
@@ -180,4 +181,21 @@ func dash(s string) string {
 func AddOutputFlag(cmd *cobra.Command, flags *genericclioptions.JSONYamlPrintFlags, target *string) {
 	cmd.Flags().StringVarP(target, "output", "o", "", "Output format: json or yaml (the structured record). Progress then goes to stderr.")
 	flags.AddFlags(cmd)
+}
+
+// ValidateFormat checks a -o value.
+func ValidateFormat(format string) error {
+	if format != "" && format != "json" && format != "yaml" {
+		return fmt.Errorf("--output %q is not supported: use json or yaml", format)
+	}
+	return nil
+}
+
+// Progress returns where progress lines go: stdout for people, stderr
+// when stdout carries a -o record.
+func Progress(streams genericiooptions.IOStreams, format string) io.Writer {
+	if format != "" {
+		return streams.ErrOut
+	}
+	return streams.Out
 }

@@ -187,8 +187,8 @@ func (o *Options) Validate() error {
 	if len(o.Names) == 0 && o.Selector == "" {
 		return errors.New("name the Secrets to rotate, or select them with -l SELECTOR")
 	}
-	if o.Output != "" && o.Output != "json" && o.Output != "yaml" {
-		return fmt.Errorf("--output %q is not supported: use json or yaml", o.Output)
+	if err := output.ValidateFormat(o.Output); err != nil {
+		return err
 	}
 	if o.Restart != "rollout" && o.Restart != "none" {
 		return fmt.Errorf("--restart %q is not supported: use rollout or none", o.Restart)
@@ -239,10 +239,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	progress := o.Out
-	if o.Output != "" {
-		progress = o.ErrOut
-	}
+	progress := output.Progress(o.IOStreams, o.Output)
 	if o.delivery != nil && len(names) != 1 {
 		return errors.New("--hashed delivers one token: rotate one Secret at a time")
 	}
