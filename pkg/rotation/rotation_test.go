@@ -242,3 +242,19 @@ func TestFinishRefusesBeforeComplete(t *testing.T) {
 		t.Error("finish --force kept the companion")
 	}
 }
+
+func TestUndoRefusesExternalSecretOwnedSecrets(t *testing.T) {
+	c, _ := clients(
+		secret("app", map[string]string{"a": "from-store"}, func(s *corev1.Secret) {
+			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "external-secrets.io/v1", Kind: "ExternalSecret", Name: "es"}}
+		}),
+		secret("app-previous", map[string]string{"a": "old"}, func(s *corev1.Secret) { s.Labels = map[string]string{record.CompanionOf: "app"} }),
+	)
+	_, err := Undo(context.Background(), c, UndoOptions{Namespace: "ns", Name: "app"})
+	if err == nil || !strings.Contains(err.Error(), "written by ExternalSecret es") || !strings.Contains(err.Error(), "--force-sync") {
+		t.Fatalf("err = %v", err)
+	}
+	if string(get(t, c, "app").Data["a"]) != "from-store" {
+		t.Error("undo wrote an operator-owned Secret")
+	}
+}

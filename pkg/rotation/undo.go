@@ -46,6 +46,9 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 		return nil, err
 	}
 	compName := comp.Name
+	if owner := externalSecretOwner(s); owner != "" {
+		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s: a restored value would be overwritten; put the previous value (kept in secret/%s) back in the secret store and run `kubectl rotate secret %s -n %s --force-sync`", o.Name, owner, compName, o.Name, o.Namespace)
+	}
 	gen, err := record.GenerationOf(s.Annotations)
 	if err != nil {
 		return nil, fmt.Errorf("secret/%s: %w: fix or remove the annotation", o.Name, err)
