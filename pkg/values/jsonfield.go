@@ -95,3 +95,49 @@ func SetJSONStringField(doc []byte, field, value string) ([]byte, error) {
 	out = append(out, doc[end:]...)
 	return out, nil
 }
+
+// JSONMember returns the raw bytes of a top-level member's value, and
+// whether the member exists.
+func JSONMember(doc []byte, field string) ([]byte, bool, error) {
+	start, end, err := jsonField(doc, field)
+	if err != nil {
+		if strings.Contains(err.Error(), "has no field") {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return doc[start:end], true, nil
+}
+
+// SetJSONMember returns doc with a top-level member's value replaced by
+// raw (valid JSON), or the member appended when absent. Every other byte of
+// doc is kept.
+func SetJSONMember(doc []byte, field string, raw []byte) ([]byte, error) {
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("new value of %q is not valid JSON", field)
+	}
+	start, end, err := jsonField(doc, field)
+	if err == nil {
+		out := make([]byte, 0, len(doc)+len(raw))
+		out = append(out, doc[:start]...)
+		out = append(out, raw...)
+		return append(out, doc[end:]...), nil
+	}
+	if !strings.Contains(err.Error(), "has no field") {
+		return nil, err
+	}
+	// Append before the closing brace.
+	closing := bytes.LastIndexByte(doc, '}')
+	name, _ := json.Marshal(field)
+	member := append(append(append([]byte{}, name...), ':'), raw...)
+	// Insert after the last member (or the opening brace), keeping the
+	// whitespace before the closing brace.
+	at := len(bytes.TrimRight(doc[:closing], " \t\r\n"))
+	out := make([]byte, 0, len(doc)+len(member)+2)
+	out = append(out, doc[:at]...)
+	if doc[at-1] != '{' {
+		out = append(out, ',')
+	}
+	out = append(out, member...)
+	return append(out, doc[at:]...), nil
+}

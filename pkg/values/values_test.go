@@ -244,3 +244,28 @@ func TestParseDeliveryFormatErrors(t *testing.T) {
 		t.Error("NewHashedPair(4) succeeded; want a minimum size")
 	}
 }
+
+func TestSetJSONMember(t *testing.T) {
+	tests := []struct{ name, doc, field, raw, want string }{
+		{"replace array", `{"kid": "a", "key_ops": ["sign", "verify"], "x": "y"}`, "key_ops", `["verify"]`, `{"kid": "a", "key_ops": ["verify"], "x": "y"}`},
+		{"append", `{"kid":"a"}`, "use", `"sig"`, `{"kid":"a","use":"sig"}`},
+		{"append to pretty", "{\n  \"kid\": \"a\"\n}", "use", `"sig"`, "{\n  \"kid\": \"a\",\"use\":\"sig\"\n}"},
+		{"append to empty", `{}`, "use", `"sig"`, `{"use":"sig"}`},
+	}
+	for _, tt := range tests {
+		got, err := SetJSONMember([]byte(tt.doc), tt.field, []byte(tt.raw))
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%s: got %s, %v; want %s", tt.name, got, err, tt.want)
+		}
+	}
+	raw, ok, err := JSONMember([]byte(`{"a":[1, 2]}`), "a")
+	if err != nil || !ok || string(raw) != "[1, 2]" {
+		t.Errorf("JSONMember = %s %v %v", raw, ok, err)
+	}
+	if _, ok, err := JSONMember([]byte(`{"a":1}`), "b"); ok || err != nil {
+		t.Errorf("JSONMember(missing) = %v %v", ok, err)
+	}
+	if _, err := SetJSONMember([]byte(`{"a":1}`), "a", []byte(`{`)); err == nil {
+		t.Error("invalid raw accepted")
+	}
+}
