@@ -157,3 +157,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+type corev1PodSpec = corev1.PodSpec
+
+func secretVolume(name, secret string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
+}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
@@ -181,4 +182,30 @@ func Status(ctx context.Context, client dynamic.Interface, wl Workload) (string,
 	}
 	msg, done, err := viewer.Status(u, 0)
 	return trimNL(msg), done, err
+}
+
+// RestartAndWait restarts each restartable workload once, then waits for
+// all their rollouts. It returns the workloads restarted (kind/name); a
+// failed wait is a *WaitError.
+func RestartAndWait(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, ws []Workload, out io.Writer, timeout time.Duration) ([]string, error) {
+	var restarted []string
+	var targets []Workload
+	for _, w := range ws {
+		if !w.Restart {
+			continue
+		}
+		if _, err := Restart(ctx, kc, w); err != nil {
+			return restarted, err
+		}
+		restarted = append(restarted, w.Ref())
+		targets = append(targets, w)
+		if out != nil {
+			fmt.Fprintf(out, "%s restarted\n", w.Ref())
+		}
+	}
+	if len(targets) == 0 {
+		return restarted, nil
+	}
+	waiter := &Waiter{Client: dyn, Out: out, Timeout: timeout}
+	return restarted, waiter.WaitAll(ctx, targets)
 }

@@ -386,18 +386,14 @@ func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Wor
 
 // restartAndWait restarts every target once, then waits for all.
 func restartAndWait(ctx context.Context, c Clients, o *Options, targets []consumers.Workload, res *Result) error {
-	for _, w := range targets {
-		if _, err := consumers.Restart(ctx, c.Kube, w); err != nil {
-			return describeAPIError(err, "patch", w.Ref(), w.Namespace)
-		}
-		res.Restarted = append(res.Restarted, w.Ref())
-		fmt.Fprintf(o.Progress, "%s restarted\n", w.Ref())
+	restarted, err := consumers.RestartAndWait(ctx, c.Kube, c.Dynamic, targets, o.Progress, o.Timeout)
+	res.Restarted = append(res.Restarted, restarted...)
+	var we *consumers.WaitError
+	if err != nil && !errors.As(err, &we) && len(restarted) < len(targets) {
+		w := targets[len(restarted)]
+		return describeAPIError(err, "patch", w.Ref(), w.Namespace)
 	}
-	if len(targets) == 0 {
-		return nil
-	}
-	waiter := &consumers.Waiter{Client: c.Dynamic, Out: o.Progress, Timeout: o.Timeout}
-	return waiter.WaitAll(ctx, targets)
+	return err
 }
 
 // setPhase records the rotation's phase on the Secret.

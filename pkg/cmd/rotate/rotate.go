@@ -10,6 +10,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/finish"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/history"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/jwk"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/secret"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/undo"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
@@ -55,6 +56,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 	f := flags.NewFactory()
 	cmd.AddCommand(
 		secret.NewCmdSecret(f, streams),
+		jwk.NewCmdJWK(f, streams),
 		undo.NewCmdUndo(f, streams),
 		finish.NewCmdFinish(f, streams),
 		history.NewCmdHistory(f, streams),

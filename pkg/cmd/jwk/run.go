@@ -1,0 +1,203 @@
+package jwk
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
+	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+)
+
+const (
+	listExamples = `
+		# The keys of DiracX's key set, with their state and age
+		kubectl rotate jwk list --secret diracx-jwks -n diracx
+
+		# A key-set file kept offline
+		kubectl rotate jwk list --file keystore.json -o yaml`
+	addExamples = `
+		# Publish a new Ed25519 key (DiracX layout detected): verifiers learn it before it signs
+		kubectl rotate jwk add --secret diracx-jwks -n diracx
+
+		# A generic set, ES256, kid = RFC 7638 thumbprint
+		kubectl rotate jwk add --file jwks.json --alg ES256 --kid-scheme thumbprint`
+	promoteExamples = `
+		# Sign with the newest published key; the previous signing key keeps verifying
+		kubectl rotate jwk promote --secret diracx-jwks -n diracx
+
+		# A given key
+		kubectl rotate jwk promote --secret diracx-jwks 0196af4d311579728287cb89c24514e9`
+	retireExamples = `
+		# A published key that should never sign
+		kubectl rotate jwk retire --secret slurm-jwks 6c2f9d4e-57a1-4e0b-9c33-8d2e5f7a1b90`
+	deleteExamples = `
+		# Drop the old key once tokens it signed have expired (refused inside the 24h overlap)
+		kubectl rotate jwk delete --secret diracx-jwks -n diracx 0196af4d0ab27b1299dff55b8617991d
+
+		# Revoke every token it signed, now
+		kubectl rotate jwk delete --secret diracx-jwks -n diracx 0196af4d0ab27b1299dff55b8617991d --force`
+	rotateExamples = `
+		# The whole DiracX procedure: add, restart diracx, promote, restart again
+		kubectl rotate jwk rotate --secret diracx-jwks -n diracx
+
+		# ...and delete keys that stopped signing more than 7 days ago
+		kubectl rotate jwk rotate --secret diracx-jwks -n diracx --delete-older-than 7d`
+	publicExamples = `
+		# What verifiers should see
+		kubectl rotate jwk public --secret diracx-jwks -n diracx`
+)
+
+func (o *Options) runList(ctx context.Context, _ []string) error {
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	return o.print(r)
+}
+
+func (o *Options) runAdd(ctx context.Context, _ []string) error {
+	r, err := o.load(ctx, true)
+	if err != nil {
+		return err
+	}
+	k, err := r.Add(jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	if err := o.save(ctx, r, "jwk-add"); err != nil {
+		return err
+	}
+	state := r.State(r.Set.Find(k.KID))
+	return o.print(r, fmt.Sprintf("%s: key %s added (%s)", o.store, k.KID, state))
+}
+
+func (o *Options) runPromote(ctx context.Context, args []string) error {
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	kid := ""
+	if len(args) == 1 {
+		kid = args[0]
+	} else if kid = r.NewestNext(); kid == "" {
+		return fmt.Errorf("%s has no next key to promote: add one first (kubectl rotate jwk add), or name a KID", o.store)
+	}
+	changed, err := r.Promote(kid)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	if !changed {
+		return o.print(r, fmt.Sprintf("%s: key %s is already the signing key", o.store, kid))
+	}
+	if err := o.save(ctx, r, "jwk-promote"); err != nil {
+		return err
+	}
+	return o.print(r, fmt.Sprintf("%s: key %s is now the signing key", o.store, kid))
+}
+
+func (o *Options) runRetire(ctx context.Context, args []string) error {
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	changed, err := r.Retire(args[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	if changed {
+		if err := o.save(ctx, r, "jwk-retire"); err != nil {
+			return err
+		}
+	}
+	return o.print(r, fmt.Sprintf("%s: key %s is retiring (verify only)", o.store, args[0]))
+}
+
+func (o *Options) runDelete(ctx context.Context, args []string) error {
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	if err := r.Delete(args[0], o.MinOverlap, o.Force); err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	if err := o.save(ctx, r, "jwk-delete"); err != nil {
+		return err
+	}
+	return o.print(r, fmt.Sprintf("%s: key %s deleted", o.store, args[0]))
+}
+
+func (o *Options) runPublic(ctx context.Context, _ []string) error {
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	pub, err := r.Public()
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	_, err = fmt.Fprintln(o.Out, string(pub))
+	return err
+}
+
+// runRotate is DiracX's whole procedure: publish a new key, let every
+// verifier load it, sign with it, let every signer load that. A re-run
+// after an interruption reuses the key already published as next.
+func (o *Options) runRotate(ctx context.Context, _ []string) error {
+	progress := output.Progress(o.IOStreams, o.Output)
+	r, err := o.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	var changed []string
+	kid := r.NewestNext()
+	if kid != "" {
+		fmt.Fprintf(progress, "%s: key %s is already published as next (an earlier run stopped); reusing it\n", o.store, kid)
+	} else {
+		k, err := r.Add(jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)})
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.store, err)
+		}
+		kid = k.KID
+		if err := o.save(ctx, r, "jwk-add"); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "%s: key %s published as next\n", o.store, kid)
+		changed = append(changed, "added "+kid)
+	}
+	if err := o.restartConsumers(ctx, progress); err != nil {
+		return err
+	}
+	if _, err := r.Promote(kid); err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	changed = append(changed, "promoted "+kid)
+	if o.DeleteOlderThan > 0 {
+		for _, gone := range r.Prune(o.DeleteOlderThan) {
+			changed = append(changed, "deleted "+gone)
+		}
+	}
+	if err := o.save(ctx, r, "jwk-promote"); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "%s: key %s is now the signing key\n", o.store, kid)
+	if err := o.restartConsumers(ctx, progress); err != nil {
+		return err
+	}
+	return o.print(r, changed...)
+}
+
+// restartConsumers restarts the workloads reading the key set's Secret key
+// and waits for them (nothing for a file or --restart=none).
+func (o *Options) restartConsumers(ctx context.Context, progress interface{ Write([]byte) (int, error) }) error {
+	if o.File != "" || o.Restart == "none" || o.DryRun != rotation.DryRunNone {
+		return nil
+	}
+	ix, err := consumers.NewIndex(ctx, o.clients.Kube, o.clients.Namespace)
+	if err != nil {
+		return err
+	}
+	_, err = consumers.RestartAndWait(ctx, o.clients.Kube, o.clients.Dynamic, ix.UsersOf(o.Secret, []string{o.Key}), progress, o.Timeout)
+	return err
+}

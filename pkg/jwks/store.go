@@ -1,0 +1,213 @@
+package jwks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/values"
+)
+
+// RecordsAnnotation holds the per-kid records on a Secret.
+const RecordsAnnotation = record.Prefix + "jwks-keys"
+
+// DefaultSecretKey is the data key DiracX keeps its key set under.
+const DefaultSecretKey = "jwks.json"
+
+// Store is where a key set lives.
+type Store interface {
+	// Load reads the set and the records. missingOK lets `add` start an
+	// empty set where there is none yet.
+	Load(ctx context.Context, missingOK bool) (*Set, Records, error)
+	// Save writes the set and records, guarded against concurrent changes
+	// since Load. action and by go into the Secret's history.
+	Save(ctx context.Context, s *Set, r Records, action, by string) error
+	// String names the store for messages: secret/NAME key K, or a path.
+	String() string
+}
+
+// SecretStore keeps the set in one key of a Secret.
+type SecretStore struct {
+	Client          kubernetes.Interface
+	Namespace, Name string
+	Key             string
+	// DryRun: "All" for a server dry run.
+	DryRun []string
+
+	read *corev1.Secret
+}
+
+func (st *SecretStore) String() string { return fmt.Sprintf("secret/%s key %s", st.Name, st.Key) }
+
+// Load reads the Secret.
+func (st *SecretStore) Load(ctx context.Context, missingOK bool) (*Set, Records, error) {
+	s, err := st.Client.CoreV1().Secrets(st.Namespace).Get(ctx, st.Name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("secret/%s not found in namespace %s: check the name and -n/--namespace", st.Name, st.Namespace)
+		}
+		return nil, nil, fmt.Errorf("reading secret/%s in namespace %s: %w", st.Name, st.Namespace, err)
+	}
+	st.read = s
+	data, ok := s.Data[st.Key]
+	if !ok && !missingOK {
+		keys := make([]string, 0, len(s.Data))
+		for k := range s.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return nil, nil, fmt.Errorf("secret/%s has no key %q (keys: %s): pass --key with the key holding the JWKS", st.Name, st.Key, strings.Join(keys, ", "))
+	}
+	set, err := Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret/%s key %s: %w", st.Name, st.Key, err)
+	}
+	rec, err := ParseRecords([]byte(s.Annotations[RecordsAnnotation]))
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret/%s annotation %s: %w", st.Name, RecordsAnnotation, err)
+	}
+	return set, rec, nil
+}
+
+// Save updates the Secret with the resourceVersion read by Load.
+func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by string) error {
+	if st.read == nil {
+		return errors.New("internal: Save before Load")
+	}
+	if ptr.Deref(st.read.Immutable, false) {
+		return fmt.Errorf("secret/%s is immutable: its key set cannot change; create a new Secret and point the workloads at it", st.Name)
+	}
+	data, err := set.Marshal()
+	if err != nil {
+		return err
+	}
+	recs, err := r.Marshal()
+	if err != nil {
+		return err
+	}
+	s := st.read.DeepCopy()
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	s.Data[st.Key] = data
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[RecordsAnnotation] = string(recs)
+	gen, err := record.GenerationOf(s.Annotations)
+	if err != nil {
+		return fmt.Errorf("secret/%s: %w", st.Name, err)
+	}
+	entry := record.Entry{Time: time.Now().UTC().Truncate(time.Second), Action: action, Generation: gen + 1,
+		Keys: map[string]string{st.Key: values.Fingerprint(data)}, By: by}
+	if err := record.Apply(s.Annotations, entry, record.PhaseComplete); err != nil {
+		return fmt.Errorf("secret/%s: %w", st.Name, err)
+	}
+	updated, err := st.Client.CoreV1().Secrets(st.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: record.ManagedBy, DryRun: st.DryRun})
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("secret/%s changed while its key set was being edited: nothing was written; re-run the command", st.Name)
+		}
+		if apierrors.IsForbidden(err) {
+			return fmt.Errorf("not allowed to update secret/%s in namespace %s (RBAC): %v", st.Name, st.Namespace, err)
+		}
+		return fmt.Errorf("writing secret/%s: %w", st.Name, err)
+	}
+	if len(st.DryRun) == 0 {
+		st.read = updated
+	}
+	return nil
+}
+
+// FileStore keeps the set in a local file (offline use), with the records
+// in a sidecar file PATH.kube-rotate.json.
+type FileStore struct {
+	Path string
+}
+
+func (st *FileStore) String() string { return st.Path }
+
+// SidecarPath is where a file's records live.
+func (st *FileStore) SidecarPath() string { return st.Path + ".kube-rotate.json" }
+
+// Load reads the file and its sidecar.
+func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, error) {
+	data, err := os.ReadFile(st.Path)
+	if errors.Is(err, os.ErrNotExist) && missingOK {
+		data = nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", st.Path, errors.Unwrap(err))
+	}
+	set, err := Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", st.Path, err)
+	}
+	side, err := os.ReadFile(st.SidecarPath())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("reading %s: %w", st.SidecarPath(), errors.Unwrap(err))
+	}
+	rec, err := ParseRecords(side)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", st.SidecarPath(), err)
+	}
+	return set, rec, nil
+}
+
+// Save writes both files atomically (temp file + rename, mode 0600).
+func (st *FileStore) Save(ctx context.Context, set *Set, r Records, action, by string) error {
+	data, err := set.Marshal()
+	if err != nil {
+		return err
+	}
+	recs, err := r.Marshal()
+	if err != nil {
+		return err
+	}
+	// The sidecar first: a crash between the two leaves records for keys
+	// the set does not have yet, which are ignored.
+	if err := writeAtomic(st.SidecarPath(), recs); err != nil {
+		return err
+	}
+	return writeAtomic(st.Path, data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, errors.Unwrap(err))
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, errors.Unwrap(err))
+	}
+	return nil
+}
