@@ -78,7 +78,16 @@ run kubectl rotate history secret/diracx-secrets -n demo
 say "Step 9: changed your mind? undo puts the previous value back and restarts the readers"
 run kubectl rotate undo secret/diracx-secrets -n demo
 
-say "Step 10: done with the old values: finish deletes the previous copies"
+say "Step 10: JWT signing keys (DiracX JWKS): publish, let verifiers load it, then sign with it"
+if [ "$(kubectl -n demo get secret diracx-jwks -o jsonpath='{.data.jwks\.json}' | base64 -d)" = '{"keys":[]}' ]; then
+  run kubectl rotate jwk add --secret diracx-jwks -n demo --layout diracx   # the installation's first key
+fi
+run kubectl rotate jwk list --secret diracx-jwks -n demo
+run kubectl rotate jwk rotate --secret diracx-jwks -n demo
+note "The previous key keeps verifying tokens it signed; 'jwk delete' refuses it for 24h (--min-overlap)."
+run kubectl rotate jwk public --secret diracx-jwks -n demo
+
+say "Step 11: done with the old values: finish deletes the previous copies"
 run kubectl rotate finish secret/diracx-secrets -n demo
 run kubectl rotate finish secret/diracx-sql-connection-urls -n demo
 run kubectl -n demo get deployments
