@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // cli is one run of kubectl-rotate.
@@ -162,4 +163,13 @@ type corev1PodSpec = corev1.PodSpec
 
 func secretVolume(name, secret string) corev1.Volume {
 	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
+}
+
+// patchDeployment applies a JSON merge patch, as `kubectl patch --type=merge`
+// does: no read-modify-write race with the controllers.
+func patchDeployment(t *testing.T, ns, name, patch string) {
+	t.Helper()
+	if _, err := client.AppsV1().Deployments(ns).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("patching deployment/%s: %v", name, err)
+	}
 }

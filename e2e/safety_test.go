@@ -25,11 +25,7 @@ func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
 	ns := newNamespace(t)
 	createSecret(t, ns, "app", map[string]string{"password": "the-original-password"})
 	deployWith(t, ns, "slow", envKeyFrom("app", "password"))
-	d := getDeployment(t, ns, "slow")
-	d.Spec.Template.Spec.NodeSelector = map[string]string{"not-yet": "true"} // new pods wait
-	if _, err := client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	patchDeployment(t, ns, "slow", `{"spec":{"template":{"spec":{"nodeSelector":{"not-yet":"true"}}}}}`) // new pods wait
 
 	args := []string{"secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "2m"}
 	cmd := exec.Command(rotateBin(t), args...)
@@ -51,11 +47,7 @@ func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
 	}
 
 	// The operator fixes the workload and runs the same command again.
-	d = getDeployment(t, ns, "slow")
-	d.Spec.Template.Spec.NodeSelector = nil
-	if _, err := client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	patchDeployment(t, ns, "slow", `{"spec":{"template":{"spec":{"nodeSelector":null}}}}`)
 	r := mustRun(t, args...)
 	if !strings.Contains(r.stdout, "resuming generation 1") {
 		t.Errorf("re-run did not say it resumes:\n%s", r.stdout)

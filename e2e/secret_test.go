@@ -225,12 +225,7 @@ func TestFailedRollout(t *testing.T) {
 	deployWith(t, ns, "healthy", envKeyFrom("app", "password"))
 	deployWith(t, ns, "broken", envKeyFrom("app", "password"))
 	// From now on its new pods cannot be scheduled: the rollout never completes.
-	d := getDeployment(t, ns, "broken")
-	d.Spec.Template.Spec.NodeSelector = map[string]string{"no-such-node": "true"}
-	d.Spec.ProgressDeadlineSeconds = ptr.To[int32](600)
-	if _, err := client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	patchDeployment(t, ns, "broken", `{"spec":{"progressDeadlineSeconds":600,"template":{"spec":{"nodeSelector":{"no-such-node":"true"}}}}}`)
 
 	r := run(t, nil, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "5s")
 	if r.code == 0 {
