@@ -1,0 +1,213 @@
+package kopskeys
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509/pkix"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/kops/pkg/pki"
+	"k8s.io/kops/upup/pkg/fi"
+	"k8s.io/kops/util/pkg/vfs"
+)
+
+const clusterName = "test.example.com"
+
+var clusterConfig = []byte("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: " + clusterName + "\nspec: {}\n")
+
+// newStore writes a cluster into a state store and seeds keysets with a
+// primary each, the way `kops update cluster` leaves them.
+func newStore(t *testing.T, base string, vctx *vfs.VFSContext, keysets ...string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	p, err := vctx.BuildVfsPath(base + "/" + clusterName + "/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteFile(ctx, bytes.NewReader(clusterConfig), nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, base, clusterName, vctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := s.keystore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range keysets {
+		key, err := pki.GeneratePrivateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := pki.BuildPKISerial(time.Now().UnixNano())
+		cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{Type: "ca", Subject: pkix.Name{CommonName: name}, Serial: serial, PrivateKey: key}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := fi.NewKeyset(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ks.StoreKeyset(ctx, name, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func stages(t *testing.T, s *Store) map[string]Stage {
+	t.Helper()
+	sts, err := s.Status(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Stage{}
+	for _, st := range sts {
+		out[st.Name] = st.Stage
+	}
+	return out
+}
+
+func allAt(t *testing.T, s *Store, want Stage) {
+	t.Helper()
+	for name, got := range stages(t, s) {
+		if got != want {
+			t.Errorf("keyset %s is %s, want %s", name, got, want)
+		}
+	}
+}
+
+var seeded = []string{"kubernetes-ca", "service-account", "etcd-manager-ca-main", "kubelet"}
+
+func TestFullProcedureAndRollbacks(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		base func(t *testing.T) (string, *vfs.VFSContext)
+	}{
+		{"memfs", func(t *testing.T) (string, *vfs.VFSContext) { return "memfs://state-" + t.Name(), vfs.NewTestingVFSContext() }},
+		{"file", func(t *testing.T) (string, *vfs.VFSContext) { return "file://" + t.TempDir(), vfs.NewVFSContext() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			base, vctx := tt.base(t)
+			s := newStore(t, base, vctx, seeded...)
+			got := stages(t, s)
+			if len(got) != 3 || got["kubelet"] != "" {
+				t.Fatalf("rotatable keysets = %v, want kubernetes-ca, service-account, etcd-manager-ca-main", got)
+			}
+			allAt(t, s, StageIdle)
+
+			changes, err := s.Stage(ctx, []string{"all"})
+			if err != nil || len(changes) != 3 {
+				t.Fatalf("stage: %v %v", changes, err)
+			}
+			again, err := s.Stage(ctx, nil)
+			if err != nil || len(again) != 0 {
+				t.Errorf("second stage changed %v (%v): must be idempotent", again, err)
+			}
+			allAt(t, s, StageStaged)
+			if _, err := s.Distrust(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "not promoted yet") {
+				t.Errorf("distrust before promote: %v", err)
+			}
+
+			promoted, err := s.Promote(ctx, nil)
+			if err != nil || len(promoted) != 3 {
+				t.Fatal(promoted, err)
+			}
+			for i, c := range promoted {
+				if c.ID != changes[i].ID {
+					t.Errorf("%s: promoted %s, staged %s", c.Keyset, c.ID, changes[i].ID)
+				}
+			}
+			allAt(t, s, StagePromoted)
+			if err := s.MarkDone(ctx, StepPromote); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Distrust(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "not been exported since the promote") {
+				t.Errorf("distrust before the kubeconfig export: %v", err)
+			}
+			if err := s.MarkDone(ctx, StepExportAfterProm); err != nil {
+				t.Fatal(err)
+			}
+			distrusted, err := s.Distrust(ctx, nil, false)
+			if err != nil || len(distrusted) != 3 {
+				t.Fatal(distrusted, err)
+			}
+			allAt(t, s, StageDistrusted)
+
+			// Roll every stage back, one at a time.
+			if _, err := s.Rollback(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			allAt(t, s, StagePromoted)
+			back, err := s.Rollback(ctx, nil)
+			if err != nil || back[0].Action != "promoted back" {
+				t.Fatal(back, err)
+			}
+			allAt(t, s, StageStaged)
+			if _, err := s.Rollback(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			allAt(t, s, StageIdle)
+			if _, err := s.Rollback(ctx, nil); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+				t.Errorf("rollback when idle: %v", err)
+			}
+			if _, err := s.Promote(ctx, nil); err == nil || !strings.Contains(err.Error(), "nothing staged to promote") {
+				t.Errorf("promote with nothing staged: %v", err)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	vctx := vfs.NewTestingVFSContext()
+	s := newStore(t, "memfs://bad", vctx, "kubernetes-ca", "kubelet")
+	tests := []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"nope-ca"}, `keyset "nope-ca" not found in cluster ` + clusterName},
+		{[]string{"kubelet"}, `keyset "kubelet" is not rotated by kOps' procedure`},
+	}
+	for _, tt := range tests {
+		if _, err := s.Stage(ctx, tt.names); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Stage(%v) = %v, want %q", tt.names, err, tt.want)
+		}
+	}
+	if _, err := Open(ctx, "", clusterName, vctx); err == nil || !strings.Contains(err.Error(), "no state store") {
+		t.Errorf("no state store: %v", err)
+	}
+	if _, err := Open(ctx, "memfs://bad", "other.example.com", vctx); err == nil || !strings.Contains(err.Error(), `cluster "other.example.com" not found`) {
+		t.Errorf("unknown cluster: %v", err)
+	}
+
+	dir := t.TempDir()
+	fs := newStore(t, "file://"+dir, vfs.NewVFSContext(), "kubernetes-ca")
+	ksFile := filepath.Join(dir, clusterName, "pki", "private", "kubernetes-ca", "keyset.yaml")
+	if _, err := os.Stat(ksFile); err != nil {
+		t.Fatalf("keyset file not where kOps keeps it: %v", err)
+	}
+	if err := os.WriteFile(ksFile, []byte("this: [is not a keyset"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stage(ctx, []string{"kubernetes-ca"}); err == nil || !strings.Contains(err.Error(), "kubernetes-ca") {
+		t.Errorf("corrupt keyset.yaml: %v", err)
+	}
+}
+
+func TestItemCreatedFromID(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	id := pki.BuildPKISerial(at.UnixNano()).String()
+	if got := itemCreated(id); !got.Equal(at) {
+		t.Errorf("itemCreated = %v, want %v", got, at)
+	}
+	if !itemCreated("not-a-number").IsZero() {
+		t.Error("bad id has a time")
+	}
+}
