@@ -89,7 +89,9 @@ func TestFullProcedureAndRollbacks(t *testing.T) {
 		name string
 		base func(t *testing.T) (string, *vfs.VFSContext)
 	}{
-		{"memfs", func(t *testing.T) (string, *vfs.VFSContext) { return "memfs://state-" + t.Name(), vfs.NewTestingVFSContext() }},
+		{"memfs", func(t *testing.T) (string, *vfs.VFSContext) {
+			return "memfs://state-" + t.Name(), vfs.NewTestingVFSContext()
+		}},
 		{"file", func(t *testing.T) (string, *vfs.VFSContext) { return "file://" + t.TempDir(), vfs.NewVFSContext() }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
