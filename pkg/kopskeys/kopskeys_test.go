@@ -1,9 +1,7 @@
 package kopskeys
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,51 +9,20 @@ import (
 	"time"
 
 	"k8s.io/kops/pkg/pki"
-	"k8s.io/kops/upup/pkg/fi"
 	"k8s.io/kops/util/pkg/vfs"
+
+	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
 )
 
-const clusterName = "test.example.com"
+const clusterName = kopskeystest.ClusterName
 
-var clusterConfig = []byte("apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: " + clusterName + "\nspec: {}\n")
-
-// newStore writes a cluster into a state store and seeds keysets with a
-// primary each, the way `kops update cluster` leaves them.
+// newStore seeds a state store and opens it.
 func newStore(t *testing.T, base string, vctx *vfs.VFSContext, keysets ...string) *Store {
 	t.Helper()
-	ctx := context.Background()
-	p, err := vctx.BuildVfsPath(base + "/" + clusterName + "/config")
+	kopskeystest.Seed(t, base, vctx, keysets...)
+	s, err := Open(context.Background(), base, clusterName, vctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := p.WriteFile(ctx, bytes.NewReader(clusterConfig), nil); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(ctx, base, clusterName, vctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := s.keystore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range keysets {
-		key, err := pki.GeneratePrivateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		serial := pki.BuildPKISerial(time.Now().UnixNano())
-		cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{Type: "ca", Subject: pkix.Name{CommonName: name}, Serial: serial, PrivateKey: key}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		set, err := fi.NewKeyset(cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ks.StoreKeyset(ctx, name, set); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return s
 }
@@ -211,5 +178,22 @@ func TestItemCreatedFromID(t *testing.T) {
 	}
 	if !itemCreated("not-a-number").IsZero() {
 		t.Error("bad id has a time")
+	}
+}
+
+func TestNextStepsFollowTheRecord(t *testing.T) {
+	rec := &Record{Done: map[string]time.Time{StepStage: time.Now(), StepUpdate1: time.Now()}}
+	got := NextSteps(StageStaged, rec)
+	if strings.Join(got, ",") != StepRoll1+","+StepExport1+","+StepPromote {
+		t.Errorf("NextSteps(staged) = %v", got)
+	}
+	if c := Command(StepExportAfterProm, "c.example.com", "s3://b"); c != "kops export kubecfg --admin --name c.example.com --state s3://b" {
+		t.Errorf("Command = %q", c)
+	}
+	if r := RollbackCommands(StageDistrusted, "c", "s"); len(r) != 3 || !strings.Contains(r[2], "rolling-update cluster --force --yes") {
+		t.Errorf("RollbackCommands(distrusted) = %v", r)
+	}
+	if NextSteps(StageIdle, rec)[0] != StepStage {
+		t.Error("idle does not start with stage")
 	}
 }

@@ -117,3 +117,25 @@ func (s *Store) writeRecord(ctx context.Context, r *Record) error {
 	}
 	return nil
 }
+
+// Unmark forgets steps (a rollback undoes them).
+func (s *Store) Unmark(ctx context.Context, steps ...string) error {
+	r, err := s.ReadRecord(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		delete(r.Done, st)
+	}
+	return s.writeRecord(ctx, r)
+}
+
+// StepsFrom returns step and every step after it in the procedure.
+func StepsFrom(step string) []string {
+	for i, s := range Procedure {
+		if s == step {
+			return append([]string{}, Procedure[i:]...)
+		}
+	}
+	return nil
+}

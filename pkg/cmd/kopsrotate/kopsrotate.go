@@ -11,6 +11,9 @@ import (
 	"k8s.io/kops"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/clusterflags"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/keysets"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/status"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
 )
 
@@ -51,6 +54,10 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 			cmd.Help()
 		},
 	}
+	cluster := &clusterflags.Flags{}
+	cluster.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(status.NewCmdStatus(name, cluster, streams))
+	cmd.AddCommand(keysets.NewCmds(name, cluster, streams)...)
 	cmd.AddCommand(version.NewCmdVersion(name, streams))
 	return cmd
 }

@@ -199,3 +199,11 @@ func Progress(streams genericiooptions.IOStreams, format string) io.Writer {
 	}
 	return streams.Out
 }
+
+// ValidateTableFormat checks a -o value where a table is the default.
+func ValidateTableFormat(format string) error {
+	if format != "" && format != "table" && format != "json" && format != "yaml" {
+		return fmt.Errorf("--output %q is not supported: use table, json or yaml", format)
+	}
+	return nil
+}

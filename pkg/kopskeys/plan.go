@@ -1,0 +1,64 @@
+package kopskeys
+
+import "fmt"
+
+// Command returns the command line of a step of kOps' procedure
+// (docs/operations/rotate-secrets.md) for one cluster.
+func Command(step, cluster, state string) string {
+	target := fmt.Sprintf("--name %s --state %s", cluster, state)
+	switch step {
+	case StepStage:
+		return "kops-rotate stage all " + target
+	case StepPromote:
+		return "kops-rotate promote all " + target
+	case StepDistrust:
+		return "kops-rotate distrust all " + target
+	case StepUpdate1, StepUpdate2, StepUpdate3:
+		return "kops update cluster --yes " + target
+	case StepRoll1, StepRoll2, StepRoll3:
+		return "kops rolling-update cluster --yes " + target
+	case StepExport1, StepExportAfterDistr:
+		return "kops export kubecfg " + target
+	case StepExportAfterProm:
+		// New admin credentials are issued by the new CA.
+		return "kops export kubecfg --admin " + target
+	}
+	return ""
+}
+
+// stageSteps are the steps that belong to each stage of the procedure,
+// ending with the keyset step that moves to the next stage.
+var stageSteps = map[Stage][]string{
+	StageIdle:       {StepStage},
+	StageStaged:     {StepUpdate1, StepRoll1, StepExport1, StepPromote},
+	StagePromoted:   {StepUpdate2, StepRoll2, StepExportAfterProm, StepDistrust},
+	StageDistrusted: {StepUpdate3, StepRoll3, StepExportAfterDistr},
+}
+
+// NextSteps returns the steps still to do in the current stage, in order,
+// skipping those the record says are done in this rotation.
+func NextSteps(stage Stage, rec *Record) []string {
+	var out []string
+	for _, s := range stageSteps[stage] {
+		if _, done := rec.Done[s]; done && stage != StageIdle {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// RollbackCommands returns what undoes the current stage, as the kOps
+// documentation gives it.
+func RollbackCommands(stage Stage, cluster, state string) []string {
+	target := fmt.Sprintf("--name %s --state %s", cluster, state)
+	switch stage {
+	case StageStaged:
+		return []string{"kops-rotate rollback " + target, "kops update cluster --yes " + target, "kops rolling-update cluster --yes " + target}
+	case StagePromoted:
+		return []string{"kops-rotate rollback " + target, "kops rolling-update cluster --yes " + target}
+	case StageDistrusted:
+		return []string{"kops-rotate rollback " + target, "kops update cluster --yes " + target, "kops rolling-update cluster --force --yes " + target}
+	}
+	return nil
+}
