@@ -135,15 +135,15 @@ func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, err
 	if err != nil {
 		return nil, err
 	}
-	finished, isFinished := rec.Done[StepExportAfterDistr]
 	out := make([]KeysetStatus, 0, len(sets))
 	for _, name := range sortedNames(sets) {
 		st, err := status(name, sets[name])
 		if err != nil {
 			return nil, err
 		}
-		// The final roll and export are done: the rotation is over.
-		if st.Stage == StageDistrusted && isFinished && !distrustedSince(st, finished) {
+		// The final roll and export are recorded after the distrust: the
+		// rotation is over.
+		if st.Stage == StageDistrusted && rec.Finished() {
 			st.Stage = StageIdle
 		}
 		out = append(out, st)

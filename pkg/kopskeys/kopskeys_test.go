@@ -197,3 +197,60 @@ func TestNextStepsFollowTheRecord(t *testing.T) {
 		t.Error("idle does not start with stage")
 	}
 }
+
+// TestRunResumesAtTheFailedStep: a kops step fails (as if the run was
+// killed there); the re-run starts at that step, not before, and finishes.
+func TestRunResumesAtTheFailedStep(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "memfs://run-"+t.Name(), vfs.NewTestingVFSContext(), "kubernetes-ca", "service-account")
+	var calls []string
+	failAt := "rolling-update cluster --yes"
+	failures := 1
+	runner := func(_ context.Context, args []string) error {
+		c := strings.Join(args[:len(args)-4], " ")
+		calls = append(calls, c)
+		if strings.HasPrefix(c, failAt) && failures > 0 && len(calls) > 3 {
+			failures--
+			return errString("interrupted")
+		}
+		return nil
+	}
+	var out strings.Builder
+	if err := s.Run(ctx, RunOptions{Runner: runner, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 0 || !strings.Contains(out.String(), "kops-rotate stage all") {
+		t.Fatalf("run without --yes ran %v:\n%s", calls, out.String())
+	}
+	allAt(t, s, StageIdle)
+
+	// First run: fails at the second rolling update (after promote).
+	err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "step "+StepRoll2+" failed") {
+		t.Fatalf("first run: %v", err)
+	}
+	allAt(t, s, StagePromoted)
+	before := len(calls)
+	if err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := calls[before:]
+	want := []string{"rolling-update cluster --yes", "export kubecfg --admin", "update cluster --yes", "rolling-update cluster --yes", "export kubecfg"}
+	if strings.Join(resumed, "|") != strings.Join(want, "|") {
+		t.Errorf("resumed run called\n  %v\nwant\n  %v", resumed, want)
+	}
+	sts, _ := s.Status(ctx, nil)
+	for _, st := range sts {
+		if st.Stage != StageIdle || len(st.Distrusted) != 1 {
+			t.Errorf("%s after the run: %s with %d distrusted", st.Name, st.Stage, len(st.Distrusted))
+		}
+	}
+	out.Reset()
+	if err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil || !strings.Contains(out.String(), "Rotation complete") {
+		t.Errorf("run after completion: %v %s", err, out.String())
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -1,6 +1,26 @@
 package kopskeys
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
+
+// KopsArgs returns the arguments of the kops CLI for a step that runs it
+// (update, rolling-update, export), or nil for a keyset step.
+func KopsArgs(step string) []string {
+	switch step {
+	case StepUpdate1, StepUpdate2, StepUpdate3:
+		return []string{"update", "cluster", "--yes"}
+	case StepRoll1, StepRoll2, StepRoll3:
+		return []string{"rolling-update", "cluster", "--yes"}
+	case StepExport1, StepExportAfterDistr:
+		return []string{"export", "kubecfg"}
+	case StepExportAfterProm:
+		// New admin credentials are issued by the new CA.
+		return []string{"export", "kubecfg", "--admin"}
+	}
+	return nil
+}
 
 // Command returns the command line of a step of kOps' procedure
 // (docs/operations/rotate-secrets.md) for one cluster.
@@ -13,15 +33,9 @@ func Command(step, cluster, state string) string {
 		return "kops-rotate promote all " + target
 	case StepDistrust:
 		return "kops-rotate distrust all " + target
-	case StepUpdate1, StepUpdate2, StepUpdate3:
-		return "kops update cluster --yes " + target
-	case StepRoll1, StepRoll2, StepRoll3:
-		return "kops rolling-update cluster --yes " + target
-	case StepExport1, StepExportAfterDistr:
-		return "kops export kubecfg " + target
-	case StepExportAfterProm:
-		// New admin credentials are issued by the new CA.
-		return "kops export kubecfg --admin " + target
+	}
+	if args := KopsArgs(step); args != nil {
+		return "kops " + strings.Join(args, " ") + " " + target
 	}
 	return ""
 }

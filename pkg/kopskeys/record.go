@@ -43,6 +43,13 @@ type Record struct {
 	Done map[string]time.Time `json:"done,omitempty"`
 }
 
+// Finished reports whether the last step was recorded after the distrust.
+func (r *Record) Finished() bool {
+	d, ok1 := r.Done[StepDistrust]
+	f, ok2 := r.Done[StepExportAfterDistr]
+	return ok1 && ok2 && !f.Before(d)
+}
+
 // Next returns the first step not done yet, or "" when all are.
 func (r *Record) Next() string {
 	for _, s := range Procedure {

@@ -112,6 +112,26 @@ func run() int {
 			return nil
 		},
 	})
+	root.AddCommand(&cobra.Command{
+		Use:   "kops",
+		Short: "Build the real kops CLI (for interop tests) into the cache if missing; print KOPS=<path>",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir := o.CacheDir
+			if dir == "" {
+				var err error
+				if dir, err = cluster.DefaultCacheDir(); err != nil {
+					return err
+				}
+			}
+			bin, err := cluster.EnsureKops(ctx, dir, cluster.DefaultKopsVersion, os.Stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("KOPS=%s\n", bin)
+			return nil
+		},
+	})
 	var exitCode int
 	root.AddCommand(&cobra.Command{
 		Use:   "run -- COMMAND [ARGS...]",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/clusterflags"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/keysets"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/run"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/status"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
 )
@@ -58,6 +59,7 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 	cluster.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(status.NewCmdStatus(name, cluster, streams))
 	cmd.AddCommand(keysets.NewCmds(name, cluster, streams)...)
+	cmd.AddCommand(run.NewCmdRun(name, cluster, streams))
 	cmd.AddCommand(version.NewCmdVersion(name, streams))
 	return cmd
 }

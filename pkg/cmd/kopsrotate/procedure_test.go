@@ -19,7 +19,7 @@ type fatal struct {
 }
 
 // run executes kops-rotate with args; a fatal error comes back as (msg, code).
-func run(t *testing.T, args ...string) (out string, f *fatal) {
+func runCmd(t *testing.T, args ...string) (out string, f *fatal) {
 	t.Helper()
 	streams, _, stdout, _ := genericiooptions.NewTestIOStreams()
 	cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(&fatal{msg, code}) })
@@ -48,7 +48,7 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 	target := []string{"--name", kopskeystest.ClusterName, "--state", state}
 	step := func(args ...string) string {
 		t.Helper()
-		out, f := run(t, append(args, target...)...)
+		out, f := runCmd(t, append(args, target...)...)
 		if f != nil {
 			t.Fatalf("kops-rotate %s: %s", strings.Join(args, " "), f.msg)
 		}
@@ -85,7 +85,7 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 		t.Errorf("after stage: %s %v", st, next)
 	}
 	step("promote", "all")
-	if _, f := run(t, append([]string{"distrust", "all"}, target...)...); f == nil || !strings.Contains(f.msg, "not been exported since the promote") {
+	if _, f := runCmd(t, append([]string{"distrust", "all"}, target...)...); f == nil || !strings.Contains(f.msg, "not been exported since the promote") {
 		t.Errorf("distrust before export: %+v", f)
 	}
 	step("distrust", "all", "--force")
@@ -107,12 +107,12 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 		{[]string{"status", "nope-ca"}, `keyset "nope-ca" not found`},
 		{[]string{"status", "-o", "wide"}, `--output "wide" is not supported`},
 	} {
-		_, f := run(t, append(tt.args, target...)...)
+		_, f := runCmd(t, append(tt.args, target...)...)
 		if f == nil || !strings.Contains(f.msg, tt.want) || f.code == 0 {
 			t.Errorf("%v: %+v, want error %q", tt.args, f, tt.want)
 		}
 	}
-	if _, f := run(t, "status", "--name", kopskeystest.ClusterName, "--state", ""); f == nil || !strings.Contains(f.msg, "no state store") {
+	if _, f := runCmd(t, "status", "--name", kopskeystest.ClusterName, "--state", ""); f == nil || !strings.Contains(f.msg, "no state store") {
 		t.Errorf("no state store: %+v", f)
 	}
 }
