@@ -33,7 +33,9 @@ $(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd -name '*.go') go.mod
 unit: ## Unit tests (no cluster needed)
 	$(GO) test -count=1 ./...
 
-e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suite (and the harness's own tests) against it, stop it (also on failure or Ctrl-C)
+e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suite (harness and kOps interop included), stop it (also on failure or Ctrl-C)
+	KOPS=$$($(BIN)/e2e-cluster kops | sed -n 's/^KOPS=//p') \
+	KOPS_CHANNEL=$$($(GO) list -m -f '{{.Dir}}' k8s.io/kops)/channels/stable \
 	PATH="$(BIN):$$PATH" $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)-e2e run -- \
 		$(GO) test -tags e2e $(E2E_FLAGS) ./e2e/...
 
