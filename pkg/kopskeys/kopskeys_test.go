@@ -254,3 +254,26 @@ func TestRunResumesAtTheFailedStep(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// allKeysets are the keysets `kops update cluster` creates on a fresh cluster.
+var allKeysets = []string{"apiserver-aggregator-ca", "etcd-clients-ca", "etcd-manager-ca-main", "etcd-manager-ca-events",
+	"etcd-peers-ca-main", "etcd-peers-ca-events", "kubernetes-ca", "service-account", "discovery-ca"}
+
+// BenchmarkStatus opens a file:// store holding every keyset of a fresh
+// cluster and works out the stage, as `kops-rotate status` does.
+func BenchmarkStatus(b *testing.B) {
+	ctx := context.Background()
+	state := "file://" + b.TempDir()
+	vctx := vfs.NewVFSContext()
+	kopskeystest.Seed(b, state, vctx, allKeysets...)
+	for b.Loop() {
+		s, err := Open(ctx, state, clusterName, vctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sts, err := s.Status(ctx, nil)
+		if err != nil || len(sts) != len(allKeysets) {
+			b.Fatal(len(sts), err)
+		}
+	}
+}
