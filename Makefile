@@ -10,7 +10,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null)
 LDFLAGS   := -s -w -X $(PKG)/pkg/version.version=$(VERSION) -X $(PKG)/pkg/version.commit=$(COMMIT) -X $(PKG)/pkg/version.date=$(DATE)
-GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# One set of build flags for tests, builds and the kops CLI, so they share one
+# build cache: the kOps libraries take minutes to compile. Release archives
+# (issue 8) add -trimpath.
+export CGO_ENABLED := 0
+GOBUILD   := $(GO) build -ldflags '$(LDFLAGS)'
 
 # The local control plane: state (pids, kubeconfig, logs) and cached binaries.
 CLUSTER_STATE ?= $(or $(TMPDIR),/tmp)/kube-rotate-cluster-$(shell id -u)/local
