@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const clusterName = "test.example.com"
@@ -261,5 +263,65 @@ esac
 	}
 	if out, _ := e.rotate(path, "run", "--yes"); !strings.Contains(out, "Rotation complete") {
 		t.Errorf("run after completion: %s", out)
+	}
+}
+
+// TestRunKilledMidStepResumes kills kops-rotate (and the kops it runs)
+// while `kops update cluster` runs; the re-run starts again at that update.
+func TestRunKilledMidStepResumes(t *testing.T) {
+	e := setup(t)
+	bin := filepath.Join(e.dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	calls := filepath.Join(e.dir, "calls.log")
+	hang := filepath.Join(e.dir, "hang-once")
+	os.WriteFile(hang, nil, 0o600)
+	wrapper := `#!/bin/sh
+case "$1" in
+  update|rolling-update)
+    echo "$1 $2 $3" >> ` + calls + `
+    if [ "$1" = update ] && [ -f ` + hang + ` ]; then rm ` + hang + `; sleep 60; fi
+    exit 0 ;;
+  export) HCLOUD_TOKEN=dummy exec ` + e.kops + ` "$@" --api-server https://127.0.0.1:6443 --kubeconfig ` + filepath.Join(e.dir, "kubeconfig") + ` ;;
+  *) exec ` + e.kops + ` "$@" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "kops"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("kops-rotate", "run", "--yes", "--name", clusterName, "--state", e.state)
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(hang); os.IsNotExist(err) {
+			break // the update is running (and hanging)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run never reached kops update cluster")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	out, err := e.rotate(bin+string(os.PathListSeparator)+os.Getenv("PATH"), "run", "--yes")
+	if err != nil {
+		t.Fatalf("re-run after kill: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "==> kops update cluster --yes") {
+		t.Errorf("re-run did not resume at the interrupted update:\n%s", out)
+	}
+	log, _ := os.ReadFile(calls)
+	if !strings.HasPrefix(string(log), "update cluster --yes\nupdate cluster --yes\nrolling-update") {
+		t.Errorf("calls:\n%s", log)
+	}
+	for name, kps := range e.keypairs(true) {
+		if len(kps) != 2 {
+			t.Errorf("%s: %d keypairs after the resumed run, want the old (distrusted) and the new", name, len(kps))
+		}
 	}
 }
