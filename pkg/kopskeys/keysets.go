@@ -123,11 +123,7 @@ func sortedItems(ks *fi.Keyset) []*fi.KeysetItem {
 
 // Status returns the rotatable keysets (all, or those named) with their stages.
 func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, error) {
-	ks, err := s.keystore()
-	if err != nil {
-		return nil, err
-	}
-	sets, err := s.selected(ctx, ks, names)
+	_, sets, err := s.load(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +145,16 @@ func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, err
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// load opens a fresh keystore and reads the selected keysets.
+func (s *Store) load(ctx context.Context, names []string) (fi.CAStore, map[string]*fi.Keyset, error) {
+	ks, err := s.keystore()
+	if err != nil {
+		return nil, nil, err
+	}
+	sets, err := s.selected(ctx, ks, names)
+	return ks, sets, err
 }
 
 // selected returns the named keysets (all rotatable ones for none or "all"),
@@ -224,11 +230,7 @@ func (c Change) String() string {
 // Stage creates a new keypair, not primary, in every selected keyset that
 // has none staged yet (idempotent, unlike `kops create keypair`).
 func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
-	ks, err := s.keystore()
-	if err != nil {
-		return nil, err
-	}
-	sets, err := s.selected(ctx, ks, names)
+	ks, sets, err := s.load(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -271,11 +273,7 @@ func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
 // primary. Keysets with nothing staged are left alone; if no keyset has
 // anything staged, that is an error.
 func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
-	ks, err := s.keystore()
-	if err != nil {
-		return nil, err
-	}
-	sets, err := s.selected(ctx, ks, names)
+	ks, sets, err := s.load(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -305,11 +303,7 @@ func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
 // selected keyset. It refuses while any selected keyset still has a staged
 // keypair (not promoted), unless force.
 func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Change, error) {
-	ks, err := s.keystore()
-	if err != nil {
-		return nil, err
-	}
-	sets, err := s.selected(ctx, ks, names)
+	ks, sets, err := s.load(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -366,11 +360,7 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 // newest trusted older keypair) is promoted back; distrusted → the
 // keypairs distrusted in this rotation are trusted again.
 func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) {
-	ks, err := s.keystore()
-	if err != nil {
-		return nil, err
-	}
-	sets, err := s.selected(ctx, ks, names)
+	ks, sets, err := s.load(ctx, names)
 	if err != nil {
 		return nil, err
 	}

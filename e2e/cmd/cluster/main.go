@@ -97,12 +97,9 @@ func run() int {
 		Short: "Build the control-plane binaries into the cache if missing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir := o.CacheDir
-			if dir == "" {
-				var err error
-				if dir, err = cluster.DefaultCacheDir(); err != nil {
-					return err
-				}
+			dir, err := cacheDir(o)
+			if err != nil {
+				return err
 			}
 			bins, err := cluster.EnsureBinaries(ctx, dir, o.Versions, os.Stderr)
 			if err != nil {
@@ -117,12 +114,9 @@ func run() int {
 		Short: "Build the real kops CLI (for interop tests) into the cache if missing; print KOPS=<path>",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir := o.CacheDir
-			if dir == "" {
-				var err error
-				if dir, err = cluster.DefaultCacheDir(); err != nil {
-					return err
-				}
+			dir, err := cacheDir(o)
+			if err != nil {
+				return err
 			}
 			bin, err := cluster.EnsureKops(ctx, dir, cluster.DefaultKopsVersion, os.Stderr)
 			if err != nil {
@@ -183,4 +177,12 @@ func run() int {
 		return 1
 	}
 	return exitCode
+}
+
+// cacheDir is --cache-dir, else the default binary cache.
+func cacheDir(o cluster.Options) (string, error) {
+	if o.CacheDir != "" {
+		return o.CacheDir, nil
+	}
+	return cluster.DefaultCacheDir()
 }
