@@ -70,8 +70,8 @@ type Rule struct {
 // Match selects credentials; empty fields match everything.
 type Match struct {
 	// Kind: secret, tls, jwk or kops-keyset.
-	Kind       string            `yaml:"kind"`
-	Namespaces []string          `yaml:"namespaces"`
+	Kind       string   `yaml:"kind"`
+	Namespaces []string `yaml:"namespaces"`
 	// Names are globs (path.Match syntax) on the Secret or file name.
 	Names []string `yaml:"names"`
 	// Labels must all be present with these values.
