@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -141,13 +142,15 @@ func Parse(data []byte) (*Policy, error) {
 	return p, nil
 }
 
-// unwrapYAML keeps yaml.v3's "line N: ..." messages on one line.
+// unwrapYAML keeps yaml.v3's first "line N: ..." message, on one line:
+// yaml.v3 quotes the offending value, newlines included.
 func unwrapYAML(err error) error {
+	msg := err.Error()
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
-		return errors.New(te.Errors[0])
+		msg = te.Errors[0]
 	}
-	return err
+	return errors.New(strings.ReplaceAll(msg, "\n", `\n`))
 }
 
 func (l Limits) check(where string, isDefault bool) error {
