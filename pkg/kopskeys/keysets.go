@@ -123,7 +123,7 @@ func sortedItems(ks *fi.Keyset) []*fi.KeysetItem {
 
 // Status returns the rotatable keysets (all, or those named) with their stages.
 func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, error) {
-	_, sets, err := s.load(ctx, names)
+	_, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -131,12 +131,9 @@ func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, err
 	if err != nil {
 		return nil, err
 	}
-	out := make([]KeysetStatus, 0, len(sets))
-	for _, name := range sortedNames(sets) {
-		st, err := status(name, sets[name])
-		if err != nil {
-			return nil, err
-		}
+	out := make([]KeysetStatus, 0, len(keysets))
+	for _, k := range keysets {
+		st := k.st
 		// The final roll and export are recorded after the distrust: the
 		// rotation is over.
 		if st.Stage == StageDistrusted && rec.Finished() {
@@ -145,6 +142,31 @@ func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, err
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// keyset is one selected keyset with its status.
+type keyset struct {
+	name string
+	set  *fi.Keyset
+	st   KeysetStatus
+}
+
+// withStatus opens a fresh keystore and returns the selected keysets with
+// their status, in name order.
+func (s *Store) withStatus(ctx context.Context, names []string) (fi.CAStore, []keyset, error) {
+	ks, sets, err := s.load(ctx, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]keyset, 0, len(sets))
+	for _, name := range sortedNames(sets) {
+		st, err := status(name, sets[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, keyset{name: name, set: sets[name], st: st})
+	}
+	return ks, out, nil
 }
 
 // load opens a fresh keystore and reads the selected keysets.
@@ -230,16 +252,13 @@ func (c Change) String() string {
 // Stage creates a new keypair, not primary, in every selected keyset that
 // has none staged yet (idempotent, unlike `kops create keypair`).
 func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
-	ks, sets, err := s.load(ctx, names)
+	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 	var changes []Change
-	for _, name := range sortedNames(sets) {
-		st, err := status(name, sets[name])
-		if err != nil {
-			return changes, err
-		}
+	for _, k := range keysets {
+		name, st := k.name, k.st
 		if len(st.Staged) > 0 {
 			continue
 		}
@@ -257,11 +276,11 @@ func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
 		if err != nil {
 			return changes, fmt.Errorf("issuing a new keypair for %s: %w", name, err)
 		}
-		it, err := sets[name].AddItem(cert, key, false)
+		it, err := k.set.AddItem(cert, key, false)
 		if err != nil {
 			return changes, fmt.Errorf("adding a keypair to %s: %w", name, err)
 		}
-		if err := ks.StoreKeyset(ctx, name, sets[name]); err != nil {
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
 			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
 		}
 		changes = append(changes, Change{Keyset: name, Action: "staged", ID: it.Id})
@@ -273,22 +292,19 @@ func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
 // primary. Keysets with nothing staged are left alone; if no keyset has
 // anything staged, that is an error.
 func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
-	ks, sets, err := s.load(ctx, names)
+	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 	var changes []Change
-	for _, name := range sortedNames(sets) {
-		st, err := status(name, sets[name])
-		if err != nil {
-			return changes, err
-		}
+	for _, k := range keysets {
+		name, st := k.name, k.st
 		if len(st.Staged) == 0 {
 			continue
 		}
 		newest := st.Staged[len(st.Staged)-1].ID
-		sets[name].Primary = sets[name].Items[newest]
-		if err := ks.StoreKeyset(ctx, name, sets[name]); err != nil {
+		k.set.Primary = k.set.Items[newest]
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
 			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
 		}
 		changes = append(changes, Change{Keyset: name, Action: "promoted", ID: newest})
@@ -303,19 +319,15 @@ func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
 // selected keyset. It refuses while any selected keyset still has a staged
 // keypair (not promoted), unless force.
 func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Change, error) {
-	ks, sets, err := s.load(ctx, names)
+	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 	if !force {
 		var notPromoted []string
-		for _, name := range sortedNames(sets) {
-			st, err := status(name, sets[name])
-			if err != nil {
-				return nil, err
-			}
-			if st.Stage == StageStaged {
-				notPromoted = append(notPromoted, name)
+		for _, k := range keysets {
+			if k.st.Stage == StageStaged {
+				notPromoted = append(notPromoted, k.name)
 			}
 		}
 		if len(notPromoted) > 0 {
@@ -333,19 +345,16 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 	}
 	now := time.Now().UTC().Round(0)
 	var changes []Change
-	for _, name := range sortedNames(sets) {
-		st, err := status(name, sets[name])
-		if err != nil {
-			return changes, err
-		}
+	for _, k := range keysets {
+		name, st := k.name, k.st
 		if len(st.Previous) == 0 {
 			continue
 		}
 		for _, p := range st.Previous {
-			sets[name].Items[p.ID].DistrustTimestamp = &now
+			k.set.Items[p.ID].DistrustTimestamp = &now
 			changes = append(changes, Change{Keyset: name, Action: "distrusted", ID: p.ID})
 		}
-		if err := ks.StoreKeyset(ctx, name, sets[name]); err != nil {
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
 			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
 		}
 	}
@@ -360,18 +369,14 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 // newest trusted older keypair) is promoted back; distrusted → the
 // keypairs distrusted in this rotation are trusted again.
 func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) {
-	ks, sets, err := s.load(ctx, names)
+	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC().Round(0)
 	var changes []Change
-	for _, name := range sortedNames(sets) {
-		set := sets[name]
-		st, err := status(name, set)
-		if err != nil {
-			return changes, err
-		}
+	for _, k := range keysets {
+		name, set, st := k.name, k.set, k.st
 		switch st.Stage {
 		case StageStaged:
 			for _, it := range st.Staged {

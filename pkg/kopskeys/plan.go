@@ -62,6 +62,15 @@ func NextSteps(stage Stage, rec *Record) []string {
 	return out
 }
 
+// NextCommands returns the command lines of the steps still to do in stage.
+func NextCommands(stage Stage, rec *Record, cluster, state string) []string {
+	var out []string
+	for _, st := range NextSteps(stage, rec) {
+		out = append(out, Command(st, cluster, state))
+	}
+	return out
+}
+
 // RollbackCommands returns what undoes the current stage, as the kOps
 // documentation gives it.
 func RollbackCommands(stage Stage, cluster, state string) []string {

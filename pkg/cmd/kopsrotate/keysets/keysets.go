@@ -131,11 +131,7 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	next := kopskeys.NextSteps(kopskeys.Overall(after), rec)
-	var cmds []string
-	for _, st := range next {
-		cmds = append(cmds, kopskeys.Command(st, o.Cluster.Name, o.Cluster.State))
-	}
+	cmds := kopskeys.NextCommands(kopskeys.Overall(after), rec, o.Cluster.Name, o.Cluster.State)
 	if len(cmds) > 0 {
 		fmt.Fprintf(o.Out, "\nNext:\n  %s\n", strings.Join(cmds, "\n  "))
 	}

@@ -102,9 +102,7 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	if len(rec.Done) > 0 {
 		rep.Record = rec
 	}
-	for _, step := range kopskeys.NextSteps(stage, rec) {
-		rep.Next = append(rep.Next, kopskeys.Command(step, o.Cluster.Name, o.Cluster.State))
-	}
+	rep.Next = kopskeys.NextCommands(stage, rec, o.Cluster.Name, o.Cluster.State)
 	if o.Output == "json" || o.Output == "yaml" {
 		return output.PrintObject(o.PrintFlags, o.Output, rep, o.Out)
 	}
