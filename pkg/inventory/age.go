@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rotate/kube-rotate/pkg/record"
 )
@@ -94,4 +97,36 @@ func leaf(pemData []byte) (*x509.Certificate, error) {
 		}
 	}
 	return nil, errors.New("no certificate")
+}
+
+// writtenKeys returns the data and stringData keys managedFields record as
+// written (names only: managedFields never hold values), sorted.
+func writtenKeys(entries []metav1.ManagedFieldsEntry) []string {
+	seen := map[string]bool{}
+	for _, mf := range entries {
+		if mf.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+			continue
+		}
+		for _, top := range []string{"f:data", "f:stringData"} {
+			var keys map[string]json.RawMessage
+			if err := json.Unmarshal(fields[top], &keys); err != nil {
+				continue
+			}
+			for k := range keys {
+				if name, ok := strings.CutPrefix(k, "f:"); ok {
+					seen[name] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

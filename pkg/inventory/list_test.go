@@ -48,7 +48,8 @@ func TestSecretAgesReadsMetadataAndOnlyTLSData(t *testing.T) {
 	if a := ages["ns/cert"]; a.Source != SourceCertificate || a.NotAfter == nil {
 		t.Errorf("cert: %+v", a)
 	}
-	// Values are read only for TLS Secrets: every full list is filtered on the type.
+	// Values are read only for TLS Secrets and key sets: every full list is
+	// filtered on the TLS type or on the key-set label.
 	lists := 0
 	for _, act := range kc.Actions() {
 		la, ok := act.(k8stesting.ListAction)
@@ -56,11 +57,12 @@ func TestSecretAgesReadsMetadataAndOnlyTLSData(t *testing.T) {
 			continue
 		}
 		lists++
-		if f := la.GetListRestrictions().Fields.String(); f != "type=kubernetes.io/tls" {
-			t.Errorf("a full Secret list without the TLS type filter (field selector %q)", f)
+		f, l := la.GetListRestrictions().Fields.String(), la.GetListRestrictions().Labels.String()
+		if f != "type=kubernetes.io/tls" && l != JWKSLabel {
+			t.Errorf("a full Secret list filtered on neither the TLS type nor the key-set label (fields %q, labels %q)", f, l)
 		}
 	}
-	if lists != 1 {
-		t.Errorf("%d full Secret lists, want 1", lists)
+	if lists != 2 {
+		t.Errorf("%d full Secret lists, want 2", lists)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -106,6 +107,13 @@ func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by
 		s.Annotations = map[string]string{}
 	}
 	s.Annotations[RecordsAnnotation] = string(recs)
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[record.JWKSKeyLabel] = "true"
+	if len(validation.IsValidLabelValue(st.Key)) == 0 {
+		s.Labels[record.JWKSKeyLabel] = st.Key
+	}
 	gen, err := record.GenerationOf(s.Annotations)
 	if err != nil {
 		return fmt.Errorf("secret/%s: %w", st.Name, err)

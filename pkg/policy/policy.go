@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -286,4 +287,56 @@ func Evaluate(l Limits, age time.Duration, now, notAfter time.Time) State {
 		return StateWarn
 	}
 	return StateOK
+}
+
+// Default returns a policy of one default rule, for use without a file
+// (--max-age, --warn-before, --overlap).
+func Default(maxAge, warnBefore, overlap time.Duration) (*Policy, error) {
+	p := &Policy{APIVersion: APIVersion, Kind: Kind, Metadata: Metadata{Name: "flags"}}
+	p.Spec.Default.MaxAge = Duration{maxAge, true}
+	if warnBefore > 0 {
+		p.Spec.Default.WarnBefore = Duration{warnBefore, true}
+	}
+	if overlap > 0 {
+		p.Spec.Default.Overlap = Duration{overlap, true}
+	}
+	if err := p.Spec.Default.check("--max-age/--warn-before", true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Types returns the Secret types the rules match on, sorted: the
+// inventory learns those types (metadata does not carry a Secret's type).
+func (p *Policy) Types() []string {
+	seen := map[string]bool{}
+	for _, r := range p.Spec.Rules {
+		for _, t := range r.Match.Types {
+			seen[t] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SelectsKeySet reports whether a jwk rule names this Secret (by name
+// glob or labels): its data is then read as a key set even though
+// kube-rotate never labelled it.
+func (p *Policy) SelectsKeySet(namespace, name string, labels map[string]string) bool {
+	for _, r := range p.Spec.Rules {
+		m := r.Match
+		if m.Kind != KindJWK || (len(m.Names) == 0 && len(m.Labels) == 0) {
+			continue
+		}
+		c := Credential{Kind: KindJWK, Namespace: namespace, Name: name, Labels: labels}
+		m.KIDs = nil
+		if m.matches(c) {
+			return true
+		}
+	}
+	return false
 }

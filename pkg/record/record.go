@@ -31,6 +31,9 @@ const (
 	Phase = Prefix + "phase"
 	// History is the list of past rotations (JSON, newest last, bounded).
 	History = Prefix + "history"
+	// Method is how the values were made: `kubectl rotate secret` flags
+	// without values or local paths, replayed by `kubectl rotate status`.
+	Method = Prefix + "method"
 )
 
 // Annotations and labels on a companion (previous-values) Secret.
@@ -42,6 +45,12 @@ const (
 	// Source names the source Secret.
 	Source = Prefix + "source"
 )
+
+// JWKSKeyLabel marks a Secret holding a JSON Web Key Set; its value names
+// the data key holding the set, or is "true" when that key cannot be a
+// label value. `kubectl rotate jwk` sets it; `kubectl rotate status` finds
+// key sets by it without reading other Secrets' values.
+const JWKSKeyLabel = Prefix + "jwks-key"
 
 // ManagedByLabel and ManagedBy mark objects this project creates.
 const (

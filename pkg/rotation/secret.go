@@ -273,6 +273,9 @@ func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
 	if err := record.Apply(s.Annotations, entry, record.PhaseWritten); err != nil {
 		return fmt.Errorf("secret/%s: %w", s.Name, err)
 	}
+	if o.Method != "" {
+		s.Annotations[record.Method] = o.Method
+	}
 	if o.KeepPrevious {
 		s.Annotations[record.Previous] = CompanionName(s.Name)
 	} else {

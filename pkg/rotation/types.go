@@ -88,6 +88,11 @@ type Options struct {
 	DryRun        DryRun
 	// By names who rotates, for the history.
 	By string
+	// Method is how the values were made, as `kubectl rotate secret` flags
+	// that carry no value and no local path (e.g. "--key token --generate
+	// hex:32"); it is recorded so `kubectl rotate status` can say exactly
+	// how to rotate the Secret again. "" keeps the recorded one.
+	Method string
 	// Now returns the current time; tests set it.
 	Now func() time.Time
 	// Progress receives progress lines (never values); nil discards them.

@@ -117,7 +117,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 		Timeout:       consumers.DefaultTimeout,
 		PasswordSpec:  "password:32",
 		TokenBytes:    values.DefaultTokenBytes,
-		DeliverFormat: "{{.Base64URL}}",
+		DeliverFormat: defaultDeliverFormat,
 		PrintFlags:    genericclioptions.NewJSONYamlPrintFlags(),
 		IOStreams:     streams,
 	}
@@ -248,7 +248,7 @@ func (o *Options) Run(ctx context.Context) error {
 		CreateKeys: o.CreateKey, KeepPrevious: !o.NoKeepPrevious, PreviousTTL: o.PreviousTTL,
 		Restart: o.Restart == "rollout", ExtraTargets: o.targets, Timeout: o.Timeout,
 		UndoOnFailure: o.UndoOnFailure, DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.clients.Kube),
-		Progress: progress,
+		Progress: progress, Method: o.method(),
 	}
 	if o.ForceSync {
 		res, err := rotation.ForceSync(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotation.ForceSyncOptions{Options: ro, Name: names[0]})
@@ -365,4 +365,67 @@ func trimNewline(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// defaultDeliverFormat is --deliver-format's default.
+const defaultDeliverFormat = "{{.Base64URL}}"
+
+// method returns the flags that say how the new values are made, without
+// values or local paths, for the record.Method annotation: `kubectl rotate
+// status` shows them as the command that rotates the Secret again.
+// Values that come from outside (files, stdin) are shown as placeholders.
+func (o *Options) method() string {
+	var args []string
+	add := func(a ...string) {
+		for i, v := range a {
+			if i%2 == 1 {
+				v = shellQuote(v)
+			}
+			args = append(args, v)
+		}
+	}
+	for _, k := range o.Keys {
+		add("--key", k)
+	}
+	if o.Generate != "" {
+		add("--generate", o.Generate)
+	}
+	for _, f := range o.FromFile {
+		k, _, _ := strings.Cut(f, "=")
+		add("--from-file", k+"=NEW-VALUE-FILE")
+	}
+	if o.FromStdin != "" {
+		add("--from-stdin", o.FromStdin)
+	}
+	if len(o.URLPassword) > 0 {
+		add("--url-password", strings.Join(o.URLPassword, ","))
+		if o.PasswordFromFile != "" {
+			add("--password-from-file", "NEW-PASSWORD-FILE")
+		} else {
+			add("--password-generate", o.PasswordSpec)
+		}
+	}
+	for _, j := range o.JSONFields {
+		add("--json-field", j)
+	}
+	for _, f := range o.FromFileField {
+		kf, _, _ := strings.Cut(f, "=")
+		add("--from-file-field", kf+"=NEW-VALUE-FILE")
+	}
+	if o.Hashed != "" {
+		add("--hashed", o.Hashed)
+		add("--deliver", "file:NEW-TOKEN-FILE")
+		if o.DeliverFormat != defaultDeliverFormat {
+			add("--deliver-format", o.DeliverFormat)
+		}
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote single-quotes s when it holds characters a shell would read.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:=/@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
