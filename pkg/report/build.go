@@ -319,7 +319,7 @@ func kopsItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
 		}
 		it.evaluate(l, now)
 		if overall == kopskeys.StageIdle {
-			it.Commands = []string{"kops-rotate run" + target, "kops-rotate run --yes" + target}
+			it.Commands = []string{"kops-rotate run --yes" + target}
 		} else {
 			it.Commands = kopskeys.NextCommands(overall, rec, o.KopsCluster, o.KopsState)
 			if it.State == policy.StateOK {

@@ -242,7 +242,7 @@ func TestJWKSFileAndKops(t *testing.T) {
 				if it.State != want || !strings.HasPrefix(it.AgeSource, "primary keypair") {
 					t.Errorf("%s: %s (%s), want %s", id, it.State, it.AgeSource, want)
 				}
-				if want == policy.StateOverdue && (len(it.Commands) != 2 || !strings.HasSuffix(it.Commands[1], "--state "+state)) {
+				if want == policy.StateOverdue && (len(it.Commands) != 1 || it.Commands[0] != "kops-rotate run --yes --name "+kopskeystest.ClusterName+" --state "+state) {
 					t.Errorf("%s: commands %q", id, it.Commands)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/history"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/jwk"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/secret"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/status"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/undo"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
 	"github.com/kube-rotate/kube-rotate/pkg/kube"
@@ -60,6 +61,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		undo.NewCmdUndo(f, streams),
 		finish.NewCmdFinish(f, streams),
 		history.NewCmdHistory(f, streams),
+		status.NewCmdStatus(f, streams),
 		version.NewCmdVersion(DisplayName, streams),
 	)
 	return cmd
