@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -252,9 +253,9 @@ func PrintTable(w io.Writer, r *report.Report, wide bool) error {
 	}
 	fmt.Fprintln(tw, head)
 	for _, it := range r.Items {
-		age := it.Age
-		if age == "" {
-			age = "<unknown>"
+		age := "<unknown>"
+		if it.Since != nil {
+			age = kubeduration.HumanDuration(time.Duration(it.AgeSeconds) * time.Second)
 		}
 		source := it.AgeSource
 		if source == "" {

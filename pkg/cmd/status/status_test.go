@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kops/util/pkg/vfs"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/rotate"
 	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
