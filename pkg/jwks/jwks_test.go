@@ -417,3 +417,42 @@ func FuzzParseAndEdit(f *testing.F) {
 		}
 	})
 }
+
+// Advance, run once per deploy, walks a key set through the rotation one
+// safe step at a time.
+func TestAdvanceOneStepPerRun(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	r := NewRing(load(t, "diracx.json"), "", nil)
+	r.Now = func() time.Time { return now }
+	oldSigning := r.Set.Keys[r.ActiveIndex()].KID
+	n := len(r.Set.Keys)
+	steps := []struct {
+		name        string
+		due         bool
+		after       time.Duration
+		check       func(Step) bool
+		activeIsOld bool
+	}{
+		{"not due: nothing", false, 0, func(s Step) bool { return !s.Changed() }, true},
+		{"due: publish next", true, 0, func(s Step) bool { return s.Added != "" && s.Promoted == "" }, true},
+		{"still due: promote it", true, time.Hour, func(s Step) bool { return s.Promoted != "" && s.Added == "" }, false},
+		{"overlap not passed: keep retiring", false, 12 * time.Hour, func(s Step) bool { return !s.Changed() }, false},
+		{"overlap passed: delete", false, 48 * time.Hour, func(s Step) bool { return len(s.Deleted) == 1 && s.Deleted[0] == oldSigning }, false},
+	}
+	for _, st := range steps {
+		now = now.Add(st.after)
+		got, err := r.Advance(st.due, 24*time.Hour, AddOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if !st.check(got) {
+			t.Fatalf("%s: step %+v", st.name, got)
+		}
+		if isOld := r.Set.Keys[r.ActiveIndex()].KID == oldSigning; isOld != st.activeIsOld {
+			t.Fatalf("%s: signing key is the old one: %v", st.name, isOld)
+		}
+	}
+	if len(r.Set.Keys) != n {
+		t.Errorf("%d keys after a full rotation, want %d (one added, one deleted)", len(r.Set.Keys), n)
+	}
+}

@@ -500,3 +500,63 @@ func union(lists ...[]string) []string {
 	}
 	return out
 }
+
+// Step is what Advance did to a key set.
+type Step struct {
+	// Added is the kid of a key published as next.
+	Added string `json:"added,omitempty"`
+	// Promoted is the kid of a next key that became the signing key.
+	Promoted string `json:"promoted,omitempty"`
+	// Deleted are retiring keys whose overlap had passed.
+	Deleted []string `json:"deleted,omitempty"`
+}
+
+// Changed reports whether the step changed the set.
+func (s Step) Changed() bool { return s.Added != "" || s.Promoted != "" || len(s.Deleted) > 0 }
+
+// String says what the step did, for commit messages and logs.
+func (s Step) String() string {
+	var parts []string
+	if s.Added != "" {
+		parts = append(parts, "publish new key "+s.Added+" as next (verifiers learn it before anyone signs with it)")
+	}
+	if s.Promoted != "" {
+		parts = append(parts, "promote key "+s.Promoted+" to signing key")
+	}
+	if len(s.Deleted) > 0 {
+		parts = append(parts, "delete retiring keys past their overlap: "+strings.Join(s.Deleted, ", "))
+	}
+	if len(parts) == 0 {
+		return "nothing to do"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Advance takes one unattended step of a rotation, for a key set that is
+// deployed between steps (a file kept in a repository, changed through
+// pull requests): when the signing key is due, publish a next key, or,
+// if one is already published, promote it; and delete retiring keys whose
+// overlap (> 0) has passed. One step at a time keeps every deployed set
+// safe: verifiers always know a key before anyone signs with it.
+func (r *Ring) Advance(signingDue bool, overlap time.Duration, o AddOptions) (Step, error) {
+	var st Step
+	if overlap > 0 {
+		st.Deleted = r.Prune(overlap)
+	}
+	if !signingDue {
+		return st, nil
+	}
+	if next := r.NewestNext(); next != "" {
+		if _, err := r.Promote(next); err != nil {
+			return st, err
+		}
+		st.Promoted = next
+		return st, nil
+	}
+	k, err := r.Add(o)
+	if err != nil {
+		return st, err
+	}
+	st.Added = k.KID
+	return st, nil
+}
