@@ -1,20 +1,22 @@
-// Command action is the entrypoint of the kube-rotate GitHub Action container.
-// It stays thin: inputs are read here and handed to pkg/; see action.yml.
+// Command action is the entrypoint of the kube-rotate GitHub Action
+// container (see action.yml). It stays thin: everything happens in
+// pkg/action, driven by the runner's environment (INPUT_*, GITHUB_*).
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/sethvargo/go-githubactions"
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // OIDC credentials from kubeconfigs
 
-	"github.com/kube-rotate/kube-rotate/pkg/version"
+	"github.com/kube-rotate/kube-rotate/pkg/action"
 )
 
 func main() {
-	gha := githubactions.New()
-	v := version.Get()
-	gha.Infof("kube-rotate action %s (%s)", v.Version, v.Platform)
-	if os.Getenv("GITHUB_OUTPUT") != "" {
-		gha.SetOutput("version", v.Version)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := action.Main(ctx, action.Env{Getenv: os.Getenv, Out: os.Stdout})
+	stop()
+	os.Exit(code)
 }

@@ -1,0 +1,137 @@
+package action
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kube-rotate/kube-rotate/pkg/ghrepo"
+	"github.com/kube-rotate/kube-rotate/pkg/report"
+)
+
+// IssueTitle names the credential and its state; it stays the same from
+// run to run while the state does.
+func IssueTitle(it report.Item) string {
+	return fmt.Sprintf("Rotate %s (%s %s)", it.Credential, it.Kind, it.State)
+}
+
+// IssueBody says what is overdue, its age and where that comes from, the
+// policy rule, and the exact commands to rotate it.
+func IssueBody(it report.Item, r *report.Report, runURL string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** is **%s**: %s.\n\n", it.Credential, it.State, orDash(it.Reason))
+	b.WriteString("| | |\n|---|---|\n")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "| %s | %s |\n", k, strings.ReplaceAll(v, "|", `\|`))
+		}
+	}
+	row("Kind", it.Kind)
+	if it.Namespace != "" {
+		row("Namespace", "`"+it.Namespace+"`")
+	}
+	row("Secret", code(it.Name, it.File == "" && it.Cluster == ""))
+	row("File", code(it.File, true))
+	row("Data key", code(it.Key, true))
+	row("Key ID", code(it.KID, true))
+	row("kOps cluster", code(it.Cluster, true))
+	row("Keyset", code(it.Keyset, true))
+	if it.Since != nil {
+		row("Age", fmt.Sprintf("%s (since %s; source: %s)", it.Age, it.Since.Format("2006-01-02 15:04 MST"), it.AgeSource))
+	} else {
+		row("Age", "unknown")
+	}
+	if it.NotAfter != nil {
+		row("Expires", it.NotAfter.Format("2006-01-02 15:04 MST"))
+	}
+	limits := "maxAge " + it.MaxAge
+	if it.WarnBefore != "" {
+		limits += ", warnBefore " + it.WarnBefore
+	}
+	if it.Overlap != "" {
+		limits += ", overlap " + it.Overlap
+	}
+	row("Policy", fmt.Sprintf("rule `%s` of %s: %s", it.Rule, r.Policy, limits))
+	if len(it.Commands) > 0 {
+		b.WriteString("\n### Rotate it\n\n```sh\n")
+		for _, c := range it.Commands {
+			if strings.HasPrefix(c, "kubectl rotate secret ") {
+				b.WriteString("# plan first: keys, fingerprints, consumers, undo command\n" + c + " --dry-run=client\n")
+			}
+			b.WriteString(c + "\n")
+		}
+		b.WriteString("```\n")
+	}
+	b.WriteString("\nThis issue is kept by the kube-rotate Action: each scheduled run updates it while the credential is due, and closes it once it is not.")
+	if runURL != "" {
+		fmt.Fprintf(&b, " Last checked by [this run](%s).", runURL)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func code(s string, ok bool) string {
+	if s == "" || !ok {
+		return ""
+	}
+	return "`" + s + "`"
+}
+
+// prSpec describes the pull request of one key-set file.
+func prSpec(branch, file, step string, items []report.Item, r *report.Report, in *Inputs, files []ghrepo.FileChange) ghrepo.PRSpec {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kube-rotate: the key set in `%s` is due for rotation. This pull request takes one step: **%s**.\n\n", file, step)
+	b.WriteString("Merge it and deploy; the next scheduled run takes the next step (publish a key, then promote it once verifiers have it, then delete retiring keys after their overlap), so every deployed key set keeps verifying every token in use.\n\n")
+	b.WriteString("| Key | State | Age | Limit | Status |\n|---|---|---|---|---|\n")
+	for _, it := range items {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", it.KID, it.KeyState, orDash(it.Age), it.MaxAge, it.State)
+	}
+	fmt.Fprintf(&b, "\nThe same step by hand: `kubectl rotate jwk rotate --file %s` does the whole procedure at once; `kubectl rotate jwk list --file %s` shows the keys.\n", file, file)
+	if in.RunURL != "" {
+		fmt.Fprintf(&b, "\nLast checked by [this run](%s) against %s.\n", in.RunURL, r.Policy)
+	}
+	return ghrepo.PRSpec{Branch: branch, Title: "Rotate the key set in " + file, Body: b.String(),
+		CommitMessage: "kube-rotate: " + file + ": " + step, Files: files, Labels: in.Labels}
+}
+
+// Summary is the step summary: counts, the table, and what was done on GitHub.
+func Summary(r *report.Report, mode string, actions []string) string {
+	var b strings.Builder
+	s := r.Summary
+	fmt.Fprintf(&b, "## kube-rotate: credential ages\n\n%d credentials checked against %s: **%d overdue**, %d expired, %d warn, %d unknown, %d ok.\n\n",
+		s.Total, r.Policy, s.Overdue, s.Expired, s.Warn, s.Unknown, s.OK)
+	if len(r.Items) > 0 {
+		b.WriteString("| Credential | Kind | Age | Source | Limit | State | Rotate |\n|---|---|---|---|---|---|---|\n")
+		for _, it := range r.Items {
+			cmd := "-"
+			if len(it.Commands) > 0 {
+				cmd = "`" + strings.Join(it.Commands, " && ") + "`"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", esc(it.Credential), it.Kind, orDash(it.Age), esc(orDash(it.AgeSource)), it.MaxAge, it.State, esc(cmd))
+		}
+	}
+	if len(actions) > 0 {
+		fmt.Fprintf(&b, "\n### GitHub (mode %s)\n\n", mode)
+		for _, a := range actions {
+			b.WriteString("- " + a + "\n")
+		}
+	}
+	return b.String()
+}
+
+func esc(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func replacePrefix(s, old, new string) string {
+	if strings.HasPrefix(s, old) {
+		return new + s[len(old):]
+	}
+	return s
+}
+
+func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }
