@@ -748,3 +748,41 @@ func TestWireFormat(t *testing.T) {
 		t.Fatalf("list query = %q", q)
 	}
 }
+
+func TestProposeFilesValidation(t *testing.T) {
+	srv, c := setup(t)
+	ctx := context.Background()
+	for name, mod := range map[string]func(*ghrepo.PRSpec){
+		"no branch":          func(s *ghrepo.PRSpec) { s.Branch = "" },
+		"default branch":     func(s *ghrepo.PRSpec) { s.Branch = "main" },
+		"bad branch":         func(s *ghrepo.PRSpec) { s.Branch = "a..b" },
+		"no title":           func(s *ghrepo.PRSpec) { s.Title = " " },
+		"no commit message":  func(s *ghrepo.PRSpec) { s.CommitMessage = "" },
+		"no files":           func(s *ghrepo.PRSpec) { s.Files = nil },
+		"absolute path":      func(s *ghrepo.PRSpec) { s.Files[0].Path = "/etc/passwd" },
+		"path outside":       func(s *ghrepo.PRSpec) { s.Files[0].Path = "a/../../x" },
+		"same file twice":    func(s *ghrepo.PRSpec) { s.Files[1].Path = "./" + s.Files[0].Path },
+		"windows separators": func(s *ghrepo.PRSpec) { s.Files[0].Path = `deploy\jwks.json` },
+	} {
+		s := prSpec("x")
+		mod(&s)
+		_, err := c.ProposeFiles(ctx, s, false)
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error has several lines: %q", name, err)
+		}
+	}
+	if w := writes(srv); len(w) != 0 {
+		t.Fatalf("invalid specs wrote: %+v", w)
+	}
+	// "./" prefixes are cleaned.
+	s := prSpec("x")
+	s.Files[0].Path = "./deploy//jwks.json"
+	if _, err := c.ProposeFiles(ctx, s, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := srv.File("kube-rotate/jwks", "deploy/jwks.json"); !ok || string(got) != "x" {
+		t.Fatalf("file = %q, %v", got, ok)
+	}
+}

@@ -14,7 +14,8 @@ import (
 
 // FileChange is the wanted content of one file in the repository.
 type FileChange struct {
-	// Path is relative to the repository root, with forward slashes.
+	// Path is relative to the repository root, with forward slashes; it is
+	// cleaned ("./a/b" is "a/b").
 	Path    string
 	Content []byte
 }
@@ -58,6 +59,9 @@ func (c *Client) ReadFile(ctx context.Context, filePath, ref string) (content []
 // for the contents API (over 1 MB) comes back with nil content and its sha.
 func (c *Client) getFile(ctx context.Context, filePath, ref string) (content []byte, sha string, found bool, err error) {
 	op := fmt.Sprintf("reading %s", filePath)
+	if filePath, err = cleanPath(filePath); err != nil {
+		return nil, "", false, fmt.Errorf("%s in %s: %w", op, c.Repo(), err)
+	}
 	if ref != "" {
 		op += " at " + ref
 	}
@@ -120,11 +124,14 @@ func (c *Client) branchSHA(ctx context.Context, branch string) (string, error) {
 	return ref.GetObject().GetSHA(), nil
 }
 
-func validPath(p string) error {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../") || p == ".." {
-		return fmt.Errorf("file path %q is not valid: want a clean path relative to the repository root", p)
+// cleanPath normalizes a repository path ("./a//b" becomes "a/b") and
+// rejects paths outside the repository.
+func cleanPath(p string) (string, error) {
+	c := path.Clean(p)
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || c == "." || c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("file path %q is not valid: want a path relative to the repository root, with forward slashes", p)
 	}
-	return nil
+	return c, nil
 }
 
 // ProposeFiles keeps one pull request open from spec.Branch into the default
@@ -151,6 +158,11 @@ func (c *Client) ProposeFiles(ctx context.Context, spec PRSpec, dryRun bool) (PR
 	res := PRResult{Branch: spec.Branch}
 	if err := validateSpec(spec); err != nil {
 		return res, fmt.Errorf("proposing files in %s: %w", c.Repo(), err)
+	}
+	files := make([]FileChange, len(spec.Files))
+	for i, f := range spec.Files {
+		f.Path, _ = cleanPath(f.Path) // validated above
+		files[i] = f
 	}
 	base, err := c.DefaultBranch(ctx)
 	if err != nil {
@@ -191,7 +203,7 @@ func (c *Client) ProposeFiles(ctx context.Context, spec PRSpec, dryRun bool) (PR
 		found bool
 	}
 	var writes []write
-	for _, f := range spec.Files {
+	for _, f := range files {
 		have, sha, found, err := c.getFile(ctx, f.Path, compareRef)
 		if err != nil {
 			return res, err
@@ -334,13 +346,15 @@ func validateSpec(s PRSpec) error {
 	}
 	seen := map[string]bool{}
 	for _, f := range s.Files {
-		if err := validPath(f.Path); err != nil {
+		p, err := cleanPath(f.Path)
+		if err != nil {
 			errs = append(errs, err.Error())
+			continue
 		}
-		if seen[f.Path] {
-			errs = append(errs, fmt.Sprintf("file %s is given twice", f.Path))
+		if seen[p] {
+			errs = append(errs, fmt.Sprintf("file %s is given twice", p))
 		}
-		seen[f.Path] = true
+		seen[p] = true
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
