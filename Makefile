@@ -51,7 +51,7 @@ lint: ## gofmt, go vet, actionlint
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
-	$(GO) tool actionlint -color=false
+	$(GO) tool actionlint -color=false .github/workflows/*.yml examples/workflows/*.yml
 
 test: unit e2e lint ## Every test: unit, e2e on the local control plane, lint
 

@@ -49,7 +49,7 @@ func syncIssues(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.Re
 		lines = append(lines, line)
 	}
 	if err != nil {
-		return lines, fmt.Errorf("keeping issues in %s: %w", gh.Repo(), err)
+		return lines, fmt.Errorf("keeping issues: %w", err)
 	}
 	return lines, nil
 }
@@ -78,8 +78,8 @@ func proposeAndSync(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *repor
 		if err != nil {
 			return lines, err
 		}
-		if res == nil {
-			continue // nothing the step could change: the issue stays
+		if res == nil || (res.Number == 0 && res.Action == ghrepo.ActionUnchanged) {
+			continue // nothing to propose: the issue stays
 		}
 		ref := fmt.Sprintf("pull request #%d", res.Number)
 		if res.Number == 0 {
