@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/kops/util/pkg/vfs"
@@ -270,9 +271,9 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 				it.State, it.Reason = StateUnknown, "retiring since an unknown time: delete it once tokens it signed have expired"
 			case now.Sub(*retired) >= l.Overlap.Duration:
 				it.State = policy.StateOverdue
-				it.Reason = "stopped signing " + duration.Format(now.Sub(*retired).Truncate(time.Second)) + " ago; overlap " + it.Overlap + " has passed: delete it"
+				it.Reason = "stopped signing " + kubeduration.HumanDuration(now.Sub(*retired)) + " ago; overlap " + it.Overlap + " has passed: delete it"
 			default:
-				it.Reason = "retiring: may be deleted in " + duration.Format(l.Overlap.Duration-now.Sub(*retired).Truncate(time.Second))
+				it.Reason = "retiring: may be deleted in " + kubeduration.HumanDuration(l.Overlap.Duration-now.Sub(*retired))
 			}
 			it.Commands = []string{"kubectl rotate jwk delete" + target + " " + k.KID}
 		default:

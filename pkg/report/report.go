@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/kube-rotate/kube-rotate/pkg/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/policy"
@@ -50,7 +51,8 @@ type Item struct {
 
 	// Since is when the value was set; nil when unknown.
 	Since *time.Time `json:"since,omitempty"`
-	// Age is Now - Since, rounded to seconds, as 90d12h.
+	// Age is Now - Since as kubectl prints ages (95d, 3h27m); AgeSeconds
+	// is exact.
 	Age        string `json:"age,omitempty"`
 	AgeSeconds int64  `json:"ageSeconds,omitempty"`
 	// AgeSource says where Since comes from.
@@ -164,7 +166,7 @@ func (it *Item) setAge(since time.Time, source string, now time.Time) {
 	if age < 0 {
 		age = 0
 	}
-	it.Age, it.AgeSeconds = duration.Format(age), int64(age/time.Second)
+	it.Age, it.AgeSeconds = kubeduration.HumanDuration(age), int64(age/time.Second)
 }
 
 // setLimits fills the limit fields.
@@ -199,14 +201,14 @@ func (it *Item) evaluate(l policy.Limits, now time.Time) {
 	it.State = policy.Evaluate(l, it.ageOf(), now, notAfter)
 	switch it.State {
 	case policy.StateExpired:
-		it.Reason = "certificate expired " + duration.Format(now.Sub(notAfter).Truncate(time.Second)) + " ago"
+		it.Reason = "certificate expired " + kubeduration.HumanDuration(now.Sub(notAfter)) + " ago"
 	case policy.StateOverdue:
 		it.Reason = it.Age + " old, limit " + it.MaxAge
 	case policy.StateWarn:
 		if !notAfter.IsZero() && notAfter.Sub(now) <= l.WarnBefore.Duration {
-			it.Reason = "certificate expires in " + duration.Format(notAfter.Sub(now).Truncate(time.Second))
+			it.Reason = "certificate expires in " + kubeduration.HumanDuration(notAfter.Sub(now))
 		} else {
-			it.Reason = "due in " + duration.Format((l.MaxAge.Duration - it.ageOf()).Truncate(time.Second))
+			it.Reason = "due in " + kubeduration.HumanDuration(l.MaxAge.Duration-it.ageOf())
 		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -253,9 +252,9 @@ func PrintTable(w io.Writer, r *report.Report, wide bool) error {
 	}
 	fmt.Fprintln(tw, head)
 	for _, it := range r.Items {
-		age := "<unknown>"
-		if it.Since != nil {
-			age = kubeduration.HumanDuration(time.Duration(it.AgeSeconds) * time.Second)
+		age := it.Age
+		if it.Since == nil {
+			age = "<unknown>"
 		}
 		source := it.AgeSource
 		if source == "" {
