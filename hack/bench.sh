@@ -3,11 +3,14 @@
 # the plain-kubectl way of doing the same job, in the same run.
 # Called by the Makefile with CLUSTER set and bin/ on PATH.
 # BENCH_SECRETS (default 200): Secrets, each consumed by one Deployment.
+# BENCH_STATUS_SECRETS (default 10000): Secrets for the key-age check, one
+# in ten of them TLS or JWKS.
 # API writes are counted from -v=6 request logs (verb POST/PUT/PATCH/DELETE),
 # the same way for kubectl and kubectl rotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BENCH_SECRETS:-200}
+m=${BENCH_STATUS_SECRETS:-10000}
 results=$(mktemp); trap 'rm -f "$results"' EXIT
 now() { date +%s%N; }
 since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}'; }
@@ -34,6 +37,7 @@ k() { "$kubectl_bin" "$@"; }
 
 echo "== $n Secrets, each consumed by one Deployment"
 k delete namespace bench --ignore-not-found --wait=true >/dev/null
+k delete namespace bench-status --ignore-not-found --wait=true >/dev/null
 k create namespace bench >/dev/null
 until k -n bench get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
 manifest=$(mktemp)
@@ -101,12 +105,24 @@ w=$(writes "$log")
 row "kubectl rotate: API writes" "$w" "$(awk -v w="$w" -v n="$n" 'BEGIN{printf "%.1f/secret", w/n}')"
 rm -f "$log"
 
-echo "== listing every Secret"
-measure "$results.m" "$kubectl_bin" get secrets -A -o json
-read -r secs rss < "$results.m"; rm -f "$results.m"
-row "kubectl get secrets -A -o json (s / peak MiB)" "$secs" "$rss"
-
 k delete namespace bench --wait=false >/dev/null
+
+echo "== key ages: $m Secrets ($((m / 20)) TLS, $((m / 20)) JWKS), kubectl rotate status next to kubectl get"
+s=$(now)
+go run ./hack/seedsecrets -n bench-status -count "$m" -tls $((m / 20)) -jwks $((m / 20)) >/dev/null
+row "seed $m Secrets (s)" "$(since "$s")" "-"
+timed() { # label, command...
+  local label=$1; shift
+  measure "$results.m" "$@"
+  read -r secs rss < "$results.m"; rm -f "$results.m"
+  row "$label (s / peak MiB)" "$secs" "$rss"
+}
+timed "kubectl get secrets -A -o json" "$kubectl_bin" get secrets -A -o json
+timed "kubectl get secrets -A (server-side table)" "$kubectl_bin" get secrets -A
+timed "kubectl rotate status -A -o json" kubectl-rotate status -A -o json
+timed "kubectl rotate status -A (table)" kubectl-rotate status -A
+k delete namespace bench-status --wait=false >/dev/null
+
 echo
 printf '| %-58s | %10s | %10s |\n' "measurement" "value" "extra"
 printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"

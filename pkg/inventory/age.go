@@ -41,8 +41,8 @@ type Age struct {
 
 // SecretAge returns when s's data was last set: the rotated-at annotation,
 // else the newest managedFields entry that touched data or stringData,
-// else creationTimestamp. For kubernetes.io/tls Secrets the certificate's
-// NotBefore is used when it is newer, and NotAfter is reported.
+// else creationTimestamp. For kubernetes.io/tls Secrets with a readable
+// certificate, its NotBefore is the age and NotAfter is reported.
 func SecretAge(s *corev1.Secret) Age {
 	a := Age{Since: s.CreationTimestamp.Time.UTC(), Source: SourceCreation}
 	if raw, ok := s.Annotations[record.RotatedAt]; ok {
@@ -64,9 +64,9 @@ func SecretAge(s *corev1.Secret) Age {
 		if cert, err := leaf(s.Data[corev1.TLSCertKey]); err == nil {
 			na := cert.NotAfter.UTC()
 			a.NotAfter = &na
-			if a.Source == SourceCreation || cert.NotBefore.After(a.Since) {
-				a.Since, a.Source = cert.NotBefore.UTC(), SourceCertificate
-			}
+			// The certificate's own issue time is the credential's age: a
+			// certificate copied into a new Secret is as old as it was.
+			a.Since, a.Source = cert.NotBefore.UTC(), SourceCertificate
 		}
 	}
 	return a

@@ -80,3 +80,14 @@ func TestSecretAge(t *testing.T) {
 		t.Errorf("TLS: %+v", a)
 	}
 }
+
+// An old certificate copied into a Secret today is as old as the certificate.
+func TestTLSAgeIsTheCertificates(t *testing.T) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "copied", CreationTimestamp: metav1.NewTime(at(15))}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: certPEM(t, at(2), at(28))}}
+	s.ManagedFields = []metav1.ManagedFieldsEntry{mf(16, `{"f:data":{"f:tls.crt":{}}}`)}
+	s.Annotations = map[string]string{record.RotatedAt: at(17).Format(time.RFC3339)}
+	if a := SecretAge(s); !a.Since.Equal(at(2)) || a.Source != SourceCertificate {
+		t.Errorf("copied certificate: %v from %s, want %v from the certificate", a.Since, a.Source, at(2))
+	}
+}
