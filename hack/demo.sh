@@ -92,6 +92,11 @@ run kubectl rotate finish secret/diracx-secrets -n demo
 run kubectl rotate finish secret/diracx-sql-connection-urls -n demo
 run kubectl -n demo get deployments
 
+say "Step 12: how old is every credential of the app, against a rotation policy?"
+note "Ages come from kube-rotate's records, else managedFields, else creationTimestamp (a lower bound);"
+note "-o json gives ids, ages in seconds and the commands; --fail-on overdue exits 3 for CI."
+run kubectl rotate status -n demo --policy hack/demo/rotation-policy.yaml
+
 say "Done. The cluster keeps running:"
 note "$kubeconfig_line"
 note "stop it with: make cluster-down"
