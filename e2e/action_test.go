@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -635,6 +636,8 @@ users:
 			want: []string{policyPath, "yaml"}, fields: map[string]string{"file": policyPath, "line": "5"}},
 		{name: "unknown mode", inputs: func(in map[string]string) { in["mode"] = "issues" }, code: 1,
 			want: []string{`input mode "issues" is not known`}},
+		{name: "token rejected", inputs: func(in map[string]string) { in["github_token"] = "ghp_revoked0000000000" }, code: 1,
+			want: []string{"401 Bad credentials", "the token was rejected"}},
 		{name: "403 creating an issue", setup: func(w *workflow) {
 			w.gh.FailNext(http.MethodPost, "issues", http.StatusForbidden, "Resource not accessible by integration", 1)
 		}, code: 1, want: []string{"creating issue", "403 Resource not accessible by integration", "issues: write"}, failedWrites: 1,
@@ -783,9 +786,23 @@ func TestActionDryRunAndReport(t *testing.T) {
 	if rep := readReport(t, rw, rr); rep.Summary.Overdue != 1 || !strings.Contains(rr.summary, "| "+ns+"/api-token | secret |") {
 		t.Errorf("mode report: summary %+v, step summary:\n%s", rep.Summary, rr.summary)
 	}
+	// The kubeconfig as base64, wrapped as base64(1) prints it (a
+	// KUBE_CONFIG_DATA secret).
+	enc := base64.StdEncoding.EncodeToString([]byte(actionKubeconfig(t)))
+	var wrapped strings.Builder
+	for len(enc) > 76 {
+		wrapped.WriteString(enc[:76] + "\n")
+		enc = enc[76:]
+	}
+	wrapped.WriteString(enc + "\n")
+	rw.inputs["kubeconfig"] = wrapped.String()
 	rw.inputs["fail_on"] = "warn"
 	rw.inputs["max_age"] = "365d"
-	if rr := rw.run(); rr.code != 0 || len(rr.errorLines()) != 0 {
-		t.Errorf("nothing past warn at max_age 365d: exit %d, errors %q", rr.code, rr.errorLines())
+	rr = rw.run()
+	if rr.code != 0 || len(rr.errorLines()) != 0 {
+		t.Errorf("base64 kubeconfig, nothing past warn at max_age 365d: exit %d, errors %q", rr.code, rr.errorLines())
+	}
+	if rep := readReport(t, rw, rr); rep.Summary != (report.Summary{Total: 2, OK: 2}) {
+		t.Errorf("base64 kubeconfig: report summary %+v, want the namespace's two Secrets ok", rep.Summary)
 	}
 }
