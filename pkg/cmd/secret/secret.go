@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -324,47 +322,6 @@ func parseTarget(s, ns string) (consumers.Workload, error) {
 		return consumers.Workload{}, fmt.Errorf("--restart-target %q: only deployment, statefulset and daemonset can be restarted", s)
 	}
 	return consumers.Workload{Kind: kind, Namespace: ns, Name: name}, nil
-}
-
-// readFile reads a value file, refusing directories and huge files, and
-// strips one trailing newline (as editors add it).
-func readFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, errors.Unwrap(err))
-	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory, not a file", path)
-	}
-	if fi.Size() > 1<<20 {
-		return nil, fmt.Errorf("%s is larger than 1 MiB, more than a Secret can hold", path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, errors.Unwrap(err))
-	}
-	return trimNewline(b), nil
-}
-
-func readAll(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
-	}
-	if len(b) > 1<<20 {
-		return nil, errors.New("standard input is larger than 1 MiB, more than a Secret can hold")
-	}
-	return trimNewline(b), nil
-}
-
-func trimNewline(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 // defaultDeliverFormat is --deliver-format's default.
