@@ -54,7 +54,12 @@ func readValues() string {
 
 func writeReport(r report) {
 	b, _ := json.Marshal(r)
-	_ = os.WriteFile(os.Getenv("HOOKS_TEST_REPORT"), b, 0o600)
+	// Written whole, then renamed: a test that waits for the file to
+	// appear must never read half of it.
+	dst := os.Getenv("HOOKS_TEST_REPORT")
+	if os.WriteFile(dst+".tmp", b, 0o600) == nil {
+		_ = os.Rename(dst+".tmp", dst)
+	}
 }
 
 func helper(mode string) int {
