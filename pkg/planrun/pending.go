@@ -1,0 +1,157 @@
+package planrun
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kube-rotate/kube-rotate/pkg/changes"
+	"github.com/kube-rotate/kube-rotate/pkg/plan"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+	"github.com/kube-rotate/kube-rotate/pkg/values"
+)
+
+// Annotations on a pending companion.
+const (
+	// RotationIDAnnotation names the plan run that made the pending values.
+	RotationIDAnnotation = record.Prefix + "rotation-id"
+	// PendingOfLabel labels a pending companion with its Secret's name.
+	PendingOfLabel = record.Prefix + "pending-of"
+	// ItemAnnotation names the plan item.
+	ItemAnnotation = record.Prefix + "plan-item"
+)
+
+// SecretChanges turns a plan item's secret spec into rotation changes
+// (hashed token pairs are made by the caller: their token goes elsewhere).
+func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, error) {
+	var out []rotation.Change
+	for _, g := range s.Generate {
+		cs, err := changes.Build(changes.Spec{Keys: []string{g.Key}, Generate: g.Spec})
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", g.Key, err)
+		}
+		out = append(out, cs...)
+	}
+	spec := changes.Spec{}
+	if s.URLPassword != nil {
+		spec.URLPassword, spec.PasswordSpec = s.URLPassword.Keys, s.URLPassword.Generate
+	}
+	for _, f := range s.JSONFields {
+		spec.JSONFields = append(spec.JSONFields, f.Key+":"+f.Field+":"+f.Spec)
+	}
+	if len(spec.JSONFields) > 0 && spec.PasswordSpec == "" {
+		spec.PasswordSpec = plan.DefaultPasswordSpec
+	}
+	if len(spec.URLPassword)+len(spec.JSONFields) > 0 {
+		cs, err := changes.Build(spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+// PendingName is the pending companion of a Secret.
+func PendingName(secret string) string { return secret + plan.PendingSuffix }
+
+// Pending holds an item's new values before they are in use.
+type Pending struct {
+	// Values by key: what finish moves into place.
+	Values map[string][]byte
+	// Current values of the same keys (absent keys are missing).
+	Current map[string][]byte
+	// Reused is true when an earlier run of this rotation made them.
+	Reused bool
+}
+
+// Fingerprints of the pending values, by key.
+func (p *Pending) Fingerprints() map[string]string {
+	out := make(map[string]string, len(p.Values))
+	for k, v := range p.Values {
+		out[k] = values.Fingerprint(v)
+	}
+	return out
+}
+
+// CreatePending is the create step: it makes the new values of one item
+// from the Secret's current ones and writes them to NAME-pending. Nothing in
+// use changes. A pending companion of the same rotation is reused, never
+// regenerated: hooks of an interrupted run may already have applied it.
+// One of another rotation is refused.
+func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *plan.SecretSpec, cs []rotation.Change) (*Pending, error) {
+	secrets := kc.CoreV1().Secrets(ns)
+	cur, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("item %s: secret/%s not found in namespace %s: create it or fix the plan", item, s.Name, ns)
+		}
+		return nil, fmt.Errorf("item %s: reading secret/%s: %w", item, s.Name, err)
+	}
+	p := &Pending{Values: map[string][]byte{}, Current: map[string][]byte{}}
+	for _, c := range cs {
+		if v, ok := cur.Data[c.Key]; ok {
+			p.Current[c.Key] = v
+		}
+	}
+	name := PendingName(s.Name)
+	existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if existing.Labels[PendingOfLabel] != s.Name {
+			return nil, fmt.Errorf("item %s: secret/%s exists and is not kube-rotate's pending companion of secret/%s: rename it or delete it", item, name, s.Name)
+		}
+		if id := existing.Annotations[RotationIDAnnotation]; id != rotationID {
+			return nil, fmt.Errorf("item %s: secret/%s holds values of another rotation (%s): finish or undo that run, or delete the companion", item, name, id)
+		}
+		for _, c := range cs {
+			v, ok := existing.Data[c.Key]
+			if !ok {
+				return nil, fmt.Errorf("item %s: secret/%s lacks key %s: delete it and re-run to make the values again", item, name, c.Key)
+			}
+			p.Values[c.Key] = v
+		}
+		p.Reused = true
+		return p, nil
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("item %s: reading secret/%s: %w", item, name, err)
+	}
+	for _, c := range cs {
+		old, ok := cur.Data[c.Key]
+		if !ok && !s.CreateKeys {
+			return nil, fmt.Errorf("item %s: secret/%s has no key %s: add it, or set createKeys: true", item, s.Name, c.Key)
+		}
+		v, err := c.Make(old, ok)
+		if err != nil {
+			return nil, fmt.Errorf("item %s: secret/%s key %s %v", item, s.Name, c.Key, err)
+		}
+		p.Values[c.Key] = v
+	}
+	keys := make([]string, 0, len(p.Values))
+	for k := range p.Values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ps := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels:      map[string]string{PendingOfLabel: s.Name, record.ManagedByLabel: record.ManagedBy},
+			Annotations: map[string]string{RotationIDAnnotation: rotationID, ItemAnnotation: item, record.Source: s.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: cur.Name, UID: cur.UID}},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: p.Values,
+	}
+	if _, err := secrets.Create(ctx, ps, metav1.CreateOptions{FieldManager: record.ManagedBy}); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("item %s: secret/%s appeared while this run made it: another run is going on; re-run when it ends", item, name)
+		}
+		return nil, fmt.Errorf("item %s: writing secret/%s: %w", item, name, err)
+	}
+	return p, nil
+}
