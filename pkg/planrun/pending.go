@@ -140,8 +140,8 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 	sort.Strings(keys)
 	ps := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-			Labels:      map[string]string{PendingOfLabel: s.Name, record.ManagedByLabel: record.ManagedBy},
-			Annotations: map[string]string{RotationIDAnnotation: rotationID, ItemAnnotation: item, record.Source: s.Name},
+			Labels:          map[string]string{PendingOfLabel: s.Name, record.ManagedByLabel: record.ManagedBy},
+			Annotations:     map[string]string{RotationIDAnnotation: rotationID, ItemAnnotation: item, record.Source: s.Name},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: cur.Name, UID: cur.UID}},
 		},
 		Type: corev1.SecretTypeOpaque,
