@@ -138,7 +138,7 @@ func fail(ctx context.Context, store *Store, j *Journal, item, step string, err 
 	if serr := store.Save(ctx, j); serr != nil {
 		return errors.Join(err, serr)
 	}
-	return fmt.Errorf("%w; step %s failed, nothing in use changed before finish: fix the cause and re-run `kubectl rotate apply` to resume at %s, or `kubectl rotate undo -f` the plan", err, step, step)
+	return fmt.Errorf("%w; step %s failed (the Secret in use changes only at finish): fix the cause and re-run `kubectl rotate apply` to resume at %s, or abandon the run by deleting configmap/%s and the NAME-pending Secrets", err, step, step, JournalName(j.Plan))
 }
 
 // restartCoalesced restarts every workload that reads a changed key once,

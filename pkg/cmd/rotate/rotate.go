@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/apply"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/finish"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/history"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/jwk"
@@ -62,6 +63,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		finish.NewCmdFinish(f, streams),
 		history.NewCmdHistory(f, streams),
 		status.NewCmdStatus(f, streams),
+		apply.NewCmdApply(f, streams),
 		version.NewCmdVersion(DisplayName, streams),
 	)
 	return cmd
