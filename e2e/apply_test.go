@@ -53,6 +53,28 @@ spec:
 		t.Fatal(err)
 	}
 
+	// plan: the steps, the hook and the consumer; nothing changes.
+	pl := mustRun(t, "plan", "-f", planFile)
+	for _, want := range []string{"1. token: secret/app-token", "2. db-password: secret/db-urls", "set: run ./set.sh", "consumer: deployment/web"} {
+		if !strings.Contains(pl.stdout, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, pl.stdout)
+		}
+	}
+	if _, err := client.CoreV1().Secrets(ns).Get(context.Background(), "app-token-pending", metav1.GetOptions{}); err == nil {
+		t.Fatal("plan wrote a pending companion")
+	}
+	// A plan naming a missing Secret fails before anything runs.
+	badPlan := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badPlan, []byte(strings.Replace(doc, "name: db-urls,", "name: db-urlz,", 1)), 0o600)
+	for _, verb := range []string{"plan", "apply"} {
+		if b := run(t, nil, verb, "-f", badPlan); b.code == 0 || !strings.Contains(b.stderr, `item "db-password": secret/db-urlz not found`) {
+			t.Errorf("%s with a missing Secret: exit %d\n%s", verb, b.code, b.allOutput())
+		}
+	}
+	if _, err := client.CoreV1().Secrets(ns).Get(context.Background(), "app-token-pending", metav1.GetOptions{}); err == nil {
+		t.Fatal("apply of a plan naming a missing Secret wrote something")
+	}
+
 	r := run(t, nil, "apply", "-f", planFile)
 	if r.code == 0 || !strings.Contains(r.stderr, "db-password") || !strings.Contains(r.stderr, "resume at set") {
 		t.Fatalf("apply with a failing hook: exit %d\n%s", r.code, r.allOutput())

@@ -47,6 +47,9 @@ func Apply(ctx context.Context, o Options) (*Journal, error) {
 	}
 	switch {
 	case j == nil:
+		if err := Preflight(ctx, o.Clients.Kube, p, o.Namespace); err != nil {
+			return nil, err
+		}
 		now := o.Now().UTC().Truncate(time.Second)
 		j = &Journal{Plan: p.Metadata.Name, Fingerprint: p.Fingerprint(), RotationID: NewRotationID(now), Started: now}
 		if err := store.Save(ctx, j); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/finish"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/history"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/jwk"
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/plan"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/secret"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/status"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/undo"
@@ -64,6 +65,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		history.NewCmdHistory(f, streams),
 		status.NewCmdStatus(f, streams),
 		apply.NewCmdApply(f, streams),
+		plan.NewCmdPlan(f, streams),
 		version.NewCmdVersion(DisplayName, streams),
 	)
 	return cmd
