@@ -131,4 +131,20 @@ spec:
 	if restartedAt(t, ns, "web") != after {
 		t.Error("applying a finished plan restarted the Deployment again")
 	}
+
+	// undo -f: both Secrets get their old values back; the journal goes.
+	u := mustRun(t, "undo", "-f", planFile)
+	if got := string(getSecret(t, ns, "db-urls").Data["DB_URL"]); got != "postgresql://app:old-db-pass@db:5432/app" {
+		t.Error("undo -f did not restore the old URL")
+	}
+	if got := string(getSecret(t, ns, "app-token").Data["TOKEN"]); got != "old-token-value-1" {
+		t.Error("undo -f did not restore the old token")
+	}
+	if !strings.Contains(u.stderr, "item db-password: its set hook ran") {
+		t.Errorf("undo does not warn that the set hook changed the backing system:\n%s", u.allOutput())
+	}
+	if _, err := client.CoreV1().ConfigMaps(ns).Get(context.Background(), "kube-rotate-plan-app-creds", metav1.GetOptions{}); err == nil {
+		t.Error("the journal is left after undo")
+	}
+	waitRolledOut(t, ns, "web")
 }

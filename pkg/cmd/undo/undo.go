@@ -17,6 +17,8 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/target"
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/plan"
+	"github.com/kube-rotate/kube-rotate/pkg/planrun"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
 
@@ -25,20 +27,25 @@ var examples = templates.Examples(`
 	kubectl rotate undo secret/diracx-secrets -n diracx
 
 	# See what would be restored
-	kubectl rotate undo secret/diracx-secrets -n diracx --dry-run=client`)
+	kubectl rotate undo secret/diracx-secrets -n diracx --dry-run=client
+
+	# Roll back a whole plan run: finished items from NAME-previous, pending values dropped
+	kubectl rotate undo -f diracx-db.yaml`)
 
 // Options of `kubectl rotate undo`.
 type Options struct {
 	target.Secret
 	Restart string
 	Timeout time.Duration
+	// Filename is a RotationPlan whose run to roll back (-f).
+	Filename string
 }
 
 // NewCmdUndo returns the `undo` command.
 func NewCmdUndo(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{Secret: target.NewSecret(streams), Restart: "rollout", Timeout: consumers.DefaultTimeout}
 	cmd := &cobra.Command{
-		Use:                   "undo secret/NAME",
+		Use:                   "undo (secret/NAME | -f PLAN.yaml)",
 		DisableFlagsInUseLine: true,
 		Short:                 "Restore the values a rotation replaced (from NAME-previous) and restart consumers",
 		Long: templates.LongDesc(`
@@ -48,6 +55,10 @@ func NewCmdUndo(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 			previous values are in place it changes nothing.`),
 		Example: examples,
 		Run: func(cmd *cobra.Command, a []string) {
+			if o.Filename != "" {
+				cmdutil.CheckErr(o.undoPlan(cmd.Context(), f, a))
+				return
+			}
 			cmdutil.CheckErr(o.Complete("undo", f, cmd, a))
 			cmdutil.CheckErr(o.Validate())
 			cmdutil.CheckErr(o.Run(cmd.Context()))
@@ -55,6 +66,7 @@ func NewCmdUndo(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	}
 	cmd.Flags().StringVar(&o.Restart, "restart", o.Restart, "rollout: restart consumers and wait; none: only restore the values.")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each rollout.")
+	cmd.Flags().StringVarP(&o.Filename, "filename", "f", "", "Roll back the run of this RotationPlan instead of one Secret.")
 	o.AddFlags(cmd, true)
 	return cmd
 }
@@ -95,4 +107,29 @@ func (o *Options) Run(ctx context.Context) error {
 			o.Name, res.Secrets[0].Generation, len(res.Restarted))
 	}
 	return err
+}
+
+// undoPlan rolls back the run of a RotationPlan.
+func (o *Options) undoPlan(ctx context.Context, f cmdutil.Factory, args []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(args) > 0 {
+		return errors.New("give secret/NAME or -f PLAN.yaml, not both")
+	}
+	p, err := plan.ParseFile(o.Filename)
+	if err != nil {
+		return err
+	}
+	clients, err := kube.NewClients(f)
+	if err != nil {
+		return err
+	}
+	err = planrun.Undo(ctx, planrun.Options{Plan: p, Clients: rotation.Clients{Kube: clients.Kube, Dynamic: clients.Dynamic},
+		Namespace: clients.Namespace, By: kube.WhoAmI(ctx, clients.Kube), Progress: o.ErrOut})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "plan %s: rolled back\n", p.Metadata.Name)
+	return nil
 }
