@@ -123,6 +123,14 @@ spec:
 	waitRolledOut(t, ns, "web")
 	assertNoValues(t, "apply output", out.allOutput()+r.allOutput(), map[string][]byte{"old": []byte("old-db-pass"), "new": []byte(pending)})
 
+	// A Kubernetes Event on each rotated Secret says which plan item did it.
+	evs, err := client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=db-urls,reason=PlanItemRotated"})
+	if err != nil || len(evs.Items) != 1 || !strings.Contains(evs.Items[0].Message, "plan app-creds item db-password") {
+		t.Errorf("events on secret/db-urls: %v %+v", err, evs)
+	} else {
+		assertNoValues(t, "event", evs.Items[0].Message, map[string][]byte{"old": []byte("old-db-pass"), "new": []byte(pending)})
+	}
+
 	// Applying the finished plan again changes nothing.
 	mustRun(t, "apply", "-f", planFile)
 	if got := string(getSecret(t, ns, "db-urls").Data["DB_URL"]); got != pending {

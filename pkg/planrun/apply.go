@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
@@ -126,6 +128,11 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 				return fail(ctx, store, j, it.Name, step, err)
 			}
 			fmt.Fprintf(o.Progress, "item %s: secret/%s holds the new values; the old ones are in secret/%s-previous\n", it.Name, it.SecretName(), it.SecretName())
+			if live, gerr := o.Clients.Kube.CoreV1().Secrets(ns).Get(ctx, it.SecretName(), metav1.GetOptions{}); gerr == nil {
+				if eerr := recordEvent(ctx, o.Clients.Kube, live, p.Metadata.Name, it.Name, j.RotationID, pend.Fingerprints(), o.Now()); eerr != nil {
+					fmt.Fprintf(o.Progress, "item %s: warning: no Event recorded on secret/%s: %v\n", it.Name, it.SecretName(), eerr)
+				}
+			}
 		}
 		j.Mark(it.Name, step, o.Now())
 		if err := store.Save(ctx, j); err != nil {

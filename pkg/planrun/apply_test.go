@@ -97,6 +97,19 @@ spec:
 		t.Error("the resumed hook got other values than the failed one")
 	}
 
+	// Each finished item left an Event on its Secret: keys and
+	// fingerprints, no value.
+	evs, _ := kc.CoreV1().Events("ns").List(ctx, metav1.ListOptions{})
+	reasons := map[string]string{}
+	for _, e := range evs.Items {
+		reasons[e.InvolvedObject.Name] = e.Reason + ": " + e.Message
+	}
+	for _, name := range []string{"app", "db"} {
+		if !strings.HasPrefix(reasons[name], EventReason) || !strings.Contains(reasons[name], j.RotationID) || strings.Contains(reasons[name], "old-pass") || strings.Contains(reasons[name], pending) {
+			t.Errorf("event on secret/%s: %q", name, reasons[name])
+		}
+	}
+
 	// Finished: a further apply does nothing.
 	if _, err := Apply(ctx, o); err != nil {
 		t.Fatal(err)
