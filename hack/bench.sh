@@ -107,6 +107,54 @@ rm -f "$log"
 
 k delete namespace bench --wait=false >/dev/null
 
+echo "== a 50-item RotationPlan (no hooks) next to 50 runs of kubectl rotate secret"
+k delete namespace bench-plan --ignore-not-found --wait=true >/dev/null
+k create namespace bench-plan >/dev/null
+until k -n bench-plan get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+manifest=$(mktemp); plan=$(mktemp --suffix=.yaml)
+printf 'apiVersion: rotate.kube-rotate.io/v1alpha1\nkind: RotationPlan\nmetadata: {name: bench}\nspec:\n  namespace: bench-plan\n  items:\n' > "$plan"
+for i in $(seq 1 50); do
+  printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: p-%s, namespace: bench-plan}\nstringData: {K: "%s"}\n' "$i" "$(head -c 16 /dev/urandom | base64)" >> "$manifest"
+  printf '  - {name: p-%s, secret: {name: p-%s, generate: [{key: K, spec: "hex:32"}]}}\n' "$i" "$i" >> "$plan"
+done
+# 10 Deployments, each reading 5 of the Secrets.
+for d in $(seq 0 9); do
+  env=""
+  for j in $(seq 1 5); do env="$env{secretRef: {name: p-$((d * 5 + j))}}, "; done
+  cat >> "$manifest" <<YAML
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reader-$d, namespace: bench-plan}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: reader-$d}}
+  template:
+    metadata: {labels: {app: reader-$d}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers: [{name: app, image: registry.k8s.io/pause:3.10, envFrom: [${env%, }]}]
+YAML
+done
+k apply -f "$manifest" >/dev/null; rm -f "$manifest"
+k -n bench-plan wait --for=condition=Available deployment --all --timeout=300s >/dev/null
+: > "$log"; s=$(now)
+kubectl-rotate apply -f "$plan" -v=6 >/dev/null 2>>"$log"
+row "kubectl rotate apply: 50-item plan, 10 consumers (s)" "$(since "$s")" "-"
+w=$(writes "$log"); row "kubectl rotate apply: API writes" "$w" "$(awk -v w="$w" 'BEGIN{printf "%.1f/item", w/50}')"
+restarts=$(grep -cE '"Response" verb="PATCH" url=".*/deployments/' "$log" || true)
+row "kubectl rotate apply: Deployment restarts" "$restarts" "-"
+: > "$log"; s=$(now)
+for i in $(seq 1 50); do
+  kubectl-rotate secret -n bench-plan "p-$i" --key K --generate hex:32 -v=6 >/dev/null 2>>"$log"
+done
+row "50 x kubectl rotate secret, one Secret each (s)" "$(since "$s")" "-"
+w=$(writes "$log"); row "50 x kubectl rotate secret: API writes" "$w" "$(awk -v w="$w" 'BEGIN{printf "%.1f/item", w/50}')"
+restarts=$(grep -cE '"Response" verb="PATCH" url=".*/deployments/' "$log" || true)
+row "50 x kubectl rotate secret: Deployment restarts" "$restarts" "-"
+rm -f "$plan"
+k delete namespace bench-plan --wait=false >/dev/null
+
 echo "== key ages: $m Secrets ($((m / 20)) TLS, $((m / 20)) JWKS), kubectl rotate status next to kubectl get"
 s=$(now)
 go run ./hack/seedsecrets -n bench-status -count "$m" -tls $((m / 20)) -jwks $((m / 20)) >/dev/null

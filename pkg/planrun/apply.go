@@ -117,9 +117,13 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}
-			if res != nil {
-				fmt.Fprintf(o.Progress, "item %s: %s hook succeeded\n", it.Name, step)
+			if res == nil {
+				// No hook: nothing happened that a crash could lose; the
+				// next step's journal write records this one too.
+				j.Mark(it.Name, step, o.Now())
+				continue
 			}
+			fmt.Fprintf(o.Progress, "item %s: %s hook succeeded\n", it.Name, step)
 		case StepFinished:
 			_, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 				CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == plan.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
