@@ -92,10 +92,16 @@ spec:
 		Items      map[string]struct {
 			Done         string            `json:"done"`
 			Fingerprints map[string]string `json:"fingerprints"`
+			Hooks        map[string]struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"hooks"`
 		} `json:"items"`
 	}
 	if err := json.Unmarshal([]byte(out.stdout), &rec); err != nil {
 		t.Fatalf("-o json: %v\n%s", err, out.stdout)
+	}
+	if h, ok := rec.Items["db-password"].Hooks["set"]; !ok || h.ExitCode != 0 {
+		t.Errorf("the record lacks the set hook's result: %+v", rec.Items["db-password"].Hooks)
 	}
 	if rec.Items["db-password"].Done != "finish" || rec.Items["token"].Done != "finish" || !rec.Restarted || rec.Items["token"].Fingerprints["TOKEN"] == "" {
 		t.Fatalf("record: %+v", rec)

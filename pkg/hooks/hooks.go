@@ -58,19 +58,20 @@ type Values struct {
 // Result is what a hook run left: its exit code and the redacted tail of
 // its output.
 type Result struct {
-	Step string
+	Step string `json:"step"`
 	// Kind is KindExec or KindJob.
-	Kind string
+	Kind string `json:"kind"`
 	// ExitCode is the hook's exit code; -1 when it has none (killed by a
 	// signal or timeout, a Job that failed without a terminated container).
-	ExitCode          int
-	Started, Finished time.Time
+	ExitCode int       `json:"exitCode"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 	// Output is the last OutputLimit bytes of the combined output (for a
 	// Job: the logs of its failed pod), with every pending and current
 	// value, and its encoded forms, replaced by [REDACTED].
-	Output string
+	Output string `json:"output,omitempty"`
 	// Job is namespace/name of the Job a job hook ran.
-	Job string `json:",omitempty"`
+	Job string `json:"job,omitempty"`
 }
 
 // document is the JSON an Exec hook reads.

@@ -114,6 +114,7 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 			fmt.Fprintf(o.Progress, "item %s: new values in secret/%s\n", it.Name, PendingName(it.SecretName()))
 		case StepSet, StepTested:
 			res, err := RunHook(ctx, o.Clients.Kube, p, it, step, ns, j.RotationID, pend)
+			j.HookResult(it.Name, step, res)
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}

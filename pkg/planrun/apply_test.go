@@ -67,6 +67,9 @@ spec:
 	if err == nil || !strings.Contains(err.Error(), "item pw") || !strings.Contains(err.Error(), "resume at set") || strings.Contains(err.Error(), "old-pass") {
 		t.Fatalf("first run: %v", err)
 	}
+	if h := j.Items["pw"].Hooks[StepSet]; h == nil || h.ExitCode != 2 || !strings.Contains(h.Output, "backend down") {
+		t.Errorf("the failed hook's result is not journaled: %+v", h)
+	}
 	if j.Next("token") != "" || j.Next("pw") != StepSet || j.Items["pw"].Failed != StepSet {
 		t.Fatalf("journal after the failure: %+v %+v", j.Items["token"], j.Items["pw"])
 	}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-rotate/kube-rotate/pkg/hooks"
 	"github.com/kube-rotate/kube-rotate/pkg/record"
 )
 
@@ -67,6 +68,9 @@ type ItemJournal struct {
 	Fingerprints map[string]string `json:"fingerprints,omitempty"`
 	// Steps records when each step finished.
 	Steps map[string]time.Time `json:"steps,omitempty"`
+	// Hooks are the last result of each hook that ran (exit code, times,
+	// redacted output tail), by step.
+	Hooks map[string]*hooks.Result `json:"hooks,omitempty"`
 }
 
 // NewRotationID returns a fresh id: UTC time and 6 random hex digits.
@@ -194,4 +198,16 @@ func (j *Journal) item(name string) *ItemJournal {
 		j.Items[name] = ij
 	}
 	return ij
+}
+
+// HookResult records the result of item's hook for step.
+func (j *Journal) HookResult(item, step string, r *hooks.Result) {
+	if r == nil {
+		return
+	}
+	ij := j.item(item)
+	if ij.Hooks == nil {
+		ij.Hooks = map[string]*hooks.Result{}
+	}
+	ij.Hooks[step] = r
 }
