@@ -95,7 +95,7 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 	if step == "" {
 		return nil
 	}
-	cs, err := SecretChanges(it.Secret)
+	cs, tokens, err := SecretChanges(it.Secret)
 	if err != nil {
 		return fmt.Errorf("item %s: %w", it.Name, err)
 	}
@@ -104,7 +104,7 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 		if pend == nil {
 			// create makes the values; later steps (also after a crash)
 			// read the same ones back from NAME-pending.
-			if pend, err = CreatePending(ctx, o.Clients.Kube, ns, it.Name, j.RotationID, it.Secret, cs); err != nil {
+			if pend, err = CreatePending(ctx, o.Clients.Kube, ns, it.Name, j.RotationID, it.Secret, cs, tokens); err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}
 		}
@@ -128,7 +128,7 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 		case StepFinished:
 			_, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 				CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == plan.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
-				PreviousTTL: p.Spec.PreviousTTL.Duration, By: o.By, Progress: o.Progress})
+				PreviousTTL: p.Spec.PreviousTTL.Duration, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}
@@ -193,4 +193,14 @@ func restartCoalesced(ctx context.Context, o Options, items []*plan.Item) error 
 	}
 	_, err := consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, all, o.Progress, o.Plan.Spec.Timeout.Duration)
 	return err
+}
+
+// deliveries are where the item's hashed tokens go.
+func deliveries(it *plan.Item, pend *Pending) []Delivery {
+	h := it.Secret.Hashed
+	if h == nil {
+		return nil
+	}
+	name, key, _ := h.DeliverTo()
+	return []Delivery{{Secret: name, Key: key, Token: pend.Tokens[h.Key]}}
 }

@@ -8,10 +8,12 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rotate/kube-rotate/pkg/changes"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
 
@@ -27,6 +29,15 @@ type FinishOptions struct {
 	PreviousTTL time.Duration
 	By          string
 	Progress    io.Writer
+	// Deliveries hand hashed tokens to other Secrets, before the hashes
+	// are put in place.
+	Deliveries []Delivery
+}
+
+// Delivery is a token to write to a key of another Secret.
+type Delivery struct {
+	Secret, Key string
+	Token       []byte
 }
 
 // FinishSecret is the finish step: the pending values move into place
@@ -54,6 +65,11 @@ func FinishSecret(ctx context.Context, c rotation.Clients, o FinishOptions) (*ro
 	}
 	var res *rotation.Result
 	if !inPlace {
+		for _, d := range o.Deliveries {
+			if err := deliver(ctx, c, o.Namespace, d); err != nil {
+				return nil, fmt.Errorf("item %s: %w", o.Item, err)
+			}
+		}
 		var cs []rotation.Change
 		for _, k := range keys {
 			cs = append(cs, changes.Fixed(k, "plan item "+o.Item, o.Pending.Values[k]))
@@ -73,4 +89,37 @@ func FinishSecret(ctx context.Context, c rotation.Clients, o FinishOptions) (*ro
 		return res, fmt.Errorf("item %s: deleting secret/%s: %w", o.Item, PendingName(o.Secret), err)
 	}
 	return res, nil
+}
+
+// deliver writes a token to its Secret (created if missing), guarded by
+// the resourceVersion read; a token already there is left as is.
+func deliver(ctx context.Context, c rotation.Clients, ns string, d Delivery) error {
+	secrets := c.Kube.CoreV1().Secrets(ns)
+	s, err := secrets.Get(ctx, d.Secret, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: d.Secret, Namespace: ns,
+			Labels: map[string]string{record.ManagedByLabel: record.ManagedBy}}, Data: map[string][]byte{d.Key: d.Token}},
+			metav1.CreateOptions{FieldManager: rotation.FieldManager})
+		if err != nil {
+			return fmt.Errorf("delivering the token: creating secret/%s: %w", d.Secret, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delivering the token: reading secret/%s: %w", d.Secret, err)
+	}
+	if bytes.Equal(s.Data[d.Key], d.Token) {
+		return nil
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	s.Data[d.Key] = d.Token
+	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{FieldManager: rotation.FieldManager}); err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("delivering the token: secret/%s changed meanwhile: re-run to resume", d.Secret)
+		}
+		return fmt.Errorf("delivering the token: writing secret/%s: %w", d.Secret, err)
+	}
+	return nil
 }

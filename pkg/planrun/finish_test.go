@@ -17,8 +17,8 @@ func TestFinishSecretOnceEvenWhenRerun(t *testing.T) {
 	kc := fake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns", UID: "u"},
 		Data: map[string][]byte{"K": []byte("old-value-123456"), "other": []byte("kept")}})
 	spec := &plan.SecretSpec{Name: "db", Generate: []plan.GenerateKey{{Key: "K", Spec: "hex:16"}}}
-	cs, _ := SecretChanges(spec)
-	pend, err := CreatePending(ctx, kc, "ns", "pw", "r1", spec, cs)
+	cs, _, _ := SecretChanges(spec)
+	pend, err := CreatePending(ctx, kc, "ns", "pw", "r1", spec, cs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

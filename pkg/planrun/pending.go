@@ -3,7 +3,6 @@ package planrun
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,14 +26,38 @@ const (
 	ItemAnnotation = record.Prefix + "plan-item"
 )
 
-// SecretChanges turns a plan item's secret spec into rotation changes
-// (hashed token pairs are made by the caller: their token goes elsewhere).
-func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, error) {
+// TokenKeyPrefix prefixes, in a pending companion, the plaintext token of a
+// hashed key: it goes to the delivery Secret at finish, never into the
+// Secret holding the hash.
+const TokenKeyPrefix = "kube-rotate.token."
+
+// SecretChanges turns a plan item's secret spec into rotation changes, and
+// for a hashed key the plaintext token to deliver, keyed by the hash's key.
+func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, map[string][]byte, error) {
 	var out []rotation.Change
+	tokens := map[string][]byte{}
+	if h := s.Hashed; h != nil {
+		format, err := values.ParseDeliveryFormat(h.Format)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
+		}
+		pair, err := values.NewHashedPair(h.TokenBytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
+		}
+		tok, err := pair.Plaintext(format)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
+		}
+		c := changes.Fixed(h.Key, "sha256 of a delivered token", pair.Hash())
+		c.Generated = true
+		out = append(out, c)
+		tokens[h.Key] = tok
+	}
 	for _, g := range s.Generate {
 		cs, err := changes.Build(changes.Spec{Keys: []string{g.Key}, Generate: g.Spec})
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", g.Key, err)
+			return nil, nil, fmt.Errorf("key %s: %w", g.Key, err)
 		}
 		out = append(out, cs...)
 	}
@@ -51,11 +74,11 @@ func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, error) {
 	if len(spec.URLPassword)+len(spec.JSONFields) > 0 {
 		cs, err := changes.Build(spec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, cs...)
 	}
-	return out, nil
+	return out, tokens, nil
 }
 
 // PendingName is the pending companion of a Secret.
@@ -67,6 +90,8 @@ type Pending struct {
 	Values map[string][]byte
 	// Current values of the same keys (absent keys are missing).
 	Current map[string][]byte
+	// Tokens are the plaintext tokens of hashed keys, by key.
+	Tokens map[string][]byte
 	// Reused is true when an earlier run of this rotation made them.
 	Reused bool
 }
@@ -85,7 +110,7 @@ func (p *Pending) Fingerprints() map[string]string {
 // use changes. A pending companion of the same rotation is reused, never
 // regenerated: hooks of an interrupted run may already have applied it.
 // One of another rotation is refused.
-func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *plan.SecretSpec, cs []rotation.Change) (*Pending, error) {
+func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *plan.SecretSpec, cs []rotation.Change, tokens map[string][]byte) (*Pending, error) {
 	secrets := kc.CoreV1().Secrets(ns)
 	cur, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
 	if err != nil {
@@ -94,7 +119,7 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 		}
 		return nil, fmt.Errorf("item %s: reading secret/%s: %w", item, s.Name, err)
 	}
-	p := &Pending{Values: map[string][]byte{}, Current: map[string][]byte{}}
+	p := &Pending{Values: map[string][]byte{}, Current: map[string][]byte{}, Tokens: map[string][]byte{}}
 	for _, c := range cs {
 		if v, ok := cur.Data[c.Key]; ok {
 			p.Current[c.Key] = v
@@ -117,6 +142,13 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 			}
 			p.Values[c.Key] = v
 		}
+		for k := range tokens {
+			v, ok := existing.Data[TokenKeyPrefix+k]
+			if !ok {
+				return nil, fmt.Errorf("item %s: secret/%s lacks the token of %s: delete it and re-run to make the values again", item, name, k)
+			}
+			p.Tokens[k] = v
+		}
 		p.Reused = true
 		return p, nil
 	case !apierrors.IsNotFound(err):
@@ -133,11 +165,6 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 		}
 		p.Values[c.Key] = v
 	}
-	keys := make([]string, 0, len(p.Values))
-	for k := range p.Values {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	ps := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 			Labels:          map[string]string{PendingOfLabel: s.Name, record.ManagedByLabel: record.ManagedBy},
@@ -145,7 +172,14 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: cur.Name, UID: cur.UID}},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: p.Values,
+		Data: map[string][]byte{},
+	}
+	for k, v := range p.Values {
+		ps.Data[k] = v
+	}
+	for k, v := range tokens {
+		p.Tokens[k] = v
+		ps.Data[TokenKeyPrefix+k] = v
 	}
 	if _, err := secrets.Create(ctx, ps, metav1.CreateOptions{FieldManager: record.ManagedBy}); err != nil {
 		if apierrors.IsAlreadyExists(err) {

@@ -20,11 +20,11 @@ func TestCreatePendingReusesItsOwnValues(t *testing.T) {
 		Data: map[string][]byte{"A": []byte("postgresql://app:old@db/a"), "B": []byte("mysql://app:old@db:3306/b"), "K": []byte("k0")}})
 	spec := &plan.SecretSpec{Name: "db", URLPassword: &plan.URLPassword{Keys: []string{"A", "B"}, Generate: "password:24"},
 		Generate: []plan.GenerateKey{{Key: "K", Spec: "hex:16"}}}
-	cs, err := SecretChanges(spec)
+	cs, _, err := SecretChanges(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := CreatePending(ctx, kc, "ns", "db-password", "r1", spec, cs)
+	p, err := CreatePending(ctx, kc, "ns", "db-password", "r1", spec, cs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +43,8 @@ func TestCreatePendingReusesItsOwnValues(t *testing.T) {
 	}
 
 	// A re-run of the same rotation gets the same values back.
-	cs2, _ := SecretChanges(spec)
-	again, err := CreatePending(ctx, kc, "ns", "db-password", "r1", spec, cs2)
+	cs2, _, _ := SecretChanges(spec)
+	again, err := CreatePending(ctx, kc, "ns", "db-password", "r1", spec, cs2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCreatePendingReusesItsOwnValues(t *testing.T) {
 	}
 
 	// Another rotation finds them and stops.
-	if _, err := CreatePending(ctx, kc, "ns", "db-password", "r2", spec, cs2); err == nil || !strings.Contains(err.Error(), "another rotation (r1)") {
+	if _, err := CreatePending(ctx, kc, "ns", "db-password", "r2", spec, cs2, nil); err == nil || !strings.Contains(err.Error(), "another rotation (r1)") {
 		t.Errorf("another rotation: %v", err)
 	}
 }
@@ -78,11 +78,11 @@ func TestCreatePendingBadInput(t *testing.T) {
 		{&plan.SecretSpec{Name: "taken", Generate: []plan.GenerateKey{{Key: "K", Spec: "hex:16"}}, CreateKeys: true}, "is not kube-rotate's pending companion"},
 	}
 	for _, tt := range tests {
-		cs, err := SecretChanges(tt.spec)
+		cs, _, err := SecretChanges(tt.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = CreatePending(ctx, kc, "ns", "it", "r1", tt.spec, cs)
+		_, err = CreatePending(ctx, kc, "ns", "it", "r1", tt.spec, cs, nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "item it: ") {
 			t.Errorf("%s: %v, want %q", tt.spec.Name, err, tt.want)
 		}
