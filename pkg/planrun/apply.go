@@ -68,10 +68,11 @@ func Apply(ctx context.Context, o Options) (*Journal, error) {
 		return j, err
 	}
 	for _, it := range items {
-		if it.Secret == nil {
-			return j, fmt.Errorf("item %s: key-set items are not supported by apply yet", it.Name)
+		apply := applyItem
+		if it.JWKS != nil {
+			apply = applyKeySet
 		}
-		if err := applyItem(ctx, o, store, j, it); err != nil {
+		if err := apply(ctx, o, store, j, it); err != nil {
 			return j, err
 		}
 	}

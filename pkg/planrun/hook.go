@@ -43,6 +43,9 @@ func RunHook(ctx context.Context, kc kubernetes.Interface, p *plan.Plan, it *pla
 	case h.Job != nil:
 		j := &hooks.Job{Client: kc, Namespace: ns, Spec: h.Job.Template.JobSpec, Timeout: h.Job.Timeout.Duration,
 			PendingSecret: PendingName(it.SecretName()), CurrentSecret: it.SecretName()}
+		if it.JWKS != nil {
+			j.PendingSecret = "" // a key set has no pending companion
+		}
 		res, err = j.Run(ctx, v)
 	default:
 		return nil, fmt.Errorf("item %s: the %s hook has neither exec nor job", it.Name, step)

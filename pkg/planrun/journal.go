@@ -64,6 +64,9 @@ type ItemJournal struct {
 	// value); cleared when that step succeeds.
 	Failed string `json:"failed,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// KID is the key a key-set item published at create and promotes at
+	// finish.
+	KID string `json:"kid,omitempty"`
 	// Fingerprints of the pending values, by key.
 	Fingerprints map[string]string `json:"fingerprints,omitempty"`
 	// Steps records when each step finished.

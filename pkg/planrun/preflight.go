@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
 )
 
@@ -23,10 +24,14 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *plan.Plan, defau
 		return err
 	}
 	for _, it := range items {
-		if it.Secret == nil {
+		ns := it.Namespace(defaultNS)
+		if it.JWKS != nil {
+			st := &jwks.SecretStore{Client: kc, Namespace: ns, Name: it.JWKS.Secret, Key: it.JWKS.Key}
+			if _, _, err := st.Load(ctx, false); err != nil {
+				return fmt.Errorf("plan: item %q: %w", it.Name, err)
+			}
 			continue
 		}
-		ns := it.Namespace(defaultNS)
 		s, err := kc.CoreV1().Secrets(ns).Get(ctx, it.SecretName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("plan: item %q: secret/%s not found in namespace %s: create it or fix the plan", it.Name, it.SecretName(), ns)
@@ -67,7 +72,11 @@ func Describe(ctx context.Context, w io.Writer, kc kubernetes.Interface, p *plan
 	for i, it := range items {
 		ns := it.Namespace(defaultNS)
 		fmt.Fprintf(w, "%d. %s: secret/%s in %s, keys %s\n", i+1, it.Name, it.SecretName(), ns, strings.Join(it.Keys(), ", "))
-		fmt.Fprintf(w, "   create: new values in secret/%s\n", PendingName(it.SecretName()))
+		if it.JWKS != nil {
+			fmt.Fprintf(w, "   create: publish a new key as next in secret/%s, restart its verifiers\n", it.SecretName())
+		} else {
+			fmt.Fprintf(w, "   create: new values in secret/%s\n", PendingName(it.SecretName()))
+		}
 		for _, h := range []struct {
 			step string
 			hook *plan.Hook
@@ -81,7 +90,11 @@ func Describe(ctx context.Context, w io.Writer, kc kubernetes.Interface, p *plan
 				fmt.Fprintf(w, "   %s: run a Job mounting secret/%s and secret/%s\n", h.step, PendingName(it.SecretName()), it.SecretName())
 			}
 		}
-		fmt.Fprintf(w, "   finish: values into secret/%s, old ones kept in secret/%s%s\n", it.SecretName(), it.SecretName(), plan.PreviousSuffix)
+		if it.JWKS != nil {
+			fmt.Fprintf(w, "   finish: the new key signs; the previous one keeps verifying\n")
+		} else {
+			fmt.Fprintf(w, "   finish: values into secret/%s, old ones kept in secret/%s%s\n", it.SecretName(), it.SecretName(), plan.PreviousSuffix)
+		}
 		ix := indexes[ns]
 		if ix == nil {
 			if ix, err = consumers.NewIndex(ctx, kc, ns); err != nil {

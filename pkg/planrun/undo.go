@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
@@ -47,6 +48,12 @@ func Undo(ctx context.Context, o Options) error {
 			continue
 		}
 		itNS := it.Namespace(o.Namespace)
+		if it.JWKS != nil {
+			if err := undoKeySet(ctx, o, it, ij); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, ran := ij.Steps[StepSet]; ran && it.Hooks.Set != nil {
 			fmt.Fprintf(o.Progress, "item %s: its set hook ran: the backing system still has the new value; set it back if needed\n", it.Name)
 		}
@@ -70,4 +77,33 @@ func Undo(ctx context.Context, o Options) error {
 		}
 	}
 	return store.Delete(ctx)
+}
+
+// undoKeySet withdraws the key a key-set item published, while it has not
+// become the signing key. A promoted key is not demoted automatically:
+// tokens it signed would stop verifying.
+func undoKeySet(ctx context.Context, o Options, it *plan.Item, ij *ItemJournal) error {
+	if ij.KID == "" {
+		return nil
+	}
+	if ij.Done == StepFinished {
+		return fmt.Errorf("item %s: key %s is already the signing key: undo does not demote it (tokens it signed would stop verifying); promote the previous key with kubectl rotate jwk promote if you must", it.Name, ij.KID)
+	}
+	st := &jwks.SecretStore{Client: o.Clients.Kube, Namespace: it.Namespace(o.Namespace), Name: it.JWKS.Secret, Key: it.JWKS.Key}
+	set, rec, err := st.Load(ctx, false)
+	if err != nil {
+		return fmt.Errorf("item %s: %w", it.Name, err)
+	}
+	r := jwks.NewRing(set, "", rec)
+	if r.Set.Find(ij.KID) < 0 {
+		return nil
+	}
+	if err := r.Delete(ij.KID, 0, true); err != nil {
+		return fmt.Errorf("item %s: %w", it.Name, err)
+	}
+	if err := st.Save(ctx, r.Set, r.Records, "jwk-delete", o.By); err != nil {
+		return fmt.Errorf("item %s: %w", it.Name, err)
+	}
+	fmt.Fprintf(o.Progress, "item %s: key %s withdrawn from secret/%s (it never signed)\n", it.Name, ij.KID, it.JWKS.Secret)
+	return nil
 }
