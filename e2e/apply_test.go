@@ -87,8 +87,9 @@ spec:
 	os.Remove(filepath.Join(dir, "broken"))
 	out := mustRun(t, "apply", "-f", planFile, "-o", "json")
 	var rec struct {
-		RotationID string `json:"rotationId"`
-		Restarted  bool   `json:"restarted"`
+		RotationID string   `json:"rotationId"`
+		Restarted  bool     `json:"restarted"`
+		Restarts   []string `json:"restarts"`
 		Items      map[string]struct {
 			Done         string            `json:"done"`
 			Fingerprints map[string]string `json:"fingerprints"`
@@ -99,6 +100,9 @@ spec:
 	}
 	if err := json.Unmarshal([]byte(out.stdout), &rec); err != nil {
 		t.Fatalf("-o json: %v\n%s", err, out.stdout)
+	}
+	if len(rec.Restarts) != 1 || !strings.HasSuffix(rec.Restarts[0], "/web") {
+		t.Errorf("the record's restarts: %v, want the one Deployment once", rec.Restarts)
 	}
 	if h, ok := rec.Items["db-password"].Hooks["set"]; !ok || h.ExitCode != 0 {
 		t.Errorf("the record lacks the set hook's result: %+v", rec.Items["db-password"].Hooks)

@@ -77,7 +77,9 @@ func Apply(ctx context.Context, o Options) (*Journal, error) {
 		}
 	}
 	if p.Spec.Restart == plan.RestartCoalesced && !j.Restarted {
-		if err := restartCoalesced(ctx, o, items); err != nil {
+		restarted, err := restartCoalesced(ctx, o, items)
+		j.Restarts = append(j.Restarts, restarted...)
+		if err != nil {
 			return j, err
 		}
 		j.Restarted = true
@@ -125,11 +127,14 @@ func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *pla
 				j.Mark(it.Name, step, o.Now())
 				continue
 			}
-			fmt.Fprintf(o.Progress, "item %s: %s hook succeeded\n", it.Name, step)
+			fmt.Fprintf(o.Progress, "item %s: %s hook succeeded%s\n", it.Name, step, jobNote(res.Job))
 		case StepFinished:
-			_, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
+			res, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 				CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == plan.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
 				PreviousTTL: p.Spec.PreviousTTL.Duration, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
+			if res != nil {
+				j.Restarts = append(j.Restarts, res.Restarted...)
+			}
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}
@@ -154,12 +159,12 @@ func fail(ctx context.Context, store *Store, j *Journal, item, step string, err 
 	if serr := store.Save(ctx, j); serr != nil {
 		return errors.Join(err, serr)
 	}
-	return fmt.Errorf("%w; step %s failed (the Secret in use changes only at finish): fix the cause and re-run `kubectl rotate apply` to resume at %s, or abandon the run by deleting configmap/%s and the NAME-pending Secrets", err, step, step, JournalName(j.Plan))
+	return fmt.Errorf("%w; step %s failed (the Secret in use changes only at finish): fix the cause and re-run `kubectl rotate apply` to resume at %s, or roll the run back with `kubectl rotate undo -f` the plan (journal: configmap/%s)", err, step, step, JournalName(j.Plan))
 }
 
 // restartCoalesced restarts every workload that reads a changed key once,
 // after all writes, and waits for them.
-func restartCoalesced(ctx context.Context, o Options, items []*plan.Item) error {
+func restartCoalesced(ctx context.Context, o Options, items []*plan.Item) ([]string, error) {
 	byNS := map[string]map[string][]string{}
 	for _, it := range items {
 		ns := it.Namespace(o.Namespace)
@@ -177,7 +182,7 @@ func restartCoalesced(ctx context.Context, o Options, items []*plan.Item) error 
 	for _, ns := range namespaces {
 		ix, err := consumers.NewIndex(ctx, o.Clients.Kube, ns)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		seen := map[string]bool{}
 		for secret, keys := range byNS[ns] {
@@ -190,10 +195,9 @@ func restartCoalesced(ctx context.Context, o Options, items []*plan.Item) error 
 		}
 	}
 	if len(all) == 0 {
-		return nil
+		return nil, nil
 	}
-	_, err := consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, all, o.Progress, o.Plan.Spec.Timeout.Duration)
-	return err
+	return consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, all, o.Progress, o.Plan.Spec.Timeout.Duration)
 }
 
 // deliveries are where the item's hashed tokens go.

@@ -54,6 +54,8 @@ type Journal struct {
 	// Restarted is set once the coalesced restarts after the last finish
 	// completed.
 	Restarted bool `json:"restarted,omitempty"`
+	// Restarts are the workloads restarted (kind/name), in order.
+	Restarts []string `json:"restarts,omitempty"`
 }
 
 // ItemJournal is one item's progress.

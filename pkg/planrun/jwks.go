@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
@@ -57,7 +59,9 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 				fmt.Fprintf(o.Progress, "item %s: key %s published as next in secret/%s\n", it.Name, k.KID, spec.Secret)
 			}
 			// create ends once every verifier runs with the new key.
-			if err := restartUsers(ctx, o, ns, spec.Secret, it.Keys()); err != nil {
+			restarted, err := restartUsers(ctx, o, ns, spec.Secret, it.Keys())
+			j.Restarts = append(j.Restarts, restarted...)
+			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
 			}
 		case StepSet, StepTested:
@@ -66,6 +70,9 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 			j.HookResult(it.Name, step, res)
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
+			}
+			if res != nil {
+				fmt.Fprintf(o.Progress, "item %s: %s hook succeeded%s\n", it.Name, step, jobNote(res.Job))
 			}
 		case StepFinished:
 			r, err := load()
@@ -82,6 +89,11 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 				return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 			}
 			fmt.Fprintf(o.Progress, "item %s: key %s is now the signing key in secret/%s\n", it.Name, ij.KID, spec.Secret)
+			if live, gerr := o.Clients.Kube.CoreV1().Secrets(ns).Get(ctx, spec.Secret, metav1.GetOptions{}); gerr == nil {
+				if eerr := recordEvent(ctx, o.Clients.Kube, live, o.Plan.Metadata.Name, it.Name, j.RotationID, map[string]string{"signing kid": ij.KID}, o.Now()); eerr != nil {
+					fmt.Fprintf(o.Progress, "item %s: warning: no Event recorded on secret/%s: %v\n", it.Name, spec.Secret, eerr)
+				}
+			}
 		}
 		j.Mark(it.Name, step, o.Now())
 		if err := store.Save(ctx, j); err != nil {
@@ -92,15 +104,21 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 }
 
 // restartUsers restarts the workloads reading keys of a Secret and waits.
-func restartUsers(ctx context.Context, o Options, ns, secret string, keys []string) error {
+func restartUsers(ctx context.Context, o Options, ns, secret string, keys []string) ([]string, error) {
 	ix, err := consumers.NewIndex(ctx, o.Clients.Kube, ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ws := ix.UsersOf(secret, keys)
 	if len(ws) == 0 {
-		return nil
+		return nil, nil
 	}
-	_, err = consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, ws, o.Progress, o.Plan.Spec.Timeout.Duration)
-	return err
+	return consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, ws, o.Progress, o.Plan.Spec.Timeout.Duration)
+}
+
+func jobNote(job string) string {
+	if job == "" {
+		return ""
+	}
+	return " (job " + job + ", deleted)"
 }

@@ -72,7 +72,7 @@ func Undo(ctx context.Context, o Options) error {
 		fmt.Fprintf(o.Progress, "item %s: pending values deleted; secret/%s was never changed\n", it.Name, it.SecretName())
 	}
 	if p.Spec.Restart == plan.RestartCoalesced && len(restored) > 0 {
-		if err := restartCoalesced(ctx, o, restored); err != nil {
+		if _, err := restartCoalesced(ctx, o, restored); err != nil {
 			return err
 		}
 	}
