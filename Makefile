@@ -21,7 +21,7 @@ CLUSTER_STATE ?= $(or $(TMPDIR),/tmp)/kube-rotate-cluster-$(shell id -u)/local
 CLUSTER       := $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)
 E2E_FLAGS     ?= -count=1 -timeout=20m
 
-.PHONY: build unit e2e e2e-kubeconfig test lint demo bench cluster-up cluster-env cluster-down cluster-build clean
+.PHONY: build unit e2e e2e-kubeconfig test lint krew-check dist krew demo bench cluster-up cluster-env cluster-down cluster-build clean
 
 build: ## Build kubectl-rotate, kops-rotate (also as kubectl-kops_rotate) and the Action binary into bin/
 	@mkdir -p $(BIN)
@@ -47,11 +47,21 @@ e2e-kubeconfig: build ## Run the e2e suite against the cluster KUBECONFIG points
 	@test -n "$${KUBECONFIG:-}" || { echo "KUBECONFIG is not set: point it at a test cluster" >&2; exit 2; }
 	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/
 
-lint: ## gofmt, go vet, actionlint
+lint: ## gofmt, go vet, actionlint, krew manifests (validated and installed offline)
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) tool actionlint -color=false .github/workflows/*.yml examples/workflows/*.yml
+	@VERSION="$(VERSION)" DATE="$(DATE)" hack/krew-check.sh
+
+krew-check: ## Render and validate the krew manifests, install both plugins offline with krew, run them through kubectl
+	@VERSION="$(VERSION)" DATE="$(DATE)" hack/krew-check.sh
+
+dist: ## Release archives for every krew platform and checksums.txt into dist/ (stripped, -trimpath, stamped)
+	@VERSION="$(VERSION)" DATE="$(DATE)" LDFLAGS="$(LDFLAGS)" DIST="$(CURDIR)/dist" hack/dist.sh
+
+krew: dist ## krew manifests for VERSION into dist/krew/, hashes from the archives in dist/
+	$(GO) run ./hack/krewmanifest -tag "$(VERSION)" -dist dist -out dist/krew krew/rotate.krew.yaml krew/kops-rotate.krew.yaml
 
 test: unit e2e lint ## Every test: unit, e2e on the local control plane, lint
 
