@@ -18,10 +18,13 @@ for p in $platforms; do
     dir="$work/$bin-$os-$arch"; mkdir -p "$dir"
     GOOS=$os GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$dir/$bin$ext" "./plugins/$bin"
     cp LICENSE "$dir/"
+    # kubectl's plugin completion helper (kubectl 1.26+ runs it for <TAB>).
+    complete=$(basename "plugins/$bin"/kubectl_complete-*)
+    cp "plugins/$bin/$complete" "$dir/"
     archive="$DIST/${bin}_${VERSION}_${os}_${arch}.tar.gz"
     # Reproducible: fixed order, owner and mtime (the commit's).
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="${DATE:-1970-01-01T00:00:00Z}" \
-      -C "$dir" -czf "$archive" "$bin$ext" LICENSE
+      -C "$dir" -czf "$archive" "$bin$ext" LICENSE "$complete"
     echo "$archive"
   done
 done

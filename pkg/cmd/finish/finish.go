@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
@@ -34,6 +35,7 @@ func NewCmdFinish(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	o := &Options{Secret: target.NewSecret(streams)}
 	cmd := &cobra.Command{
 		Use:                   "finish secret/NAME",
+		ValidArgsFunction:     completion.SpecifiedResourceTypeAndNameNoRepeatCompletionFunc(f, []string{"secret"}),
 		DisableFlagsInUseLine: true,
 		Short:                 "Delete a Secret's previous values (NAME-previous) once its consumers are healthy",
 		Long: templates.LongDesc(`

@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
@@ -59,6 +60,7 @@ func NewCmdHistory(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 	o := &Options{Secret: target.NewSecret(streams), Now: time.Now}
 	cmd := &cobra.Command{
 		Use:                   "history secret/NAME",
+		ValidArgsFunction:     completion.SpecifiedResourceTypeAndNameNoRepeatCompletionFunc(f, []string{"secret"}),
 		DisableFlagsInUseLine: true,
 		Short:                 "List the rotations of a Secret: time, action, generation, keys, fingerprints, who",
 		Example:               examples,

@@ -6,6 +6,7 @@ package rotate
 import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/apply"
@@ -57,6 +58,15 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 	flags.AddFlags(cmd.PersistentFlags())
 	verbosity.AddFlags(cmd.PersistentFlags())
 	f := flags.NewFactory()
+	// kubectl's own completions: -n NAMESPACE, --context, --cluster, --user.
+	for flag, fn := range map[string]cobra.CompletionFunc{
+		"namespace": completion.ResourceNameCompletionFunc(f, "namespace"),
+		"context":   completion.ContextCompletionFunc,
+		"cluster":   completion.ClusterCompletionFunc,
+		"user":      completion.UserCompletionFunc,
+	} {
+		_ = cmd.RegisterFlagCompletionFunc(flag, fn)
+	}
 	cmd.AddCommand(
 		secret.NewCmdSecret(f, streams),
 		jwk.NewCmdJWK(f, streams),

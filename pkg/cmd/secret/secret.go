@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
@@ -126,6 +127,7 @@ func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	o := NewOptions(streams)
 	cmd := &cobra.Command{
 		Use:                   "secret (NAME... | -l SELECTOR) [flags]",
+		ValidArgsFunction:     completion.ResourceNameCompletionFunc(f, "secret"),
 		DisableFlagsInUseLine: true,
 		Short:                 "Rotate Secret values: keep the previous ones, restart only consumers, wait until healthy",
 		Long:                  long,

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
@@ -46,6 +47,7 @@ func NewCmdUndo(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 	o := &Options{Secret: target.NewSecret(streams), Restart: "rollout", Timeout: consumers.DefaultTimeout}
 	cmd := &cobra.Command{
 		Use:                   "undo (secret/NAME | -f PLAN.yaml)",
+		ValidArgsFunction:     completion.SpecifiedResourceTypeAndNameNoRepeatCompletionFunc(f, []string{"secret"}),
 		DisableFlagsInUseLine: true,
 		Short:                 "Restore the values a rotation replaced (from NAME-previous) and restart consumers",
 		Long: templates.LongDesc(`
