@@ -48,14 +48,21 @@ func TestDocsCommands(t *testing.T) {
 			if m[2] != "" {
 				applyFixture(t, ns, filepath.Join("../docs/fixtures", m[2]))
 			}
+			// The page's namespace becomes the test's, on command lines and in
+			// the page's files (plans name their namespace).
+			nsFlag := regexp.MustCompile(`(-n |--namespace[ =]|namespace: )` + regexp.QuoteMeta(m[1]) + `\b`)
 			work := t.TempDir()
 			if files, _ := filepath.Glob(filepath.Join("../docs/fixtures", strings.TrimSuffix(filepath.Base(page), ".md"), "*")); len(files) > 0 {
 				for _, f := range files {
 					data, _ := os.ReadFile(f)
-					os.WriteFile(filepath.Join(work, filepath.Base(f)), data, 0o600)
+					mode := os.FileMode(0o600)
+					if fi, err := os.Stat(f); err == nil && fi.Mode()&0o100 != 0 {
+						mode = 0o700 // hook scripts stay executable
+					}
+					data = nsFlag.ReplaceAll(data, []byte("${1}"+ns))
+					os.WriteFile(filepath.Join(work, filepath.Base(f)), data, mode)
 				}
 			}
-			nsFlag := regexp.MustCompile(`(-n |--namespace[ =]|namespace: )` + regexp.QuoteMeta(m[1]) + `\b`)
 			for _, c := range cmds {
 				line := nsFlag.ReplaceAllString(c.line, "${1}"+ns)
 				cmd := exec.Command("bash", "-o", "pipefail", "-c", line)

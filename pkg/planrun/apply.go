@@ -60,6 +60,9 @@ func Apply(ctx context.Context, o Options) (*Journal, error) {
 		fmt.Fprintf(o.Progress, "plan %s: rotation %s started\n", p.Metadata.Name, j.RotationID)
 	case j.Fingerprint != p.Fingerprint():
 		return j, fmt.Errorf("plan %s changed since rotation %s started: apply the plan it started with, or undo it (kubectl rotate undo -f PLAN) first", p.Metadata.Name, j.RotationID)
+	case j.done(p):
+		fmt.Fprintf(o.Progress, "plan %s: rotation %s already finished (%s); nothing to do: `kubectl rotate undo -f` rolls it back\n", p.Metadata.Name, j.RotationID, j.Updated.Format(time.RFC3339))
+		return j, nil
 	default:
 		fmt.Fprintf(o.Progress, "plan %s: resuming rotation %s\n", p.Metadata.Name, j.RotationID)
 	}
@@ -208,4 +211,14 @@ func deliveries(it *plan.Item, pend *Pending) []Delivery {
 	}
 	name, key, _ := h.DeliverTo()
 	return []Delivery{{Secret: name, Key: key, Token: pend.Tokens[h.Key]}}
+}
+
+// done reports whether every item finished and the restarts happened.
+func (j *Journal) done(p *plan.Plan) bool {
+	for _, it := range p.Spec.Items {
+		if j.Next(it.Name) != "" {
+			return false
+		}
+	}
+	return j.Restarted || p.Spec.Restart != plan.RestartCoalesced
 }
