@@ -14,11 +14,16 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kops/util/pkg/vfs"
+
+	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
 )
 
 // docsHeader is the first line of every docs page with commands:
-// <!-- docs-test: namespace=diracx fixture=diracx.yaml -->
-var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))? -->`)
+// <!-- docs-test: namespace=diracx fixture=diracx.yaml --> or, for pages
+// on kOps, <!-- docs-test: namespace=NS kops=CLUSTER --> (a kOps state
+// store with that cluster, in KOPS_STATE_STORE and KOPS_CLUSTER_NAME).
+var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))?(?: kops=(\S+))? -->`)
 
 // TestDocsCommands runs every command of every docs page, in order, as a
 // user would type it (through kubectl's plugin dispatch), against the
@@ -52,6 +57,15 @@ func TestDocsCommands(t *testing.T) {
 			// the page's files (plans name their namespace).
 			nsFlag := regexp.MustCompile(`(-n |--namespace[ =]|namespace: )` + regexp.QuoteMeta(m[1]) + `\b`)
 			work := t.TempDir()
+			env := []string{"PATH=" + plugins + string(os.PathListSeparator) + os.Getenv("PATH")}
+			if m[3] != "" {
+				if m[3] != kopskeystest.ClusterName {
+					t.Fatalf("%s: kops=%s: the docs' kOps cluster is %s", page, m[3], kopskeystest.ClusterName)
+				}
+				state := "file://" + filepath.Join(t.TempDir(), "kops-state")
+				kopskeystest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account", "etcd-manager-ca-main", "etcd-manager-ca-events")
+				env = append(env, "KOPS_STATE_STORE="+state, "KOPS_CLUSTER_NAME="+m[3])
+			}
 			if files, _ := filepath.Glob(filepath.Join("../docs/fixtures", strings.TrimSuffix(filepath.Base(page), ".md"), "*")); len(files) > 0 {
 				for _, f := range files {
 					data, _ := os.ReadFile(f)
@@ -67,7 +81,7 @@ func TestDocsCommands(t *testing.T) {
 				line := nsFlag.ReplaceAllString(c.line, "${1}"+ns)
 				cmd := exec.Command("bash", "-o", "pipefail", "-c", line)
 				cmd.Dir = work
-				cmd.Env = append(os.Environ(), "PATH="+plugins+string(os.PathListSeparator)+os.Getenv("PATH"))
+				cmd.Env = append(os.Environ(), env...)
 				out, _ := cmd.CombinedOutput()
 				code := cmd.ProcessState.ExitCode()
 				t.Logf("$ %s\n%s(exit %d)", c.line, out, code)
