@@ -34,6 +34,8 @@ func TestDocsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runbooks, _ := filepath.Glob("../docs/runbooks/*.md")
+	pages = append(pages, runbooks...)
 	plugins, _ := filepath.Abs("../plugins/kubectl-rotate")
 	for _, page := range pages {
 		b, err := os.ReadFile(page)
