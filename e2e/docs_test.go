@@ -22,6 +22,7 @@ import (
 	"k8s.io/kops/util/pkg/vfs"
 	"k8s.io/utils/ptr"
 
+	"github.com/kube-rotate/kube-rotate/e2e/postgres"
 	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
 )
 
@@ -34,7 +35,11 @@ import (
 // operator for the page's namespace: it creates each ExternalSecret's
 // target Secret from spec.data (the "store"), and on a new force-sync
 // annotation writes the store's next version.
-var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))?(?: kops=(\S+))?(?: operator=(external-secrets))? -->`)
+//
+// postgres=DB starts a PostgreSQL server with database DB, runs the page's
+// fixtures/PAGE/setup.sql in it, and exports PGHOST, PGPORT, PGUSER and
+// PGDATABASE (and psql on PATH) to the page's commands and their hooks.
+var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))?(?: kops=(\S+))?(?: operator=(external-secrets))?(?: postgres=(\S+))? -->`)
 
 // TestDocsCommands runs every command of every docs page, in order, as a
 // user would type it (through kubectl's plugin dispatch), against the
@@ -83,6 +88,22 @@ func TestDocsCommands(t *testing.T) {
 			}
 			work := t.TempDir()
 			env := []string{"PATH=" + plugins + string(os.PathListSeparator) + os.Getenv("PATH")}
+			if db := m[5]; db != "" {
+				pg := postgres.Start(t)
+				pg.CreateDatabase(t, db)
+				setup, err := os.ReadFile(filepath.Join("../docs/fixtures", strings.TrimSuffix(filepath.Base(page), ".md"), "setup.sql"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pg.Exec(t, db, string(setup))
+				for _, e := range pg.PsqlEnv() {
+					if !strings.HasPrefix(e, "PGDATABASE=") {
+						env = append(env, e)
+					}
+				}
+				env[0] = "PATH=" + filepath.Dir(pg.PsqlPath()) + string(os.PathListSeparator) + strings.TrimPrefix(env[0], "PATH=")
+				env = append(env, "PGDATABASE="+db)
+			}
 			if m[3] != "" {
 				if m[3] != kopskeystest.ClusterName {
 					t.Fatalf("%s: kops=%s: the docs' kOps cluster is %s", page, m[3], kopskeystest.ClusterName)
