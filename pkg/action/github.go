@@ -180,7 +180,7 @@ func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []ghr
 	if !st.Changed() {
 		return st, nil, nil
 	}
-	if err := store.Save(context.Background(), ring.Set, ring.Records, "jwk-advance", "kube-rotate-action"); err != nil {
+	if err := ring.Save(context.Background(), store, "jwk-advance", "kube-rotate-action"); err != nil {
 		return st, nil, fmt.Errorf("key-set file %s: %w", file, err)
 	}
 	var files []ghrepo.FileChange

@@ -13,6 +13,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/kube-rotate/kube-rotate/pkg/values"
 )
 
 func load(t *testing.T, name string) *Set {
@@ -68,7 +70,9 @@ func TestLayoutsAndRoundTrip(t *testing.T) {
 		active string
 	}{
 		{"diracx.json", LayoutDiracX, "0196af4d311579728287cb89c24514e9"},
-		{"slurm.json", LayoutSlurm, "6c2f9d4e-57a1-4e0b-9c33-8d2e5f7a1b90"},
+		// No key has "use":"default": Slurm signs with the first.
+		{"slurm.json", LayoutSlurm, "1f0e3dad-9990-4b2c-8a3e-2f1c0b6a7d15"},
+		{"slurm-schedmd.json", LayoutSlurm, "key-identifier-2"},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			orig, _ := os.ReadFile("testdata/" + tt.file)
@@ -152,8 +156,11 @@ func TestSlurmAddPromoteKeepsFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Keys) != 3 || s.Keys[1].KID != k.KID || r.State(1) != StateNext || r.ActiveIndex() != 2 {
-		t.Fatalf("new Slurm key must go before the signing (last) key")
+	if len(s.Keys) != 3 || s.Keys[2].KID != k.KID || r.State(2) != StateNext || r.ActiveIndex() != 0 {
+		t.Fatalf("new Slurm key must go last, and the first key keep signing")
+	}
+	if _, hasUse := membersOf(t, k.Raw)["use"]; hasUse {
+		t.Error("a new Slurm key must have no use: it would sign at once")
 	}
 	m := membersOf(t, k.Raw)
 	var kv string
@@ -168,13 +175,13 @@ func TestSlurmAddPromoteKeepsFormat(t *testing.T) {
 	if _, err := r.Promote(k.KID); err != nil {
 		t.Fatal(err)
 	}
-	if s.Keys[2].KID != k.KID {
-		t.Error("promoted Slurm key is not last")
+	if s.Keys[2].KID != k.KID || membersOf(t, s.Keys[2].Raw)["use"] != `"default"` || r.ActiveIndex() != 2 {
+		t.Error(`promoted Slurm key must stay last and carry "use":"default"`)
 	}
 	orig := load(t, "slurm.json")
-	for _, o := range orig.Keys {
-		if got := s.Keys[s.Find(o.KID)]; string(got.Raw) != string(o.Raw) {
-			t.Errorf("kid %s changed", o.KID)
+	for i, o := range orig.Keys {
+		if got := s.Keys[i]; string(got.Raw) != string(o.Raw) {
+			t.Errorf("kid %s changed or moved", o.KID)
 		}
 	}
 	if _, err := r.Add(AddOptions{Alg: AlgES256}); err == nil || !strings.Contains(err.Error(), "HS256 keys only") {
@@ -343,16 +350,29 @@ func sign(t *testing.T, r *Ring) string {
 }
 
 // verifierSet is what verifiers load: the public set, or for symmetric
-// keys (which have no public form) the set itself.
+// keys (which have no public form) the set itself. Slurm looks a token's
+// kid up in its file and ignores "use", which jwx would enforce
+// ("default" is no "sig"): its keys go in without use.
 func verifierSet(t *testing.T, r *Ring) jwk.Set {
 	t.Helper()
-	var b []byte
-	var err error
 	if r.Layout == LayoutSlurm {
-		b, err = r.Set.Marshal()
-	} else {
-		b, err = r.Public()
+		set := jwk.NewSet()
+		for _, k := range r.Set.Keys {
+			raw, _, err := values.DeleteJSONMember(k.Raw, "use")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := jwk.ParseKey(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := set.AddKey(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return set
 	}
+	b, err := r.Public()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,13 @@ type Layout string
 
 // Known layouts.
 const (
-	// LayoutDiracX: OKP Ed25519 keys with "alg":"Ed25519" and key_ops, kid
-	// a uuid7 in 32 hex digits; the signing key is first and is the only
-	// one whose key_ops hold "sign".
+	// LayoutDiracX: OKP Ed25519 keys with "alg":"Ed25519" (or "EdDSA")
+	// and key_ops, kid a uuid7 in 32 hex digits; the first key whose
+	// key_ops hold "sign" signs (the tool keeps it first).
 	LayoutDiracX Layout = "diracx"
-	// LayoutSlurm: oct HS256 keys, kid a uuid4, "k" in padded standard
-	// base64; the newest (signing) key is last.
+	// LayoutSlurm: oct HS256 keys (kid free text; new kids are uuid4s,
+	// "k" padded standard base64, as Charmed HPC writes them); the key
+	// whose use is "default" signs, else the first key.
 	LayoutSlurm Layout = "slurm"
 	// LayoutGeneric: "use":"sig", RFC 7638 or uuid kids; the signing key
 	// is first.
@@ -45,24 +46,22 @@ var (
 	}
 )
 
-// DetectLayout works out the layout from the keys' members: DiracX keys
-// carry key_ops and 32-hex kids (or "alg":"Ed25519"); Slurm keys are oct
-// HS256 with dashed uuid kids and neither use nor key_ops. An empty or
-// mixed set is generic.
+// DetectLayout works out the layout from the keys' members, as each
+// system documents its set: DiracX keys carry key_ops and 32-hex kids (or
+// an Ed25519 alg); Slurm keys (SchedMD's slurm.jwks) are oct HS256 in any
+// case, with free-text kids, no key_ops and at most "use":"default", and
+// may carry exp. An empty or mixed set is generic.
 func DetectLayout(s *Set) Layout {
 	if len(s.Keys) == 0 {
 		return LayoutGeneric
 	}
 	diracx, slurm := true, true
 	for _, k := range s.Keys {
-		m := members(k)
-		alg := str(m["alg"])
-		_, hasOps := m["key_ops"]
-		_, hasUse := m["use"]
-		if !(hasOps && (hex32.MatchString(k.KID) || alg == "Ed25519")) {
+		v := viewOf(k)
+		if !(v.hasOps && (hex32.MatchString(k.KID) || v.alg == "Ed25519" || v.alg == "EdDSA" && v.kty == "OKP")) {
 			diracx = false
 		}
-		if !(str(m["kty"]) == "oct" && alg == "HS256" && dashed.MatchString(k.KID) && !hasOps && !hasUse) {
+		if !v.slurmKey() {
 			slurm = false
 		}
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/kube-rotate/kube-rotate/pkg/values"
 )
 
 // Ring is a key set with its layout and the tool's records of its keys.
@@ -27,37 +29,36 @@ type Ring struct {
 	Layout  Layout
 	Records Records
 	Now     func() time.Time
+	// explicit: the layout was given, not detected.
+	explicit bool
 }
 
 // NewRing wraps a parsed set. layout "" detects it from the set.
 func NewRing(s *Set, layout Layout, rec Records) *Ring {
+	explicit := layout != ""
 	if layout == "" {
 		layout = DetectLayout(s)
 	}
 	if rec == nil {
 		rec = Records{}
 	}
-	return &Ring{Set: s, Layout: layout, Records: rec, Now: time.Now}
+	return &Ring{Set: s, Layout: layout, Records: rec, Now: time.Now, explicit: explicit}
 }
 
-// ActiveIndex returns the index of the signing key, or -1 for an empty set.
-// DiracX: the first key whose key_ops hold "sign"; Slurm: the last key;
+// ActiveIndex returns the index of the signing key by the upstream's own
+// rule (see rules.go), or -1 when no key signs:
+// DiracX: the first key whose key_ops hold "sign", else none;
+// Slurm: the key whose use is "default", else the first;
 // generic: the key recorded active, else the first.
 func (r *Ring) ActiveIndex() int {
-	n := len(r.Set.Keys)
-	if n == 0 {
-		return -1
-	}
 	switch r.Layout {
 	case LayoutDiracX:
-		for i, k := range r.Set.Keys {
-			if slices.Contains(keyOps(k), "sign") {
-				return i
-			}
-		}
-		return 0
+		return r.Set.diracxSigner()
 	case LayoutSlurm:
-		return n - 1
+		return r.Set.slurmSigner()
+	}
+	if len(r.Set.Keys) == 0 {
+		return -1
 	}
 	for i, k := range r.Set.Keys {
 		if r.Records[k.KID].State == StateActive {
@@ -69,10 +70,13 @@ func (r *Ring) ActiveIndex() int {
 
 // State returns the state of the key at index i.
 func (r *Ring) State(i int) State {
-	if i == r.ActiveIndex() {
+	k := r.Set.Keys[i]
+	switch {
+	case i == r.ActiveIndex():
 		return StateActive
-	}
-	if r.Records[r.Set.Keys[i].KID].State == StateNext {
+	case r.expired(k):
+		return StateExpired
+	case r.Records[k.KID].State == StateNext:
 		return StateNext
 	}
 	return StateRetiring
@@ -93,12 +97,15 @@ func (r *Ring) Created(k *Key) (time.Time, string) {
 // Alg names a key algorithm for Add.
 type Alg string
 
-// Algorithms Add can generate.
+// Algorithms Add can generate. Ed25519 and EdDSA make the same kind of key
+// (OKP Ed25519) and differ in the alg written: DiracX v0.0.14 and later
+// accept Ed25519 only.
 const (
-	AlgEdDSA Alg = "EdDSA"
-	AlgES256 Alg = "ES256"
-	AlgRS256 Alg = "RS256"
-	AlgHS256 Alg = "HS256"
+	AlgEdDSA   Alg = "EdDSA"
+	AlgEd25519 Alg = "Ed25519"
+	AlgES256   Alg = "ES256"
+	AlgRS256   Alg = "RS256"
+	AlgHS256   Alg = "HS256"
 )
 
 // KIDScheme says how Add names a key.
@@ -121,17 +128,36 @@ type AddOptions struct {
 func (l Layout) Defaults() (Alg, KIDScheme) {
 	switch l {
 	case LayoutDiracX:
-		return AlgEdDSA, KIDUUID7
+		return AlgEd25519, KIDUUID7
 	case LayoutSlurm:
 		return AlgHS256, KIDUUID4
 	}
 	return AlgEdDSA, KIDUUID7
 }
 
-// Add generates a key and publishes it in state next (verifiers learn it
-// before anyone signs with it); in an empty set it becomes the signing key.
+// ErrEmptyUnknownLayout: a key cannot be added to an empty set whose layout
+// was not given, since nothing in it says which system reads it.
+var ErrEmptyUnknownLayout = errors.New("the key set is empty, so its layout cannot be detected: give it with --layout diracx, slurm or generic (jwks.layout in a plan)")
+
+// Add generates a key and publishes it in state next: verifiers learn it
+// before anyone signs with it, and who signs does not change. In an empty
+// set (layout given) it becomes the signing key.
+//
+// Slurm: appended last without use, so the use "default" key, else the
+// first key, keeps signing. DiracX: key_ops ["verify"], right after the
+// signing key, with the signing key's alg (EdDSA or Ed25519) unless
+// o.Alg says otherwise. Generic: appended last.
 func (r *Ring) Add(o AddOptions) (*Key, error) {
+	first := len(r.Set.Keys) == 0
+	if first && !r.explicit {
+		return nil, ErrEmptyUnknownLayout
+	}
 	defAlg, defScheme := r.Layout.Defaults()
+	if r.Layout == LayoutDiracX {
+		if i := r.ActiveIndex(); i >= 0 && viewOf(r.Set.Keys[i]).alg == string(AlgEdDSA) {
+			defAlg = AlgEdDSA
+		}
+	}
 	if o.Alg == "" {
 		o.Alg = defAlg
 	}
@@ -141,10 +167,12 @@ func (r *Ring) Add(o AddOptions) (*Key, error) {
 	if r.Layout == LayoutSlurm && o.Alg != AlgHS256 {
 		return nil, fmt.Errorf("the Slurm layout holds HS256 keys only: use --alg HS256, or --layout generic")
 	}
-	if r.Layout == LayoutDiracX && o.Alg != AlgEdDSA {
-		return nil, fmt.Errorf("the DiracX layout holds Ed25519 keys only: use --alg EdDSA, or --layout generic")
+	if o.Alg != AlgHS256 && r.Set.allOctHS256() {
+		return nil, fmt.Errorf("every key of this set is oct/HS256, as Slurm reads them: a %s key would stop Slurm at its next start (\"kty field must be oct\"); use --alg HS256, or keep %s keys in another set", o.Alg, o.Alg)
 	}
-	first := len(r.Set.Keys) == 0
+	if r.Layout == LayoutDiracX && o.Alg != AlgEd25519 && o.Alg != AlgEdDSA {
+		return nil, fmt.Errorf("the DiracX layout holds Ed25519 keys only: use --alg Ed25519 (or EdDSA for DiracX before v0.0.14), or --layout generic")
+	}
 	raw, kid, err := r.newKeyJSON(o, first)
 	if err != nil {
 		return nil, err
@@ -162,14 +190,9 @@ func (r *Ring) Add(o AddOptions) (*Key, error) {
 		state = StateActive
 	}
 	r.Records[kid] = KeyRecord{State: state, Created: &now}
-	at := len(r.Set.Keys) // generic: newest last
-	switch {
-	case first:
-		at = 0
-	case r.Layout == LayoutDiracX:
-		at = r.ActiveIndex() + 1 // right after the signing key, which stays first
-	case r.Layout == LayoutSlurm:
-		at = len(r.Set.Keys) - 1 // before the signing key, which stays last
+	at := len(r.Set.Keys) // Slurm and generic: newest last
+	if r.Layout == LayoutDiracX {
+		at = r.ActiveIndex() + 1 // right after the signing key (first, or none)
 	}
 	r.Set.Keys = slices.Insert(r.Set.Keys, at, k)
 	return k, nil
@@ -204,9 +227,12 @@ func (r *Ring) newKeyJSON(o AddOptions, signing bool) ([]byte, string, error) {
 			return nil, "", err
 		}
 		rawKey, alg = priv, jwa.EdDSA()
-		if r.Layout == LayoutDiracX {
-			alg = jwa.EdDSAEd25519()
+	case AlgEd25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, "", err
 		}
+		rawKey, alg = priv, jwa.EdDSAEd25519()
 	case AlgES256:
 		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -226,7 +252,7 @@ func (r *Ring) newKeyJSON(o AddOptions, signing bool) ([]byte, string, error) {
 		}
 		rawKey, alg = secret, jwa.HS256()
 	default:
-		return nil, "", fmt.Errorf("--alg %q is not supported: use EdDSA, ES256, RS256 or HS256", o.Alg)
+		return nil, "", fmt.Errorf("--alg %q is not supported: use Ed25519, EdDSA, ES256, RS256 or HS256", o.Alg)
 	}
 	key, err := jwk.Import(rawKey)
 	if err != nil {
@@ -295,38 +321,78 @@ func (r *Ring) NewestNext() string {
 
 // Promote makes kid the signing key; the previous signing key keeps
 // verifying (retiring). It reports whether anything changed.
+//
+// Slurm: "use":"default" on kid and no use on any other key, the order
+// kept (Charmed HPC keeps the last key when it cleans up). DiracX: "sign"
+// moves to kid's key_ops and kid moves first. Generic: kid moves first.
 func (r *Ring) Promote(kid string) (bool, error) {
 	i, err := r.index(kid)
 	if err != nil {
 		return false, err
 	}
+	newKey := r.Set.Keys[i]
+	if r.expired(newKey) {
+		return false, fmt.Errorf("kid %s expired at %s: Slurm rejects its tokens; add a new key and promote that", kid, r.Expires(newKey).Format(time.RFC3339))
+	}
 	prev := r.ActiveIndex()
-	if i == prev {
+	if i == prev && (r.Layout != LayoutSlurm || r.onlyDefault(i)) {
 		return false, nil
 	}
+	var oldKey *Key
+	if prev >= 0 && prev != i {
+		oldKey = r.Set.Keys[prev]
+	}
 	now := r.Now().UTC().Truncate(time.Second)
-	oldKey, newKey := r.Set.Keys[prev], r.Set.Keys[i]
-	if r.Layout == LayoutDiracX {
-		if err := setKeyOps(oldKey, without(keyOps(oldKey), "sign")); err != nil {
-			return false, err
+	switch r.Layout {
+	case LayoutSlurm:
+		for j, k := range r.Set.Keys {
+			if j == i {
+				err = setRaw(k, func(raw json.RawMessage) (json.RawMessage, error) { return setMember(raw, "use", []byte(`"default"`)) })
+			} else {
+				err = setRaw(k, func(raw json.RawMessage) (json.RawMessage, error) {
+					out, _, err := values.DeleteJSONMember(raw, "use")
+					return out, err
+				})
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+	case LayoutDiracX:
+		if prev >= 0 {
+			if err := setKeyOps(r.Set.Keys[prev], without(keyOps(r.Set.Keys[prev]), "sign")); err != nil {
+				return false, err
+			}
 		}
 		if err := setKeyOps(newKey, union([]string{"sign"}, keyOps(newKey), []string{"verify"})); err != nil {
 			return false, err
 		}
-	}
-	r.Set.Keys = slices.Delete(r.Set.Keys, i, i+1)
-	if r.Layout == LayoutSlurm {
-		r.Set.Keys = append(r.Set.Keys, newKey)
-	} else {
+		fallthrough
+	default:
+		r.Set.Keys = slices.Delete(r.Set.Keys, i, i+1)
 		r.Set.Keys = slices.Insert(r.Set.Keys, 0, newKey)
 	}
-	oldRec := r.Records[oldKey.KID]
-	oldRec.State, oldRec.Retired = StateRetiring, &now
-	r.Records[oldKey.KID] = oldRec
+	if oldKey != nil {
+		oldRec := r.Records[oldKey.KID]
+		oldRec.State, oldRec.Retired = StateRetiring, &now
+		r.Records[oldKey.KID] = oldRec
+	}
 	newRec := r.Records[newKey.KID]
 	newRec.State, newRec.Retired = StateActive, nil
 	r.Records[newKey.KID] = newRec
 	return true, nil
+}
+
+// onlyDefault reports whether the key at i is the one and only key with a
+// use member, and that use is "default": Promote has nothing to change.
+func (r *Ring) onlyDefault(i int) bool {
+	for j, k := range r.Set.Keys {
+		v := viewOf(k)
+		if (j == i) != v.hasUse || (j == i && !v.isDefault()) {
+			return false
+		}
+	}
+	return true
 }
 
 // Retire stops a next key from becoming the signing key; it stays
@@ -339,7 +405,7 @@ func (r *Ring) Retire(kid string) (bool, error) {
 	switch r.State(i) {
 	case StateActive:
 		return false, fmt.Errorf("kid %s is the signing key: promote another key first (kubectl rotate jwk promote)", kid)
-	case StateRetiring:
+	case StateRetiring, StateExpired:
 		return false, nil
 	}
 	now := r.Now().UTC().Truncate(time.Second)
@@ -351,7 +417,8 @@ func (r *Ring) Retire(kid string) (bool, error) {
 
 // Delete removes kid. It refuses the signing key, and a retiring key whose
 // overlap (time since it stopped signing) is shorter than minOverlap or
-// unknown, unless force.
+// unknown, unless force. An expired key (Slurm's exp has passed) goes
+// without an overlap: Slurm rejects its tokens already.
 func (r *Ring) Delete(kid string, minOverlap time.Duration, force bool) error {
 	i, err := r.index(kid)
 	if err != nil {
@@ -378,14 +445,15 @@ func (r *Ring) Delete(kid string, minOverlap time.Duration, force bool) error {
 	return nil
 }
 
-// Prune deletes retiring keys whose overlap has passed olderThan; it
-// returns their kids.
+// Prune deletes retiring keys whose overlap has passed olderThan, and
+// expired keys; it returns their kids.
 func (r *Ring) Prune(olderThan time.Duration) []string {
 	var gone []string
 	for _, k := range slices.Clone(r.Set.Keys) {
 		i := r.Set.Find(k.KID)
 		ret := r.Records[k.KID].Retired
-		if r.State(i) == StateRetiring && ret != nil && r.Now().Sub(*ret) >= olderThan {
+		st := r.State(i)
+		if st == StateExpired || st == StateRetiring && ret != nil && r.Now().Sub(*ret) >= olderThan {
 			if r.Delete(k.KID, olderThan, false) == nil {
 				gone = append(gone, k.KID)
 			}
@@ -438,6 +506,8 @@ type Row struct {
 	Created   *time.Time `json:"created,omitempty"`
 	CreatedBy string     `json:"createdFrom,omitempty"`
 	Retired   *time.Time `json:"retired,omitempty"`
+	// Expires is Slurm's exp: tokens of this kid are rejected after it.
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 // Rows lists the keys in set order.
@@ -445,7 +515,8 @@ func (r *Ring) Rows() []Row {
 	rows := make([]Row, 0, len(r.Set.Keys))
 	for i, k := range r.Set.Keys {
 		m := members(k)
-		row := Row{KID: k.KID, Kty: str(m["kty"]), Alg: str(m["alg"]), Use: str(m["use"]), KeyOps: keyOps(k), State: r.State(i), Retired: r.Records[k.KID].Retired}
+		row := Row{KID: k.KID, Kty: str(m["kty"]), Alg: str(m["alg"]), Use: str(m["use"]), KeyOps: keyOps(k), State: r.State(i),
+			Retired: r.Records[k.KID].Retired, Expires: r.Expires(k)}
 		if t, src := r.Created(k); src != "" {
 			row.Created, row.CreatedBy = &t, src
 		}
@@ -467,7 +538,12 @@ func setKeyOps(k *Key, ops []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := setMember(k.Raw, "key_ops", b)
+	return setRaw(k, func(raw json.RawMessage) (json.RawMessage, error) { return setMember(raw, "key_ops", b) })
+}
+
+// setRaw rewrites one key's JSON with edit and parses it again.
+func setRaw(k *Key, edit func(json.RawMessage) (json.RawMessage, error)) error {
+	raw, err := edit(k.Raw)
 	if err != nil {
 		return fmt.Errorf("kid %s: %w", k.KID, err)
 	}

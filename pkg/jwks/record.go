@@ -17,6 +17,8 @@ const (
 	StateActive State = "active"
 	// StateRetiring: verifies tokens it signed earlier; signs no more.
 	StateRetiring State = "retiring"
+	// StateExpired: past Slurm's exp for the key; its tokens are rejected.
+	StateExpired State = "expired"
 )
 
 // KeyRecord is what the tool remembers about a key beyond the set itself:

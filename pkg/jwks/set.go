@@ -90,6 +90,10 @@ func parseKey(item json.RawMessage, i int) (*Key, error) {
 		}
 	}
 	key, err := jwk.ParseKey(item)
+	if c := canonical(item); err != nil && c != nil {
+		// Slurm reads kty and alg without case; jwx does not.
+		key, err = jwk.ParseKey(c)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key %d (kid %q) is not a valid JWK: %s", i, kid, jwxReason(err))
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,9 +141,14 @@ func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by
 }
 
 // FileStore keeps the set in a local file (offline use), with the records
-// in a sidecar file PATH.kube-rotate.json.
+// in a sidecar file PATH.kube-rotate.json. A write keeps the file's owner,
+// group and mode (slurmctld runs as SlurmUser and must still read it), and
+// writes through a symbolic link to its target.
 type FileStore struct {
 	Path string
+
+	// info is the key file as Load found it; nil when it did not exist.
+	info os.FileInfo
 }
 
 func (st *FileStore) String() string { return st.Path }
@@ -157,6 +163,10 @@ func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, e
 		data = nil
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", st.Path, errors.Unwrap(err))
+	}
+	st.info = nil
+	if fi, err := os.Stat(st.Path); err == nil {
+		st.info = fi
 	}
 	set, err := Parse(data)
 	if err != nil {
@@ -173,7 +183,20 @@ func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, e
 	return set, rec, nil
 }
 
-// Save writes both files atomically (temp file + rename, mode 0600).
+// OthersPermission returns the problem with a key file that others may
+// read, write or enter (any "other" permission bit), or "" when there is
+// none. Slurm is fatal on such a file ("key file is insecure",
+// SchedMD/slurm src/plugins/auth/slurm/internal.c _check_key_permissions).
+func (st *FileStore) OthersPermission() string {
+	if st.info == nil || st.info.Mode().Perm()&0o007 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s has mode %04o: Slurm refuses a key file with any \"other\" permission bit (\"key file is insecure\"); run chmod o-rwx %s",
+		st.Path, st.info.Mode().Perm(), st.Path)
+}
+
+// Save writes both files atomically (temp file + rename), each with the
+// key file's owner, group and mode; a new key file gets mode 0600.
 func (st *FileStore) Save(ctx context.Context, set *Set, r Records, action, by string) error {
 	data, err := set.Marshal()
 	if err != nil {
@@ -183,15 +206,31 @@ func (st *FileStore) Save(ctx context.Context, set *Set, r Records, action, by s
 	if err != nil {
 		return err
 	}
+	path := st.Path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	like := st.info
+	if fi, err := os.Stat(path); err == nil {
+		like = fi
+	}
 	// The sidecar first: a crash between the two leaves records for keys
 	// the set does not have yet, which are ignored.
-	if err := writeAtomic(st.SidecarPath(), recs); err != nil {
+	if err := writeAtomic(st.SidecarPath(), recs, like); err != nil {
 		return err
 	}
-	return writeAtomic(st.Path, data)
+	if err := writeAtomic(path, data, like); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		st.info = fi
+	}
+	return nil
 }
 
-func writeAtomic(path string, data []byte) error {
+// writeAtomic writes path through a temp file in its directory, renamed
+// over it, with the mode, owner and group of like (mode 0600 when nil).
+func writeAtomic(path string, data []byte, like os.FileInfo) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
 	if err != nil {
@@ -199,17 +238,30 @@ func writeAtomic(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
+	fail := func(err error) error {
 		f.Close()
 		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	mode := os.FileMode(0o600)
+	if like != nil {
+		mode = like.Mode().Perm()
+		if sys, ok := like.Sys().(*syscall.Stat_t); ok {
+			uid, gid := int(sys.Uid), int(sys.Gid)
+			if uid != os.Geteuid() || gid != os.Getegid() {
+				if err := f.Chown(uid, gid); err != nil {
+					return fail(fmt.Errorf("keeping its owner %d:%d: %w (run as that user or root)", uid, gid, errors.Unwrap(err)))
+				}
+			}
+		}
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fail(err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
@@ -218,4 +270,20 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("cannot write %s: %w", path, errors.Unwrap(err))
 	}
 	return nil
+}
+
+// Save writes the ring to st, after checking that the system the set is
+// for would accept it (Check) and, for a Slurm key file, could read it:
+// the tool never writes a set its system refuses. Nothing is written when
+// it refuses.
+func (r *Ring) Save(ctx context.Context, st Store, action, by string) error {
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("%s: %w", st, err)
+	}
+	if fs, ok := st.(*FileStore); ok && r.Layout == LayoutSlurm {
+		if p := fs.OthersPermission(); p != "" {
+			return errors.New(p + ", then re-run")
+		}
+	}
+	return st.Save(ctx, r.Set, r.Records, action, by)
 }

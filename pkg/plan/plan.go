@@ -212,7 +212,8 @@ type JWKSSpec struct {
 	Key string `yaml:"key,omitempty" json:"key"`
 	// Layout is diracx, slurm or generic; empty: detected from the set.
 	Layout string `yaml:"layout,omitempty" json:"layout,omitempty"`
-	// Alg is EdDSA, ES256, RS256 or HS256; empty: the layout's.
+	// Alg is Ed25519, EdDSA, ES256, RS256 or HS256; empty: the layout's
+	// (DiracX: the signing key's alg).
 	Alg string `yaml:"alg,omitempty" json:"alg,omitempty"`
 	// DeleteOlderThan, if set, removes non-signing keys older than this.
 	DeleteOlderThan Duration `yaml:"deleteOlderThan,omitempty" json:"deleteOlderThan,omitzero"`

@@ -204,7 +204,7 @@ func TestValidationErrors(t *testing.T) {
 		{"bad item namespace", item("  - name: a\n    secret: {name: s, namespace: a.b, generate: [{key: K, spec: uuid}]}\n"), `plan: item "a": secret.namespace "a.b" is not a namespace name`},
 		{"jwks without secret", item("  - name: a\n    jwks: {layout: diracx}\n"), `plan: item "a": jwks.secret is required`},
 		{"bad jwks layout", item("  - name: a\n    jwks: {secret: j, layout: keycloak}\n"), `plan: item "a": jwks.layout "keycloak" is not known: use diracx, slurm or generic`},
-		{"bad jwks alg", item("  - name: a\n    jwks: {secret: j, alg: PS256}\n"), `plan: item "a": jwks.alg "PS256" is not supported: use EdDSA, ES256, RS256 or HS256`},
+		{"bad jwks alg", item("  - name: a\n    jwks: {secret: j, alg: PS256}\n"), `plan: item "a": jwks.alg "PS256" is not supported: use Ed25519, EdDSA, ES256, RS256 or HS256`},
 		{"jwks alg against layout", item("  - name: a\n    jwks: {secret: j, layout: slurm, alg: EdDSA}\n"), `plan: item "a": jwks.alg EdDSA does not fit layout slurm`},
 		{"jwks bad key", item("  - name: a\n    jwks: {secret: j, key: 'a b'}\n"), `plan: item "a": jwks.key "a b" is not a valid Secret key`},
 		{"jwks zero deleteOlderThan", item("  - name: a\n    jwks: {secret: j, deleteOlderThan: 0h}\n"), `plan: item "a": jwks.deleteOlderThan is 0s`},

@@ -299,15 +299,15 @@ func (j *JWKSSpec) check() error {
 		layout = l
 	}
 	switch alg := jwks.Alg(j.Alg); alg {
-	case "", jwks.AlgEdDSA, jwks.AlgES256, jwks.AlgRS256, jwks.AlgHS256:
-		if alg != "" && layout == jwks.LayoutDiracX && alg != jwks.AlgEdDSA {
-			return fmt.Errorf("jwks.alg %s does not fit layout diracx, which holds Ed25519 keys only: use alg EdDSA (or leave it out), or layout generic", alg)
+	case "", jwks.AlgEd25519, jwks.AlgEdDSA, jwks.AlgES256, jwks.AlgRS256, jwks.AlgHS256:
+		if alg != "" && layout == jwks.LayoutDiracX && alg != jwks.AlgEd25519 && alg != jwks.AlgEdDSA {
+			return fmt.Errorf("jwks.alg %s does not fit layout diracx, which holds Ed25519 keys only: use alg Ed25519 (or leave it out for the signing key's), or layout generic", alg)
 		}
 		if alg != "" && layout == jwks.LayoutSlurm && alg != jwks.AlgHS256 {
 			return fmt.Errorf("jwks.alg %s does not fit layout slurm, which holds HS256 keys only: use alg HS256 (or leave it out), or layout generic", alg)
 		}
 	default:
-		return fmt.Errorf("jwks.alg %q is not supported: use EdDSA, ES256, RS256 or HS256, or leave it out for the layout's", j.Alg)
+		return fmt.Errorf("jwks.alg %q is not supported: use Ed25519, EdDSA, ES256, RS256 or HS256, or leave it out for the layout's", j.Alg)
 	}
 	return checkDuration("jwks.deleteOlderThan", j.DeleteOlderThan)
 }

@@ -47,7 +47,7 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 				if err != nil {
 					return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 				}
-				if err := st.Save(ctx, r.Set, r.Records, "jwk-add", o.By); err != nil {
+				if err := r.Save(ctx, st, "jwk-add", o.By); err != nil {
 					return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 				}
 				// Journal the kid at once: a re-run must promote this
@@ -85,7 +85,7 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 			if d := spec.DeleteOlderThan.Duration; d > 0 {
 				r.Prune(d)
 			}
-			if err := st.Save(ctx, r.Set, r.Records, "jwk-promote", o.By); err != nil {
+			if err := r.Save(ctx, st, "jwk-promote", o.By); err != nil {
 				return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 			}
 			fmt.Fprintf(o.Progress, "item %s: key %s is now the signing key in secret/%s\n", it.Name, ij.KID, spec.Secret)

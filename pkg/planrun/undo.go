@@ -94,14 +94,14 @@ func undoKeySet(ctx context.Context, o Options, it *plan.Item, ij *ItemJournal) 
 	if err != nil {
 		return fmt.Errorf("item %s: %w", it.Name, err)
 	}
-	r := jwks.NewRing(set, "", rec)
+	r := jwks.NewRing(set, jwks.Layout(it.JWKS.Layout), rec)
 	if r.Set.Find(ij.KID) < 0 {
 		return nil
 	}
 	if err := r.Delete(ij.KID, 0, true); err != nil {
 		return fmt.Errorf("item %s: %w", it.Name, err)
 	}
-	if err := st.Save(ctx, r.Set, r.Records, "jwk-delete", o.By); err != nil {
+	if err := r.Save(ctx, st, "jwk-delete", o.By); err != nil {
 		return fmt.Errorf("item %s: %w", it.Name, err)
 	}
 	fmt.Fprintf(o.Progress, "item %s: key %s withdrawn from secret/%s (it never signed)\n", it.Name, ij.KID, it.JWKS.Secret)

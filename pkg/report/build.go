@@ -226,7 +226,15 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 		// last changed at the earliest (a checkout resets it).
 		fallback = &inventory.Age{Since: fi.ModTime(), Source: "file mtime (lower bound)"}
 	}
-	return ringItems(p, ring, base, "jwk-file:"+path, " --file "+path, fallback, now), nil
+	items := ringItems(p, ring, base, "jwk-file:"+path, " --file "+path, fallback, now)
+	if perm := st.OthersPermission(); perm != "" && ring.Layout == jwks.LayoutSlurm {
+		for i := range items {
+			if strings.HasSuffix(items[i].ID, "#signing") {
+				items[i].warn(perm)
+			}
+		}
+	}
+	return items, nil
 }
 
 // ringItems checks a key set: its signing key's age against maxAge, and
@@ -234,11 +242,29 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 // Next keys are listed as ok: they sign nothing yet.
 func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, fallback *inventory.Age, now time.Time) []Item {
 	var items []Item
+	ring.Now = func() time.Time { return now }
 	active := ring.ActiveIndex()
+	warnings := ring.Warnings()
+	if active < 0 {
+		// No key signs (DiracX: none has "sign" in key_ops): the system
+		// issues no token at all.
+		it := base
+		it.ID, it.KeyState = id+"#signing", "none"
+		l, rule := p.For(policy.Credential{Kind: policy.KindJWK, Namespace: base.Namespace, Name: base.Name, Labels: base.Labels})
+		it.setLimits(l, rule)
+		it.State, it.Reason = policy.StateOverdue, strings.Join(warnings, "; ")
+		promote := "kubectl rotate jwk promote" + target
+		if ring.NewestNext() == "" && len(ring.Set.Keys) > 0 {
+			promote += " " + ring.Set.Keys[len(ring.Set.Keys)-1].KID
+		}
+		it.Commands = []string{promote}
+		items = append(items, it)
+	}
 	for i, k := range ring.Set.Keys {
 		it := base
 		it.KID, it.KeyState = k.KID, string(ring.State(i))
 		it.Credential = base.Credential + " kid " + shortKID(k.KID)
+		it.NotAfter = ring.Expires(k)
 		l, rule := p.For(policy.Credential{Kind: policy.KindJWK, Namespace: base.Namespace, Name: base.Name, KID: k.KID, Labels: base.Labels})
 		it.setLimits(l, rule)
 		created, source := ring.Created(k)
@@ -255,11 +281,19 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 			if it.State == StateUnknown {
 				it.Reason = "no creation time: the kid is no uuid7 and no record exists; `kubectl rotate jwk rotate` records one"
 			}
+			for _, w := range warnings {
+				it.warn(w)
+			}
 			rotate := "kubectl rotate jwk rotate" + target
 			if l.Overlap.Set {
 				rotate += " --delete-older-than " + duration.Format(l.Overlap.Duration)
 			}
 			it.Commands = []string{rotate}
+		case jwks.StateExpired:
+			it.ID = id + "#expired:" + k.KID
+			it.State = policy.StateOK
+			it.Reason = "expired " + kubeduration.HumanDuration(now.Sub(*it.NotAfter)) + " ago (exp): Slurm rejects its tokens; delete it"
+			it.Commands = []string{"kubectl rotate jwk delete" + target + " " + k.KID}
 		case jwks.StateRetiring:
 			it.ID = id + "#retiring:" + k.KID
 			it.State = policy.StateOK
@@ -284,6 +318,19 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 		items = append(items, it)
 	}
 	return items
+}
+
+// warn adds a warning to an item's reason; an item that was ok (or of
+// unknown age) becomes warn.
+func (it *Item) warn(w string) {
+	if it.State == policy.StateOK || it.State == StateUnknown || it.State == "" {
+		it.State = policy.StateWarn
+	}
+	if it.Reason == "" {
+		it.Reason = w
+	} else {
+		it.Reason += "; " + w
+	}
 }
 
 func shortKID(kid string) string {

@@ -189,6 +189,15 @@ func (it *Item) ageOf() time.Duration {
 }
 
 // evaluate sets State and Reason from the age and limits.
+// expiring names what has a NotAfter: a certificate, or a key whose exp
+// Slurm enforces.
+func (it *Item) expiring() string {
+	if it.Kind == policy.KindJWK {
+		return "key (exp)"
+	}
+	return "certificate"
+}
+
 func (it *Item) evaluate(l policy.Limits, now time.Time) {
 	if it.Since == nil && it.NotAfter == nil {
 		it.State = StateUnknown
@@ -201,12 +210,12 @@ func (it *Item) evaluate(l policy.Limits, now time.Time) {
 	it.State = policy.Evaluate(l, it.ageOf(), now, notAfter)
 	switch it.State {
 	case policy.StateExpired:
-		it.Reason = "certificate expired " + kubeduration.HumanDuration(now.Sub(notAfter)) + " ago"
+		it.Reason = it.expiring() + " expired " + kubeduration.HumanDuration(now.Sub(notAfter)) + " ago"
 	case policy.StateOverdue:
 		it.Reason = it.Age + " old, limit " + it.MaxAge
 	case policy.StateWarn:
 		if !notAfter.IsZero() && notAfter.Sub(now) <= l.WarnBefore.Duration {
-			it.Reason = "certificate expires in " + kubeduration.HumanDuration(notAfter.Sub(now))
+			it.Reason = it.expiring() + " expires in " + kubeduration.HumanDuration(notAfter.Sub(now))
 		} else {
 			it.Reason = "due in " + kubeduration.HumanDuration(l.MaxAge.Duration-it.ageOf())
 		}

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -247,7 +248,7 @@ func TestJWKSFileAndKops(t *testing.T) {
 				}
 			}
 			sig := items["jwk-file:"+file+"#signing"]
-			if sig.KID != "6c2f9d4e-57a1-4e0b-9c33-8d2e5f7a1b90" || sig.AgeSource != "file mtime (lower bound)" || sig.Commands[0] != "kubectl rotate jwk rotate --file "+file {
+			if sig.KID != "1f0e3dad-9990-4b2c-8a3e-2f1c0b6a7d15" || sig.AgeSource != "file mtime (lower bound)" || sig.Commands[0] != "kubectl rotate jwk rotate --file "+file {
 				t.Errorf("file signing key: %+v", sig)
 			}
 		})
@@ -273,5 +274,69 @@ func TestBadSources(t *testing.T) {
 				t.Errorf("error %v, want one line with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestKeySetsAsTheirSystemsReadThem: status follows each system's signer
+// rule and says what the system would make of the set.
+func TestKeySetsAsTheirSystemsReadThem(t *testing.T) {
+	p := testPolicy(t)
+	dir := t.TempDir()
+	k16 := `"k":"MDEyMzQ1Njc4OWFiY2RlZg"`
+	diracx, err := os.ReadFile("../jwks/testdata/diracx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]struct {
+		doc  string
+		mode os.FileMode
+	}{
+		"slurm-exp.jwks":    {`{"keys":[{"alg":"HS256","kty":"oct","kid":"old",` + k16 + `,"exp":1700000000},{"alg":"hs256","kty":"oct","kid":"cur",` + k16 + `,"use":"default","exp":1700000000}]}`, 0o600},
+		"slurm-open.jwks":   {`{"keys":[{"alg":"HS256","kty":"oct","kid":"a",` + k16 + `}]}`, 0o644},
+		"diracx-none.json":  {regexp.MustCompile(`"sign",\s*`).ReplaceAllString(string(diracx), ""), 0o600},
+		"diracx-eddsa.json": {strings.Replace(string(diracx), `"alg": "Ed25519"`, `"alg": "EdDSA"`, 1), 0o600},
+	}
+	var paths []string
+	for name, f := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(f.doc), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+	}
+	r, err := Build(context.Background(), Options{Policy: p, JWKSFiles: paths, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := byID(r)
+	for _, tt := range []struct {
+		id      string
+		state   policy.State
+		kid     string
+		reason  string
+		command string
+	}{
+		{"jwk-file:" + dir + "/slurm-exp.jwks#signing", policy.StateExpired, "cur", "key (exp) expired", "kubectl rotate jwk rotate"},
+		{"jwk-file:" + dir + "/slurm-exp.jwks#expired:old", policy.StateOK, "old", "Slurm rejects its tokens; delete it", "kubectl rotate jwk delete"},
+		{"jwk-file:" + dir + "/slurm-open.jwks#signing", policy.StateWarn, "a", "has mode 0644: Slurm refuses a key file with any \"other\" permission bit", "kubectl rotate jwk rotate"},
+		{"jwk-file:" + dir + "/diracx-none.json#signing", policy.StateOverdue, "", "DiracX issues no token", "kubectl rotate jwk promote --file " + dir + "/diracx-none.json 0196af4d0ab27b1299dff55b8617991d"},
+		{"jwk-file:" + dir + "/diracx-eddsa.json#signing", policy.StateOverdue, "0196af4d311579728287cb89c24514e9", "DiracX v0.0.14 and later reject it", "kubectl rotate jwk rotate"},
+	} {
+		it, ok := items[tt.id]
+		if !ok {
+			t.Errorf("no item %s", tt.id)
+			continue
+		}
+		if it.State != tt.state || it.KID != tt.kid || !strings.Contains(it.Reason, tt.reason) || len(it.Commands) != 1 || !strings.HasPrefix(it.Commands[0], tt.command) {
+			t.Errorf("%s: state %s kid %q reason %q commands %q; want %s %q %q %q", tt.id, it.State, it.KID, it.Reason, it.Commands, tt.state, tt.kid, tt.reason, tt.command)
+		}
+	}
+	for _, it := range r.Items {
+		if it.KeyState == string(jwks.StateActive) && strings.HasSuffix(it.File, "diracx-none.json") {
+			t.Errorf("a DiracX set without a sign key has an active key: %s", it.KID)
+		}
 	}
 }

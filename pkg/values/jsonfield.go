@@ -141,3 +141,63 @@ func SetJSONMember(doc []byte, field string, raw []byte) ([]byte, error) {
 	out = append(out, member...)
 	return append(out, doc[at:]...), nil
 }
+
+// DeleteJSONMember returns doc without a top-level member, and whether it
+// was there. The member's separating comma goes with it; every other byte
+// of doc is kept.
+func DeleteJSONMember(doc []byte, field string) ([]byte, bool, error) {
+	start, end, err := jsonField(doc, field)
+	if err != nil {
+		if strings.Contains(err.Error(), "has no field") {
+			return doc, false, nil
+		}
+		return nil, false, err
+	}
+	// The member starts at its name: the last quote-delimited string
+	// before the value's colon.
+	colon := bytes.LastIndexByte(doc[:start], ':')
+	nameEnd := bytes.LastIndexByte(doc[:colon], '"')
+	nameStart := nameEnd - 1
+	for nameStart > 0 {
+		if doc[nameStart] == '"' {
+			// An escaped quote is preceded by an odd number of backslashes.
+			n := 0
+			for j := nameStart - 1; j >= 0 && doc[j] == '\\'; j-- {
+				n++
+			}
+			if n%2 == 0 {
+				break
+			}
+		}
+		nameStart--
+	}
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	before := nameStart
+	for before > 0 && isSpace(doc[before-1]) {
+		before--
+	}
+	after := end
+	for after < len(doc) && isSpace(doc[after]) {
+		after++
+	}
+	out := make([]byte, 0, len(doc))
+	switch {
+	case doc[after] == ',':
+		// Not the last member: drop it, its comma and the space after.
+		after++
+		for after < len(doc) && isSpace(doc[after]) {
+			after++
+		}
+		out = append(out, doc[:nameStart]...)
+		out = append(out, doc[after:]...)
+	case doc[before-1] == ',':
+		// The last member: drop the comma before it.
+		out = append(out, doc[:before-1]...)
+		out = append(out, doc[end:]...)
+	default:
+		// The only member.
+		out = append(out, doc[:before]...)
+		out = append(out, doc[end:]...)
+	}
+	return out, true, nil
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -267,5 +268,27 @@ func TestSetJSONMember(t *testing.T) {
 	}
 	if _, err := SetJSONMember([]byte(`{"a":1}`), "a", []byte(`{`)); err == nil {
 		t.Error("invalid raw accepted")
+	}
+}
+
+func TestDeleteJSONMember(t *testing.T) {
+	tests := []struct{ doc, field, want string }{
+		{`{"a":1,"use":"default","b":2}`, "use", `{"a":1,"b":2}`},
+		{`{"a": 1, "use": "default"}`, "use", `{"a": 1}`},
+		{`{"use": "default", "a": 1}`, "use", `{"a": 1}`},
+		{`{"use":"x"}`, "use", `{}`},
+		{"{\n  \"a\": 1,\n  \"use\": \"default\",\n  \"b\": 2\n}", "use", "{\n  \"a\": 1,\n  \"b\": 2\n}"},
+		{"{\n  \"a\": 1,\n  \"use\": \"default\"\n}", "use", "{\n  \"a\": 1\n}"},
+		{`{"a\"use":"x","use":"y"}`, "use", `{"a\"use":"x"}`},
+		{`{"a":1}`, "use", `{"a":1}`},
+	}
+	for _, tt := range tests {
+		got, _, err := DeleteJSONMember([]byte(tt.doc), tt.field)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("DeleteJSONMember(%s, %s) = %s, %v; want %s", tt.doc, tt.field, got, err, tt.want)
+		}
+		if err == nil && !json.Valid(got) {
+			t.Errorf("%s: result is not JSON", tt.doc)
+		}
 	}
 }

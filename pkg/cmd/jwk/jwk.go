@@ -101,7 +101,7 @@ func sub(f cmdutil.Factory, streams genericiooptions.IOStreams, use, short strin
 	cmd.Flags().StringVar(&o.Secret, "secret", "", "Secret holding the key set.")
 	cmd.Flags().StringVar(&o.Key, "key", o.Key, "Key of the Secret holding the key set.")
 	cmd.Flags().StringVar(&o.File, "file", "", "Key-set file (offline use); written atomically, mode 0600; key records in FILE.kube-rotate.json.")
-	cmd.Flags().StringVar(&o.Layout, "layout", "", "diracx, slurm or generic; default: detected from the set.")
+	cmd.Flags().StringVar(&o.Layout, "layout", "", "diracx, slurm or generic; default: detected from the set (an empty set needs it).")
 	if name != "public" {
 		output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
 	}
@@ -115,7 +115,7 @@ func sub(f cmdutil.Factory, streams genericiooptions.IOStreams, use, short strin
 }
 
 func addFlags(cmd *cobra.Command, o *Options) {
-	cmd.Flags().StringVar(&o.Alg, "alg", "", "EdDSA, ES256, RS256 or HS256; default: the layout's (DiracX: Ed25519, Slurm: HS256, generic: EdDSA).")
+	cmd.Flags().StringVar(&o.Alg, "alg", "", "Ed25519, EdDSA, ES256, RS256 or HS256; default: the layout's (DiracX: the signing key's Ed25519 or EdDSA, Slurm: HS256, generic: EdDSA).")
 	cmd.Flags().StringVar(&o.KIDScheme, "kid-scheme", "", "uuid7, uuid4 or thumbprint; default: the layout's (uuid7 carries the creation time).")
 }
 
@@ -201,7 +201,7 @@ func (o *Options) save(ctx context.Context, r *jwks.Ring, action string) error {
 	if o.clients != nil {
 		by = kube.WhoAmI(ctx, o.clients.Kube)
 	}
-	return o.store.Save(ctx, r.Set, r.Records, action, by)
+	return r.Save(ctx, o.store, action, by)
 }
 
 // KeyList is the -o json|yaml form of `jwk list` and of the other
@@ -213,6 +213,9 @@ type KeyList struct {
 	DryRun          string     `json:"dryRun,omitempty"`
 	Changed         []string   `json:"changed,omitempty"`
 	Keys            []jwks.Row `json:"keys"`
+	// Warnings: what the set's system would make of it (a set it refuses,
+	// a signing key it rejects, no signing key, a key file it cannot read).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DeepCopyObject makes KeyList a runtime.Object for kubectl's printers.
@@ -225,12 +228,15 @@ func (l *KeyList) DeepCopyObject() runtime.Object {
 
 func (o *Options) print(r *jwks.Ring, changed ...string) error {
 	l := &KeyList{TypeMeta: metav1.TypeMeta{APIVersion: rotation.APIVersion, Kind: "KeySet"}, Store: o.store.String(),
-		Layout: string(r.Layout), Keys: r.Rows(), Changed: changed}
+		Layout: string(r.Layout), Keys: r.Rows(), Changed: changed, Warnings: o.warnings(r)}
 	if o.DryRun != rotation.DryRunNone {
 		l.DryRun = string(o.DryRun)
 	}
 	if o.Output != "" {
 		return output.PrintObject(o.PrintFlags, o.Output, l, o.Out)
+	}
+	for _, w := range l.Warnings {
+		fmt.Fprintln(o.ErrOut, "warning: "+w)
 	}
 	for _, c := range changed {
 		fmt.Fprintln(o.Out, c)
@@ -238,10 +244,18 @@ func (o *Options) print(r *jwks.Ring, changed ...string) error {
 	if l.DryRun != "" {
 		fmt.Fprintf(o.Out, "(dry run: %s was not changed)\n", o.store)
 	}
+	expires := false
+	for _, row := range l.Keys {
+		expires = expires || row.Expires != nil
+	}
 	tw := printers.GetNewTabWriter(o.Out)
-	fmt.Fprintln(tw, "KID\tTYPE\tUSE\tSTATE\tCREATED\tAGE")
+	header := "KID\tTYPE\tUSE\tSTATE\tCREATED\tAGE"
+	if expires {
+		header += "\tEXPIRES"
+	}
+	fmt.Fprintln(tw, header)
 	now := o.Now()
-	for _, row := range r.Rows() {
+	for _, row := range l.Keys {
 		use := row.Use
 		if len(row.KeyOps) > 0 {
 			use = strings.Join(row.KeyOps, ",")
@@ -255,9 +269,29 @@ func (o *Options) print(r *jwks.Ring, changed ...string) error {
 		if row.Alg != "" {
 			typ += "/" + row.Alg
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.KID, typ, dash(use), row.State, created, age)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", row.KID, typ, dash(use), row.State, created, age)
+		if expires {
+			exp := "-"
+			if row.Expires != nil {
+				exp = row.Expires.UTC().Format(time.RFC3339)
+			}
+			line += "\t" + exp
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
+}
+
+// warnings are the set's (Ring.Warnings) and, for a key file that others
+// may read, that Slurm would refuse it.
+func (o *Options) warnings(r *jwks.Ring) []string {
+	w := r.Warnings()
+	if fs, ok := o.store.(*jwks.FileStore); ok {
+		if p := fs.OthersPermission(); p != "" {
+			w = append(w, p)
+		}
+	}
+	return w
 }
 
 func dash(s string) string {

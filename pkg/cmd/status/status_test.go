@@ -62,7 +62,7 @@ func fixtures(t *testing.T) (state, file string) {
 		t.Fatal(err)
 	}
 	created := time.Now().Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
-	side := `{"6c2f9d4e-57a1-4e0b-9c33-8d2e5f7a1b90":{"state":"active","created":"` + created + `"}}`
+	side := `{"1f0e3dad-9990-4b2c-8a3e-2f1c0b6a7d15":{"state":"active","created":"` + created + `"}}`
 	if err := os.WriteFile(file+".kube-rotate.json", []byte(side), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestStatusTableJSONAndFailOn(t *testing.T) {
 		contains []string
 	}{
 		{"all ok under 90d", nil, 0, []string{"CREDENTIAL", "kubernetes-ca", "primary keypair", "kops-rotate run --yes --name " + kopskeystest.ClusterName,
-			"kid 6c2f9d4e-57a", "record", "kubectl rotate jwk rotate --file " + file}},
+			"kid 1f0e3dad-999", "record", "kubectl rotate jwk rotate --file " + file}},
 		{"signing key overdue at 30d", []string{"--max-age", "30d", "--warn-before", "7d"}, 0, []string{"overdue"}},
 		{"fail-on overdue", []string{"--max-age", "30d", "--fail-on", "overdue"}, 3, nil},
 		{"fail-on warn, nothing due", []string{"--max-age", "90d", "--warn-before", "7d", "--fail-on", "warn"}, 0, nil},
