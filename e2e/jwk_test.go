@@ -118,16 +118,20 @@ func TestJWKSlurmFileAndBadInput(t *testing.T) {
 	if err := os.WriteFile(path, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// No key has "use":"default": Slurm signs with the first key.
+	if l := listKeys(t, "--file", path); l.Layout != "slurm" || l.Keys[0].State != jwks.StateActive {
+		t.Fatalf("before add: %+v", l)
+	}
 	add := mustRun(t, "jwk", "add", "--file", path, "-o", "json")
 	var l keyList
-	if err := json.Unmarshal([]byte(add.stdout), &l); err != nil || l.Layout != "slurm" || len(l.Keys) != 3 || l.Keys[1].State != jwks.StateNext {
-		t.Fatalf("add: %+v %v", l, err)
+	if err := json.Unmarshal([]byte(add.stdout), &l); err != nil || l.Layout != "slurm" || len(l.Keys) != 3 || l.Keys[2].State != jwks.StateNext || l.Keys[0].State != jwks.StateActive || l.Keys[2].Use != "" {
+		t.Fatalf("add must append a next key without use and keep the first signing: %+v %v", l, err)
 	}
-	next := l.Keys[1].KID
+	next := l.Keys[2].KID
 	mustRun(t, "jwk", "promote", "--file", path)
 	l = listKeys(t, "--file", path)
-	if l.Keys[2].KID != next || l.Keys[2].State != jwks.StateActive {
-		t.Errorf("promoted Slurm key is not last and active: %+v", l.Keys)
+	if l.Keys[2].KID != next || l.Keys[2].State != jwks.StateActive || l.Keys[2].Use != "default" || l.Keys[0].State != jwks.StateRetiring || l.Keys[0].Use != "" {
+		t.Errorf(`promoted Slurm key must stay last, carry "use":"default" and sign: %+v`, l.Keys)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
@@ -140,6 +144,18 @@ func TestJWKSlurmFileAndBadInput(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"keys": [{"kty": "oct", "k": "AAAA", "kid": "x"}, {"kty": "oct", "k": "BBBB", "kid": "x"}]}`), 0o600)
+	k16 := `"k": "MDEyMzQ1Njc4OWFiY2RlZg"`
+	twoDefaults := filepath.Join(dir, "two-defaults.jwks")
+	os.WriteFile(twoDefaults, []byte(`{"keys": [{"alg": "HS256", "kty": "oct", "kid": "a", `+k16+`, "use": "default"}, {"alg": "HS256", "kty": "oct", "kid": "b", `+k16+`, "use": "default"}]}`), 0o600)
+	open := filepath.Join(dir, "open.jwks")
+	os.WriteFile(open, orig, 0o600)
+	os.Chmod(open, 0o644)
+	empty := filepath.Join(dir, "empty.jwks")
+	os.WriteFile(empty, []byte(`{"keys": []}`), 0o600)
+	inputs := map[string][]byte{}
+	for _, p := range []string{twoDefaults, open, empty} {
+		inputs[p], _ = os.ReadFile(p)
+	}
 	tests := []struct {
 		args []string
 		want string
@@ -148,6 +164,10 @@ func TestJWKSlurmFileAndBadInput(t *testing.T) {
 		{[]string{"jwk", "delete", "--file", path, next}, "is the signing key"},
 		{[]string{"jwk", "list", "--file", bad}, `keys 0 and 1 have the same kid "x"`},
 		{[]string{"jwk", "add", "--file", path, "--alg", "RS256"}, "HS256 keys only"},
+		{[]string{"jwk", "add", "--file", path, "--alg", "RS256", "--layout", "generic"}, `a RS256 key would stop Slurm at its next start ("kty field must be oct")`},
+		{[]string{"jwk", "add", "--file", twoDefaults}, twoDefaults + `: keys a and b both have "use":"default": Slurm refuses a set with two default keys`},
+		{[]string{"jwk", "add", "--file", open}, open + " has mode 0644: Slurm refuses a key file with any \"other\" permission bit (\"key file is insecure\"); run chmod o-rwx " + open},
+		{[]string{"jwk", "add", "--file", empty}, empty + ": the key set is empty, so its layout cannot be detected: give it with --layout diracx, slurm or generic"},
 		{[]string{"jwk", "list"}, "give exactly one of --secret NAME or --file PATH"},
 	}
 	for _, tt := range tests {
@@ -160,10 +180,44 @@ func TestJWKSlurmFileAndBadInput(t *testing.T) {
 	if now, _ := os.ReadFile(path); string(now) != string(written) {
 		t.Error("bad input changed the file")
 	}
+	for p, b := range inputs {
+		if now, _ := os.ReadFile(p); string(now) != string(b) {
+			t.Errorf("bad input changed %s", p)
+		}
+		if _, err := os.Stat(p + ".kube-rotate.json"); err == nil {
+			t.Errorf("bad input wrote records next to %s", p)
+		}
+	}
+	// list still shows such a set, with what Slurm would make of it.
+	if r := run(t, nil, "jwk", "list", "--file", open); r.code != 0 || !strings.Contains(r.stderr, "warning: "+open+" has mode 0644") {
+		t.Errorf("list of a 0644 key file: exit %d, stderr %q", r.code, r.stderr)
+	}
 	ns := newNamespace(t)
 	createSecret(t, ns, "no-jwks", map[string]string{"other": "x"})
 	r := run(t, nil, "jwk", "list", "--secret", "no-jwks", "-n", ns)
 	if r.code == 0 || !strings.Contains(r.stderr, `secret/no-jwks has no key "jwks.json" (keys: other): pass --key`) {
 		t.Errorf("Secret without the key: %s", r.stderr)
+	}
+}
+
+// TestJWKRotateFileOneStepPerRun: nothing tells when a key file has reached
+// every verifier, so `jwk rotate --file` publishes in one run and promotes
+// in the next; it never makes a key sign in the run that published it.
+func TestJWKRotateFileOneStepPerRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "slurm.jwks")
+	if err := os.WriteFile(path, readFixture(t, "slurm.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := mustRun(t, "jwk", "rotate", "--file", path)
+	l := listKeys(t, "--file", path)
+	if len(l.Keys) != 3 || l.Keys[0].State != jwks.StateActive || l.Keys[2].State != jwks.StateNext {
+		t.Fatalf("first run must only publish: %+v", l.Keys)
+	}
+	if !strings.Contains(first.stderr+first.stdout, "copy "+path+" to every verifier") {
+		t.Errorf("first run does not say what comes next:\n%s", first.allOutput())
+	}
+	mustRun(t, "jwk", "rotate", "--file", path)
+	if l2 := listKeys(t, "--file", path); l2.Keys[2].KID != l.Keys[2].KID || l2.Keys[2].State != jwks.StateActive || len(l2.Keys) != 3 {
+		t.Errorf("second run must promote the published key: %+v", l2.Keys)
 	}
 }

@@ -71,7 +71,7 @@ func NewCmdJWK(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Com
 		sub(f, streams, "promote [KID]", "Make KID (default: the newest next key) the signing key; the previous one becomes retiring", 1, promoteExamples, (*Options).runPromote, nil),
 		sub(f, streams, "retire KID", "Keep a next key from ever signing; it stays published for verification", 1, retireExamples, (*Options).runRetire, nil),
 		sub(f, streams, "delete KID", "Remove a key; refuses the signing key and retiring keys inside the overlap", 1, deleteExamples, (*Options).runDelete, deleteFlags),
-		sub(f, streams, "rotate", "Add, restart the verifiers, promote, restart again (the whole DiracX procedure)", 0, rotateExamples, (*Options).runRotate, rotateFlags),
+		sub(f, streams, "rotate", "Add, restart the verifiers, promote, restart again (the whole DiracX procedure); a --file takes one step per run", 0, rotateExamples, (*Options).runRotate, rotateFlags),
 		sub(f, streams, "public", "Print the public JWKS (what /.well-known/jwks.json serves): no private members, no symmetric keys", 0, publicExamples, (*Options).runPublic, nil),
 	)
 	return cmd

@@ -3,6 +3,7 @@ package jwk
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
@@ -43,7 +44,11 @@ const (
 		kubectl rotate jwk rotate --secret diracx-jwks -n diracx
 
 		# ...and delete keys that stopped signing more than 7 days ago
-		kubectl rotate jwk rotate --secret diracx-jwks -n diracx --delete-older-than 7d`
+		kubectl rotate jwk rotate --secret diracx-jwks -n diracx --delete-older-than 7d
+
+		# A key file takes one step per run: publish; copy the file to every node and
+		# reconfigure; run again to promote
+		kubectl rotate jwk rotate --file /etc/slurm/slurm.jwks`
 	publicExamples = `
 		# What verifiers should see
 		kubectl rotate jwk public --secret diracx-jwks -n diracx`
@@ -150,6 +155,9 @@ func (o *Options) runRotate(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if o.File != "" {
+		return o.rotateFileStep(ctx, r, progress)
+	}
 	var changed []string
 	kid := r.NewestNext()
 	if kid != "" {
@@ -200,4 +208,37 @@ func (o *Options) restartConsumers(ctx context.Context, progress interface{ Writ
 	}
 	_, err = consumers.RestartAndWait(ctx, o.clients.Kube, o.clients.Dynamic, ix.UsersOf(o.Secret, []string{o.Key}), progress, o.Timeout)
 	return err
+}
+
+// rotateFileStep takes one step of the procedure on a key file. Nothing
+// can tell when a file has reached every verifier (Slurm's nodes read
+// their own copies), so the run that publishes a key stops there; the
+// next run, once the file has been distributed, promotes it. The same
+// steps as the Action's pull requests (jwks.Ring.Advance).
+func (o *Options) rotateFileStep(ctx context.Context, r *jwks.Ring, progress io.Writer) error {
+	st, err := r.Advance(true, o.DeleteOlderThan, jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.store, err)
+	}
+	action := "jwk-promote"
+	if st.Added != "" {
+		action = "jwk-add"
+	}
+	if err := o.save(ctx, r, action); err != nil {
+		return err
+	}
+	var changed []string
+	for _, gone := range st.Deleted {
+		changed = append(changed, "deleted "+gone)
+	}
+	switch {
+	case st.Added != "":
+		changed = append(changed, "added "+st.Added)
+		fmt.Fprintf(progress, "%s: key %s published as next; copy %s to every verifier (Slurm: every node, then scontrol reconfigure), then run this again to promote it\n",
+			o.store, st.Added, o.store)
+	case st.Promoted != "":
+		changed = append(changed, "promoted "+st.Promoted)
+		fmt.Fprintf(progress, "%s: key %s is now the signing key; copy %s to every host (Slurm: then scontrol reconfigure)\n", o.store, st.Promoted, o.store)
+	}
+	return o.print(r, changed...)
 }
