@@ -461,3 +461,44 @@ func TestActionMetadata(t *testing.T) {
 		t.Errorf("final stage must have no WORKDIR and an exec-form absolute ENTRYPOINT, and the build must be static:\n%s", final)
 	}
 }
+
+// TestPRModeSlurmNeverChangesWhoSigns: the pull request that publishes a
+// new Slurm key appends it last without "use", so the key Slurm signs with
+// (the first, as no key is "use":"default") stays the same until a later
+// step promotes it.
+func TestPRModeSlurmNeverChangesWhoSigns(t *testing.T) {
+	r := newRunner(t)
+	base := fixture(t, "slurm.json")
+	created := time.Now().Add(-400 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	side := []byte(`{"1f0e3dad-9990-4b2c-8a3e-2f1c0b6a7d15":{"state":"active","created":"` + created + `"}}`)
+	for _, branch := range []string{"", "main"} {
+		if branch == "" {
+			r.file("keys/slurm.jwks", base)
+			r.file("keys/slurm.jwks.kube-rotate.json", side)
+			continue
+		}
+		r.gh.SetFile(branch, "keys/slurm.jwks", base)
+		r.gh.SetFile(branch, "keys/slurm.jwks.kube-rotate.json", side)
+	}
+	r.env["INPUT_MODE"] = "pr"
+	r.env["INPUT_JWKS_FILES"] = "keys/slurm.jwks"
+	if code, log := r.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, log)
+	}
+	proposed, ok := r.gh.File("kube-rotate/keys/slurm.jwks", "keys/slurm.jwks")
+	if !ok {
+		t.Fatal("the key-set file is not on the branch")
+	}
+	s, err := jwks.Parse(proposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := jwks.Parse(base)
+	ring := jwks.NewRing(s, "", nil)
+	if len(s.Keys) != 3 || string(s.Keys[0].Raw) != string(orig.Keys[0].Raw) || string(s.Keys[1].Raw) != string(orig.Keys[1].Raw) {
+		t.Fatalf("the new key must be appended after the existing ones, which stay as they were")
+	}
+	if ring.ActiveIndex() != 0 || strings.Contains(string(s.Keys[2].Raw), `"use"`) {
+		t.Errorf("the proposed set changes who signs: active %d, new key %s", ring.ActiveIndex(), s.Keys[2].KID)
+	}
+}
