@@ -1,80 +1,111 @@
 // Package jose checks key sets with an independent JOSE implementation:
-// npm's jose (https://github.com/panva/jose), run by Node.js, signs and
-// verifies JWTs with a JWKS file the way each upstream system does
-// (testdata/jwks.mjs holds the rules and names their sources). A key set
-// kube-rotate writes is thereby judged by code kube-rotate did not write.
+// panva's jose (https://github.com/panva/jose), the npm package as Debian
+// packages it (node-jose), run by Node.js, signs and verifies JWTs with a
+// JWKS file the way each upstream system does (testdata/jwks.mjs holds the
+// rules and names their sources). A key set kube-rotate writes is thereby
+// judged by code kube-rotate did not write.
 //
 // # Install
 //
-// Ensure installs the pinned jose once, outside the repository, into
-// $KUBE_ROTATE_CACHE/npm/jose-<Version>/, else
-// <user cache dir>/kube-rotate/npm/jose-<Version>/ (~/.cache/kube-rotate on
-// Linux, as for the e2e cluster's binaries). It runs
-// `npm ci --ignore-scripts --no-audit --no-fund` on the committed
-// testdata/package.json and testdata/package-lock.json (which holds jose's
-// integrity hash, checked by npm) in a temporary directory, then renames it
-// into place, so an interrupted install is never trusted; concurrent
-// installers are serialised with a lock file. Later runs only check the
-// directory's stamp. It needs node (20 or newer) and, to install, npm, both
-// on PATH.
+// Nothing is downloaded: jose comes from Debian's archive, which CI reaches
+// (the npm registry it does not):
 //
-// # Refreshing the pinned jose
+//	apt-get install --no-install-recommends node-jose nodejs
 //
-//  1. Set Version below and the "jose" dependency in testdata/package.json
-//     to the new version (an exact version, no range).
-//  2. In e2e/jose/testdata, regenerate the lock file:
-//     npm install --package-lock-only --omit-lockfile-registry-resolved --ignore-scripts --no-audit --no-fund
-//     (--omit-lockfile-registry-resolved keeps registry addresses out of it:
-//     npm ci fetches from whatever registry npm is configured with and
-//     checks the integrity hash).
-//  3. Compare the lock file's "integrity" with `npm view jose@<version>
-//     dist.integrity`, read the release notes for changes to JWK import or
-//     to the "Ed25519"/"EdDSA" and "HS256" algorithms, and run
-//     `go test -tags e2e ./e2e/jose/`. The new version installs into its
-//     own jose-<version> directory; the old one can be deleted.
+// (nodejs only where no node is on PATH: any Node.js 18 or newer does;
+// bookworm's is 18). node-jose installs the module in ModuleDir,
+// /usr/share/nodejs/jose. Locate reads its package.json, requires jose
+// Major.x (bookworm's node-jose 4.11.4-1 is jose 4.11.4), and takes the ES
+// module entry point its "exports" name for "import"
+// (dist/node/esm/index.js). jwks.mjs is run with node --input-type=module
+// --eval and imports that file by its file URL, so there is no
+// node_modules, NODE_PATH, cache directory or copy of the script. If the
+// package is missing, Locate fails with ErrNotInstalled.
 //
-// pins_test.go checks that Version, package.json and the lock file agree.
+// # Ed25519 and EdDSA (RFC 9864)
+//
+// DiracX's keys have "alg":"Ed25519", and DiracX puts the signing key's alg
+// in a token's header. "Ed25519" is RFC 9864's fully specified name for
+// EdDSA (RFC 8037) over the Ed25519 curve; jose 4 implements only the
+// polymorphic "EdDSA" (Ed25519 or Ed448 keys). So jwks.mjs, for a key whose
+// alg is "Ed25519":
+//
+//   - checks the key is kty OKP, crv Ed25519, and has jose import, sign and
+//     verify with it as "EdDSA" (the same signature algorithm);
+//   - signs tokens whose header says "alg":"EdDSA", not "Ed25519": jose 4
+//     refuses to sign a header alg it does not implement, and the header is
+//     part of what is signed. This is the one difference from DiracX's own
+//     tokens, whose header says "Ed25519". Signed.Alg stays the alg DiracX
+//     puts in the header (the key's, "Ed25519"); Signed.HeaderAlg is the
+//     token's ("EdDSA");
+//   - verifies, as joserfc's key.check_alg, only a token whose header alg is
+//     the key's, taking both spellings, "Ed25519" and "EdDSA", as equal for a
+//     key on Ed25519 whose alg is either. A token whose header says
+//     "Ed25519" (one DiracX signed) is refused with a reason saying jose 4
+//     cannot check it; the tokens these tests verify are all jose's.
+//
+// Keys with "alg":"EdDSA", "RS256" and Slurm's "HS256" go to jose as they
+// are.
+//
+// # Moving to a newer jose
+//
+// jose's version is node-jose's: a newer jose comes with a newer Debian
+// package (a newer Debian release, or backports), which CI's .ci/run
+// installs with apt-get. With it installed here:
+//
+//  1. If its major version is not Major, set Major, and read jose's
+//     release notes for changes to importJWK, to the key inputs of SignJWT,
+//     jwtVerify and flattenedVerify, and to the "EdDSA" and "HS256"
+//     algorithms. jose 6 implements "Ed25519" itself: the mapping above
+//     (joseAlg and the header check in jwks.mjs) can then go, and tokens
+//     carry DiracX's header alg.
+//  2. Run go test ./e2e/jose/ (pins_test.go checks the installed package)
+//     and go test -tags e2e ./e2e/jose/.
 package jose
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 )
 
-// Version is the pinned version of npm's jose.
-const Version = "6.2.18"
-
-var (
-	//go:embed testdata/package.json
-	packageJSON []byte
-	//go:embed testdata/package-lock.json
-	packageLock []byte
-	//go:embed testdata/jwks.mjs
-	jwksScript []byte
+const (
+	// ModuleDir is where Debian's node-jose installs jose.
+	ModuleDir = "/usr/share/nodejs/jose"
+	// Major is the major version of jose that jwks.mjs is written for.
+	Major = 4
+	// MinNode is the oldest Node.js major version supported (Debian
+	// bookworm's nodejs is 18).
+	MinNode = 18
 )
 
-// stampFile marks a complete install; it holds the lock file's SHA-256.
-const stampFile = ".kube-rotate-install"
+// ErrNotInstalled is returned by Locate when ModuleDir holds no jose.
+var ErrNotInstalled = errors.New("npm's jose is not installed: apt-get install node-jose (Debian's package of panva/jose)")
 
-// Runtime is an installed jose and the node that runs scripts with it.
+//go:embed testdata/jwks.mjs
+var jwksScript []byte
+
+// Runtime is the installed jose and the node that runs scripts with it.
 type Runtime struct {
 	// Node is the node binary.
 	Node string
-	// Dir is the install directory: Dir/node_modules/jose is jose.
-	Dir string
+	// Module is jose's directory (ModuleDir).
+	Module string
+	// Version is jose's version, from its package.json.
+	Version string
+	// entry is the file URL of jose's ES module entry point.
+	entry string
 }
 
 var (
@@ -82,86 +113,72 @@ var (
 	cached *Runtime
 )
 
-// CacheDir returns the directory jose Version is installed in.
-func CacheDir() (string, error) {
-	root := os.Getenv("KUBE_ROTATE_CACHE")
-	if root == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("finding a cache directory (set KUBE_ROTATE_CACHE): %w", err)
-		}
-		root = filepath.Join(d, "kube-rotate")
-	}
-	root, err := filepath.Abs(root)
-	if err != nil {
-		return "", fmt.Errorf("cache directory: %w", err)
-	}
-	return filepath.Join(root, "npm", "jose-"+Version), nil
-}
-
-// Ensure returns the installed jose, installing it first if the cache does
-// not hold it; logf (may be nil) is told when an install starts. Within a
-// process the result is remembered.
-func Ensure(ctx context.Context, logf func(format string, args ...any)) (*Runtime, error) {
+// Locate returns the installed jose and node. Within a process the result
+// is remembered.
+func Locate(ctx context.Context) (*Runtime, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if cached != nil {
 		return cached, nil
 	}
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	if err := checkPins(); err != nil {
+	version, entry, err := module(ModuleDir)
+	if err != nil {
 		return nil, err
 	}
 	node, err := findNode(ctx)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	if !installed(dir) {
-		if err := install(ctx, dir, logf); err != nil {
-			return nil, err
-		}
-	}
-	cached = &Runtime{Node: node, Dir: dir}
+	cached = &Runtime{Node: node, Module: ModuleDir, Version: version, entry: entry}
 	return cached, nil
 }
 
-// checkPins makes sure the embedded package.json and lock file pin Version.
-func checkPins() error {
+// module reads the package.json of the jose in dir: it returns jose's
+// version and the file URL of its ES module entry point. No package.json is
+// ErrNotInstalled.
+func module(dir string) (version, entry string, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", ErrNotInstalled
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("jose: %w", err)
+	}
 	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
+		Name    string                     `json:"name"`
+		Version string                     `json:"version"`
+		Exports map[string]json.RawMessage `json:"exports"`
 	}
-	if err := json.Unmarshal(packageJSON, &pkg); err != nil {
-		return fmt.Errorf("jose: testdata/package.json: %w", err)
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		return "", "", fmt.Errorf("jose: %s/package.json: %w", dir, err)
 	}
-	if v := pkg.Dependencies["jose"]; v != Version {
-		return fmt.Errorf("jose: testdata/package.json pins jose %q, jose.Version is %q: see the package doc, Refreshing the pinned jose", v, Version)
+	if pkg.Name != "jose" {
+		return "", "", fmt.Errorf("jose: %s/package.json is package %q, not jose: reinstall node-jose", dir, pkg.Name)
 	}
-	var lock struct {
-		Packages map[string]struct {
-			Version   string `json:"version"`
-			Integrity string `json:"integrity"`
-		} `json:"packages"`
+	if major, _, _ := strings.Cut(pkg.Version, "."); major != strconv.Itoa(Major) {
+		return "", "", fmt.Errorf("jose: %s holds jose %s, jwks.mjs is written for jose %d.x: see the package doc, Moving to a newer jose", dir, pkg.Version, Major)
 	}
-	if err := json.Unmarshal(packageLock, &lock); err != nil {
-		return fmt.Errorf("jose: testdata/package-lock.json: %w", err)
+	var dot struct {
+		Import string `json:"import"`
 	}
-	p, ok := lock.Packages["node_modules/jose"]
-	if !ok || p.Version != Version || !strings.HasPrefix(p.Integrity, "sha512-") {
-		return fmt.Errorf("jose: testdata/package-lock.json does not lock jose %s with a sha512 integrity hash (it has %q %q): regenerate it, see the package doc", Version, p.Version, p.Integrity)
+	if err := json.Unmarshal(pkg.Exports["."], &dot); err != nil || !strings.HasPrefix(dot.Import, "./") || strings.Contains(dot.Import, "..") {
+		return "", "", fmt.Errorf("jose: %s/package.json names no ES module entry point (exports \".\" import): reinstall node-jose", dir)
 	}
-	return nil
+	path := filepath.Join(dir, filepath.FromSlash(dot.Import))
+	if _, err := os.Stat(path); err != nil {
+		return "", "", fmt.Errorf("jose: jose %s's entry point: %w: reinstall node-jose", pkg.Version, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", fmt.Errorf("jose: %w", err)
+	}
+	return pkg.Version, (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String(), nil
 }
 
 func findNode(ctx context.Context) (string, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return "", errors.New("jose: node is not on PATH: install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)")
+		return "", fmt.Errorf("jose: node is not on PATH: install Node.js %d or newer (Debian: apt-get install nodejs)", MinNode)
 	}
 	out, err := exec.CommandContext(ctx, node, "--version").Output()
 	if err != nil {
@@ -169,113 +186,10 @@ func findNode(ctx context.Context) (string, error) {
 	}
 	v := strings.TrimSpace(string(out))
 	major, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
-	if err != nil || major < 20 {
-		return "", fmt.Errorf("jose: %s is Node.js %s: jose %s needs Node.js 20 or newer (WebCrypto Ed25519)", node, v, Version)
+	if err != nil || major < MinNode {
+		return "", fmt.Errorf("jose: %s is Node.js %s: e2e/jose needs Node.js %d or newer", node, v, MinNode)
 	}
 	return node, nil
-}
-
-func lockHash() string {
-	sum := sha256.Sum256(packageLock)
-	return hex.EncodeToString(sum[:])
-}
-
-// installed reports whether dir holds a complete install of this lock file.
-func installed(dir string) bool {
-	stamp, err := os.ReadFile(filepath.Join(dir, stampFile))
-	if err != nil || strings.TrimSpace(string(stamp)) != lockHash() {
-		return false
-	}
-	v, err := installedVersion(dir)
-	return err == nil && v == Version
-}
-
-func installedVersion(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "jose", "package.json"))
-	if err != nil {
-		return "", err
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		return "", fmt.Errorf("node_modules/jose/package.json: %w", err)
-	}
-	return pkg.Version, nil
-}
-
-// install runs npm ci in a temporary directory beside dir and renames it
-// to dir, holding a lock so that concurrent installers take turns.
-func install(ctx context.Context, dir string, logf func(string, ...any)) error {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return fmt.Errorf("jose: npm is not on PATH, and jose %s is not installed in %s yet: install npm (Debian: apt-get install npm)", Version, dir)
-	}
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("jose: creating %s: %w", parent, err)
-	}
-	unlock, err := lockFile(dir + ".lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if installed(dir) { // another process installed it while we waited
-		return nil
-	}
-	logf("installing npm jose %s into %s (first time only)", Version, dir)
-	tmp, err := os.MkdirTemp(parent, ".jose-"+Version+"-*")
-	if err != nil {
-		return fmt.Errorf("jose: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return fmt.Errorf("jose: %w", err)
-	}
-	for name, b := range map[string][]byte{"package.json": packageJSON, "package-lock.json": packageLock} {
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
-			return fmt.Errorf("jose: %w", err)
-		}
-	}
-	cmd := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("jose: npm ci in %s: %w\n%s", tmp, err, strings.TrimSpace(out.String()))
-	}
-	if v, err := installedVersion(tmp); err != nil || v != Version {
-		return fmt.Errorf("jose: npm ci installed jose %q, want %s (%v)", v, Version, err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, stampFile), []byte(lockHash()+"\n"), 0o644); err != nil {
-		return fmt.Errorf("jose: %w", err)
-	}
-	// A stale or broken install (another lock file, an interrupted old
-	// layout) is moved aside first: rename does not replace a directory.
-	if _, err := os.Lstat(dir); err == nil {
-		old := tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("jose: moving the stale install %s aside: %w", dir, err)
-		}
-		defer os.RemoveAll(old)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("jose: %w", err)
-	}
-	return nil
-}
-
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("jose: opening lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("jose: locking %s: %w", path, err)
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // ExitError is a script that ran and exited non-zero.
@@ -292,23 +206,18 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("node %s: exit %d: %s", e.Script, e.Code, e.Stderr)
 }
 
-// Run runs the node program src (an ES module, named name) with jose
-// resolvable: it is written into Dir/scripts under a name holding its
-// hash, since ES modules resolve packages from their own location (node
-// ignores NODE_PATH for them; NODE_PATH is set for CommonJS scripts).
-// stdin is the program's standard input; its standard output is returned.
+// Run runs the node program src, an ES module named name (in messages),
+// with node --input-type=module --eval: nothing is written to disk, and
+// src imports jose by the file URL it is given (see jwks.mjs). args are
+// the program's process.argv[1:]; stdin is its standard input; its standard
+// output is returned.
 func (r *Runtime) Run(ctx context.Context, name string, src, stdin []byte, args ...string) ([]byte, error) {
-	path, err := r.script(name, src)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, r.Node, append([]string{path}, args...)...)
-	cmd.Dir = r.Dir
-	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(r.Dir, "node_modules"))
+	argv := append([]string{"--input-type=module", "--eval", string(src), "--"}, args...)
+	cmd := exec.CommandContext(ctx, r.Node, argv...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return out.Bytes(), &ExitError{Script: name, Code: ee.ExitCode(), Stderr: strings.TrimSpace(errb.String())}
@@ -317,39 +226,6 @@ func (r *Runtime) Run(ctx context.Context, name string, src, stdin []byte, args 
 		return nil, fmt.Errorf("jose: running node %s: %w", name, err)
 	}
 	return out.Bytes(), nil
-}
-
-func (r *Runtime) script(name string, src []byte) (string, error) {
-	sum := sha256.Sum256(src)
-	ext := filepath.Ext(name)
-	dir := filepath.Join(r.Dir, "scripts")
-	path := filepath.Join(dir, strings.TrimSuffix(filepath.Base(name), ext)+"-"+hex.EncodeToString(sum[:6])+ext)
-	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, src) {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("jose: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".script-*")
-	if err != nil {
-		return "", fmt.Errorf("jose: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600
-		f.Close()
-		return "", fmt.Errorf("jose: %w", err)
-	}
-	if _, err := f.Write(src); err != nil {
-		f.Close()
-		return "", fmt.Errorf("jose: writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("jose: writing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return "", fmt.Errorf("jose: %w", err)
-	}
-	return path, nil
 }
 
 // Rule names an upstream system's rule for picking the signing key.
@@ -378,8 +254,13 @@ type Signed struct {
 	KID string `json:"kid"`
 	// Index is the signing key's position in the set.
 	Index int `json:"index"`
-	// Alg is the header's alg.
+	// Alg is the alg the rule's system puts in the header: DiracX's is
+	// the key's alg, Slurm's HS256.
 	Alg string `json:"alg"`
+	// HeaderAlg is the alg in the token's header, as jose wrote it: Alg,
+	// but "EdDSA" where Alg is "Ed25519", which jose 4 does not implement
+	// (see the package doc).
+	HeaderAlg string `json:"header_alg"`
 	// Token is the compact JWT.
 	Token string `json:"token"`
 }
@@ -395,17 +276,20 @@ type Verdict struct {
 }
 
 type request struct {
+	Op     string   `json:"op"`
+	Jose   string   `json:"jose"`
 	Rule   Rule     `json:"rule"`
 	JWKS   string   `json:"jwks"`
 	Tokens []string `json:"tokens,omitempty"`
 }
 
 func (r *Runtime) jwks(ctx context.Context, op string, req request, v any) error {
+	req.Op, req.Jose = op, r.entry
 	in, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("jose: %w", err)
 	}
-	out, err := r.Run(ctx, "jwks.mjs", jwksScript, in, op)
+	out, err := r.Run(ctx, "jwks.mjs", jwksScript, in)
 	if err != nil {
 		var ee *ExitError
 		if errors.As(err, &ee) && ee.Code == exitNoSigningKey {

@@ -4,6 +4,7 @@ package jose_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -19,17 +20,14 @@ import (
 	"github.com/kube-rotate/kube-rotate/e2e/jose"
 )
 
-// runtime installs (first time only) and returns jose.
+// runtime returns Debian's jose and node.
 func runtime(t *testing.T) *jose.Runtime {
 	t.Helper()
-	start := time.Now()
-	rt, err := jose.Ensure(t.Context(), t.Logf)
+	rt, err := jose.Locate(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Logf("jose %s ready in %s (%s)", jose.Version, d.Round(time.Millisecond), rt.Dir)
-	}
+	t.Logf("jose %s (%s), %s", rt.Version, rt.Module, rt.Node)
 	return rt
 }
 
@@ -578,6 +576,46 @@ func TestRules(t *testing.T) {
 		}
 		if v := verify(write("one.json", map[string]any{"keys": keys[1:]}), jose.DiracX, s.Token)[0]; v.OK || !strings.Contains(v.Reason, "no key for kid") {
 			t.Errorf("deleted key: %+v", v)
+		}
+	})
+
+	// jose 4 has no JWS alg "Ed25519" (RFC 9864), the alg of DiracX's keys
+	// and tokens: it signs and verifies them as "EdDSA" (see the package doc).
+	t.Run("diracx-ed25519", func(t *testing.T) {
+		var set map[string][]map[string]any
+		if err := json.Unmarshal(fixture("diracx.json")(t), &set); err != nil {
+			t.Fatal(err)
+		}
+		key := set["keys"][0]
+		kid := key["kid"].(string)
+		orig := write("diracx.json", set)
+		if s := sign(orig, jose.DiracX); s.Alg != "Ed25519" || s.HeaderAlg != "EdDSA" {
+			t.Errorf("key alg Ed25519: alg %q, header alg %q, want Ed25519 and EdDSA", s.Alg, s.HeaderAlg)
+		}
+		// Tokens signed here, not by jose, with the fixture's private key.
+		seed, err := base64.RawURLEncoding.DecodeString(key["d"].(string))
+		if err != nil || len(seed) != ed25519.SeedSize {
+			t.Fatalf("the fixture's first key has no Ed25519 seed (%v)", err)
+		}
+		priv := ed25519.NewKeyFromSeed(seed)
+		token := func(alg string) string {
+			h := base64.RawURLEncoding.EncodeToString(mustJSON(t, map[string]any{"alg": alg, "kid": kid}))
+			p := base64.RawURLEncoding.EncodeToString(mustJSON(t, map[string]any{"sub": "e2e", "exp": time.Now().Add(time.Hour).Unix()}))
+			return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(h+"."+p)))
+		}
+		v := verify(orig, jose.DiracX, token("EdDSA"), token("Ed25519"), token("RS256"))
+		if !v[0].OK {
+			t.Errorf("header alg EdDSA for a key with alg Ed25519: %+v", v[0])
+		}
+		if v[1].OK || !strings.Contains(v[1].Reason, `no JWS alg "Ed25519"`) {
+			t.Errorf("header alg Ed25519 (as DiracX signs): %+v, want a refusal saying jose 4 cannot check it", v[1])
+		}
+		if v[2].OK || !strings.Contains(v[2].Reason, "is not the key's alg") {
+			t.Errorf("header alg RS256 for an Ed25519 key: %+v", v[2])
+		}
+		set["keys"][1]["crv"] = "Ed448"
+		if _, err := rt.Sign(ctx, write("ed448.json", set), jose.DiracX); err == nil || !strings.Contains(err.Error(), "crv Ed25519") {
+			t.Errorf("alg Ed25519 on a key with crv Ed448: %v, want a refusal", err)
 		}
 	})
 }

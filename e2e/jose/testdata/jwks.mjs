@@ -1,31 +1,50 @@
 // jwks.mjs signs and verifies JWTs with a JWKS file the way an upstream
-// system does, using npm's jose (pinned in package.json beside this file)
-// and nothing of kube-rotate. e2e/jose runs it from its install directory,
-// where `import 'jose'` resolves to that pinned copy.
+// system does, using panva's jose 4 as Debian packages it (node-jose) and
+// nothing of kube-rotate. e2e/jose runs it with
+// `node --input-type=module --eval`; by hand, from the repository:
 //
-//   node jwks.mjs sign   < {"rule": "diracx"|"slurm", "jwks": "/path/to/set.json"}
-//     -> {"kid", "index", "alg", "token"}
-//   node jwks.mjs verify < {"rule": ..., "jwks": ..., "tokens": ["..."]}
+//   node e2e/jose/testdata/jwks.mjs < request.json
+//
+// The request names jose's ES module entry point by file URL (there is no
+// node_modules to resolve a bare 'jose' from):
+//
+//   {"op": "sign", "jose": "file:///usr/share/nodejs/jose/dist/node/esm/index.js",
+//    "rule": "diracx"|"slurm", "jwks": "/path/to/set.json"}
+//     -> {"kid", "index", "alg", "header_alg", "token"}
+//   {"op": "verify", "jose": ..., "rule": ..., "jwks": ..., "tokens": ["..."]}
 //     -> {"results": [{"kid", "ok", "reason"?}]}
 //
 // The rules pick the signing key as upstream's own code does:
 //   diracx: DIRACGrid/diracx, diracx-logic/src/diracx/logic/auth/token.py
 //           create_token: the first key whose key_ops hold "sign"; header
 //           {"alg": that key's alg, "kid"}; none: "No signing key found in JWKS".
-//           Verification (joserfc): the key whose kid is the header's.
+//           Verification (joserfc): the key whose kid is the header's, whose
+//           alg (key.check_alg) is the header's.
 //   slurm:  SchedMD/slurm, src/plugins/auth/slurm/internal.c: the key whose
 //           "use" is "default" (case-insensitive; two are fatal), else the
 //           first; HS256; kid in the header. Verification: the key whose kid
 //           is the header's (none: the default key); a key whose "exp" has
 //           passed rejects its tokens.
 //
+// "alg" is the alg the upstream system puts in the header; "header_alg" is
+// the one in the token jose wrote. They differ in one case only: jose 4 has
+// no JWS alg "Ed25519", RFC 9864's fully specified name for EdDSA over the
+// Ed25519 curve, which DiracX keys and tokens carry. For a key whose alg is
+// "Ed25519" (it must be kty OKP, crv Ed25519) jose signs and verifies with
+// "EdDSA", the same signature (RFC 8037), so such a token's header says
+// "EdDSA". Verification takes both spellings in the header for a key on
+// Ed25519 whose alg is either; jose 4 can check only "EdDSA" ones (a token
+// whose header says "Ed25519" is refused, with that reason).
+//
 // Output is JSON on stdout; errors are one line on stderr, exit 1, or exit 3
 // when the rule finds no signing key. Nothing printed ever holds key
 // material: keys are named by index and kid only.
 
-import { SignJWT, jwtVerify, decodeProtectedHeader, importJWK } from 'jose';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+
+// jose's exports, imported in main from the request's "jose" URL.
+let jose;
 
 const EXIT_NO_SIGNING_KEY = 3;
 
@@ -47,18 +66,46 @@ const MEMBERS = {
   RSA: { pub: ['n', 'e'], priv: ['d', 'p', 'q', 'dp', 'dq', 'qi'] },
 };
 
-function asymmetric(key, i, { priv, op, alg }) {
+function asymmetric(key, i, { priv }) {
   const m = MEMBERS[key.kty];
   if (!m) throw new Fail(`${name(key, i)}: kty ${JSON.stringify(key.kty)} is not an asymmetric key type jose signs with here`);
   const jwk = { kty: key.kty };
   for (const member of priv ? [...m.pub, ...m.priv] : m.pub) {
     if (key[member] !== undefined) jwk[member] = key[member];
   }
-  // The file's key_ops were checked by the rule; WebCrypto takes one usage
-  // per key (a private key cannot "verify"), so jose gets just this one.
-  jwk.key_ops = [op];
-  jwk.alg = alg;
   return jwk;
+}
+
+// RFC 9864: "Ed25519" is EdDSA (RFC 8037) over the Ed25519 curve, spelled
+// as one fully specified alg. jose 4 has only "EdDSA" (which takes Ed448
+// keys too), so for a key whose alg is "Ed25519" it is told "EdDSA" once the
+// key is checked to be on Ed25519. Returns the alg jose signs and verifies
+// with for the key.
+function joseAlg(key, i) {
+  if (key.alg !== 'Ed25519') return key.alg;
+  if (key.kty !== 'OKP' || key.crv !== 'Ed25519') {
+    throw new Fail(`${name(key, i)}: alg Ed25519 (RFC 9864) needs kty OKP and crv Ed25519, the key has kty ${JSON.stringify(key.kty)} crv ${JSON.stringify(key.crv)}`);
+  }
+  return 'EdDSA';
+}
+
+// An Ed25519 key under either spelling of its alg: a header may say either.
+const isEd25519 = (key) => (key.alg === 'Ed25519' || key.alg === 'EdDSA') && key.kty === 'OKP' && key.crv === 'Ed25519';
+
+// usable throws unless jose accepts the (imported) key for alg. jose 4's
+// importJWK does not look at alg for RSA, EC and OKP keys, so jose is asked
+// to verify a JWS with an empty signature: it checks the key's type (and an
+// RSA key's size) against alg first, and only a key it accepts gets as far
+// as "signature verification failed".
+async function usable(keyObject, alg) {
+  const jws = { protected: Buffer.from(JSON.stringify({ alg })).toString('base64url'), payload: '', signature: '' };
+  try {
+    await jose.flattenedVerify(jws, keyObject, { algorithms: [alg] });
+  } catch (e) {
+    if (e.code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return;
+    throw e;
+  }
+  throw new Error('jose verified an empty signature');
 }
 
 // DiracX: diracx-core settings, token_allowed_algorithms.
@@ -67,18 +114,19 @@ const DIRACX_ALGORITHMS = ['RS256', 'EdDSA', 'Ed25519'];
 const diracx = {
   async load(keys) {
     // joserfc's KeySet.import_key_set imports every key: each published
-    // key must be a public key jose can import for its alg.
+    // key must be a public key jose can import and use for its alg.
     for (const [i, key] of keys.entries()) {
       if (typeof key !== 'object' || key === null || Array.isArray(key)) throw new Fail(`key ${i} is not a JSON object`);
       if (key.key_ops !== undefined && !(Array.isArray(key.key_ops) && key.key_ops.every((o) => typeof o === 'string'))) {
         throw new Fail(`${name(key, i)}: key_ops is not a list of strings`);
       }
       if (typeof key.alg !== 'string') continue;
+      const alg = joseAlg(key, i);
       try {
-        await importJWK(asymmetric(key, i, { priv: false, op: 'verify', alg: key.alg }), key.alg);
+        await usable(await jose.importJWK(asymmetric(key, i, { priv: false }), alg), alg);
       } catch (e) {
         if (e instanceof Fail) throw e;
-        throw new Fail(`${name(key, i)}: jose cannot import its public key for alg ${key.alg}: ${e.message}`);
+        throw new Fail(`${name(key, i)}: jose cannot use its public key for alg ${key.alg}${alg === key.alg ? '' : ` (jose: ${alg})`}: ${e.message}`);
       }
     }
   },
@@ -93,7 +141,8 @@ const diracx = {
     const alg = key.alg;
     if (typeof alg !== 'string') throw new Fail(`${name(key, i)}: the signing key has no "alg": DiracX puts the key's alg in the header`);
     if (!DIRACX_ALGORITHMS.includes(alg)) throw new Fail(`${name(key, i)}: alg ${JSON.stringify(alg)} is not one DiracX allows (${DIRACX_ALGORITHMS.join(', ')})`);
-    return { alg, header: { alg, kid: key.kid }, jwk: asymmetric(key, i, { priv: true, op: 'sign', alg }) };
+    const signAlg = joseAlg(key, i);
+    return { alg, joseAlg: signAlg, header: { alg: signAlg, kid: key.kid }, jwk: asymmetric(key, i, { priv: true }) };
   },
   claims(t) {
     return {
@@ -115,7 +164,12 @@ const diracx = {
     const key = keys[i];
     if (Array.isArray(key.key_ops) && !key.key_ops.includes('verify')) return { reason: `${name(key, i)}: key_ops lack "verify"` };
     if (typeof key.alg !== 'string') return { reason: `${name(key, i)}: no "alg"` };
-    return { jwk: asymmetric(key, i, { priv: false, op: 'verify', alg: key.alg }), algorithms: DIRACX_ALGORITHMS };
+    // joserfc key.check_alg: the header's alg is the key's; for a key on
+    // Ed25519 both spellings name the same signature (RFC 9864).
+    const spellings = isEd25519(key) ? ['Ed25519', 'EdDSA'] : [key.alg];
+    if (!spellings.includes(header.alg)) return { reason: `${name(key, i)}: the token's alg ${JSON.stringify(header.alg)} is not the key's alg ${key.alg}` };
+    if (header.alg === 'Ed25519') return { reason: 'jose 4 has no JWS alg "Ed25519" (RFC 9864) and cannot check this token: its own tokens for Ed25519 keys say "EdDSA"' };
+    return { jwk: asymmetric(key, i, { priv: false }), alg: joseAlg(key, i), algorithms: DIRACX_ALGORITHMS };
   },
 };
 
@@ -157,7 +211,7 @@ const slurm = {
     return i >= 0 ? i : 0;
   },
   signing(key) {
-    return { alg: 'HS256', header: { alg: 'HS256', typ: 'JWT', kid: key.kid }, jwk: slurmJWK(key) };
+    return { alg: 'HS256', joseAlg: 'HS256', header: { alg: 'HS256', typ: 'JWT', kid: key.kid }, jwk: slurmJWK(key) };
   },
   claims(t) {
     // create_internal's grants; the lifetime (AuthInfo ttl, 60 s by
@@ -176,7 +230,7 @@ const slurm = {
     const exp = key.exp === undefined ? 0 : slurmExp(key.exp);
     if (exp && exp < now()) return { reason: `token received for expired key kid=${key.kid}` };
     if (typeof header.alg !== 'string' || header.alg.toUpperCase() !== 'HS256') return { reason: `no support for alg=${header.alg}` };
-    return { jwk: slurmJWK(key), algorithms: ['HS256'] };
+    return { jwk: slurmJWK(key), alg: 'HS256', algorithms: ['HS256'] };
   },
 };
 
@@ -216,12 +270,12 @@ function readSet(path) {
 async function sign(rule, keys) {
   const i = rule.signer(keys);
   const key = keys[i];
-  const { alg, header, jwk } = rule.signing(key, i);
+  const { alg, joseAlg: signAlg, header, jwk } = rule.signing(key, i);
   try {
-    const token = await new SignJWT(rule.claims(now())).setProtectedHeader(header).sign(jwk);
-    return { kid: key.kid, index: i, alg, token };
+    const token = await new jose.SignJWT(rule.claims(now())).setProtectedHeader(header).sign(await jose.importJWK(jwk, signAlg));
+    return { kid: key.kid, index: i, alg, header_alg: jose.decodeProtectedHeader(token).alg, token };
   } catch (e) {
-    throw new Fail(`${name(key, i)}: jose cannot sign with it (alg ${alg}): ${e.message}`);
+    throw new Fail(`${name(key, i)}: jose cannot sign with it (alg ${alg}${signAlg === alg ? '' : `, jose: ${signAlg}`}): ${e.message}`);
   }
 }
 
@@ -230,7 +284,7 @@ async function verify(rule, keys, tokens) {
   for (const token of tokens) {
     let header;
     try {
-      header = decodeProtectedHeader(token);
+      header = jose.decodeProtectedHeader(token);
     } catch (e) {
       results.push({ ok: false, reason: `not a JWS: ${e.message}` });
       continue;
@@ -242,7 +296,7 @@ async function verify(rule, keys, tokens) {
       continue;
     }
     try {
-      await jwtVerify(token, found.jwk, { algorithms: found.algorithms });
+      await jose.jwtVerify(token, await jose.importJWK(found.jwk, found.alg), { algorithms: found.algorithms });
       results.push({ ...r, ok: true });
     } catch (e) {
       results.push({ ...r, ok: false, reason: `jose: ${e.code ?? e.name}: ${e.message}` });
@@ -252,13 +306,19 @@ async function verify(rule, keys, tokens) {
 }
 
 async function main() {
-  const op = process.argv[2];
-  if (op !== 'sign' && op !== 'verify') throw new Fail(`usage: node jwks.mjs sign|verify < request.json (got ${JSON.stringify(op)})`);
   let req;
   try {
     req = JSON.parse(readFileSync(0, 'utf8'));
   } catch {
     throw new Fail('the request on stdin is not valid JSON');
+  }
+  const { op } = req;
+  if (op !== 'sign' && op !== 'verify') throw new Fail(`"op" must be sign or verify (got ${JSON.stringify(op)})`);
+  if (typeof req.jose !== 'string' || !req.jose.startsWith('file:')) throw new Fail('the request names no "jose": the file URL of jose\'s ES module entry point');
+  try {
+    jose = await import(req.jose);
+  } catch (e) {
+    throw new Fail(`importing jose from ${req.jose}: ${e.code ?? e.name}: ${e.message}`);
   }
   const rule = RULES[req.rule];
   if (!rule) throw new Fail(`rule ${JSON.stringify(req.rule)} is not known: use ${Object.keys(RULES).join(' or ')}`);
