@@ -166,6 +166,7 @@ func TestJWKSlurmFileAndBadInput(t *testing.T) {
 		{[]string{"jwk", "add", "--file", path, "--alg", "RS256"}, "HS256 keys only"},
 		{[]string{"jwk", "add", "--file", path, "--alg", "RS256", "--layout", "generic"}, `a RS256 key would stop Slurm at its next start ("kty field must be oct")`},
 		{[]string{"jwk", "add", "--file", twoDefaults}, twoDefaults + `: keys a and b both have "use":"default": Slurm refuses a set with two default keys`},
+		{[]string{"jwk", "promote", "--file", twoDefaults}, "`kubectl rotate jwk promote KID` keeps it on KID only"},
 		{[]string{"jwk", "add", "--file", open}, open + " has mode 0644: Slurm refuses a key file with any \"other\" permission bit (\"key file is insecure\"); run chmod o-rwx " + open},
 		{[]string{"jwk", "add", "--file", empty}, empty + ": the key set is empty, so its layout cannot be detected: give it with --layout diracx, slurm or generic"},
 		{[]string{"jwk", "list"}, "give exactly one of --secret NAME or --file PATH"},

@@ -249,7 +249,10 @@ func TestStatus(t *testing.T) {
 	cert := createExpiredTLSSecret(t, ns, "web-tls")
 	// A key set made by kubectl rotate jwk add: a signing key and a next key.
 	createAgedSecret(t, ns, "jwks", 0, nil, nil)
-	mustRun(t, "jwk", "add", "--secret", "jwks", "-n", ns)
+	if r := run(t, nil, "jwk", "add", "--secret", "jwks", "-n", ns); r.code == 0 || !strings.Contains(r.stderr, "the key set is empty, so its layout cannot be detected") {
+		t.Errorf("jwk add on an empty set without --layout: exit %d, %s", r.code, r.stderr)
+	}
+	mustRun(t, "jwk", "add", "--secret", "jwks", "-n", ns, "--layout", "generic")
 	mustRun(t, "jwk", "add", "--secret", "jwks", "-n", ns)
 	keys := listKeys(t, "--secret", "jwks", "-n", ns).Keys
 	var signingKID, nextKID string

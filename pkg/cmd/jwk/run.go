@@ -87,6 +87,9 @@ func (o *Options) runPromote(ctx context.Context, args []string) error {
 	if len(args) == 1 {
 		kid = args[0]
 	} else if kid = r.NewestNext(); kid == "" {
+		if err := r.Check(); err != nil {
+			return fmt.Errorf("%s: %w", o.store, err)
+		}
 		return fmt.Errorf("%s has no next key to promote: add one first (kubectl rotate jwk add), or name a KID", o.store)
 	}
 	changed, err := r.Promote(kid)
