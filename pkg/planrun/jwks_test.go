@@ -70,3 +70,48 @@ spec:
 		t.Errorf("undo of a promoted key: %v", err)
 	}
 }
+
+// A key-set item on a Slurm set follows Slurm's rule: the new key is
+// appended last, and at finish it gets "use":"default" (Slurm signs with
+// it) while the existing keys keep their place and bytes but for use.
+func TestApplyKeySetItemSlurm(t *testing.T) {
+	set, err := os.ReadFile("../jwks/testdata/slurm-schedmd.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := fake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "slurm-jwks", Namespace: "ns", UID: "u"},
+		Data: map[string][]byte{"slurm.jwks": set}})
+	p, err := plan.Parse([]byte(`apiVersion: rotate.kube-rotate.io/v1alpha1
+kind: RotationPlan
+metadata: {name: keys}
+spec:
+  namespace: ns
+  items:
+  - name: auth-key
+    jwks: {secret: slurm-jwks, key: slurm.jwks}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	j, err := Apply(ctx, Options{Plan: p, Clients: rotation.Clients{Kube: kc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &jwks.SecretStore{Client: kc, Namespace: "ns", Name: "slurm-jwks", Key: "slurm.jwks"}
+	s, rec, err := st.Load(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := jwks.NewRing(s, "", rec)
+	kid := j.Items["auth-key"].KID
+	if r.Layout != jwks.LayoutSlurm || len(s.Keys) != 3 || s.Keys[2].KID != kid || r.ActiveIndex() != 2 {
+		t.Fatalf("after apply: layout %s, %d keys, signing %d, journal kid %s", r.Layout, len(s.Keys), r.ActiveIndex(), kid)
+	}
+	if s.Keys[0].KID != "key-identifier" || s.Keys[1].KID != "key-identifier-2" || strings.Contains(string(s.Keys[1].Raw), `"use"`) {
+		t.Errorf("the old keys moved or the old signer kept use: %s", s.Keys[1].Raw)
+	}
+	if r.Check() != nil {
+		t.Errorf("the written set is one Slurm refuses: %v", r.Check())
+	}
+}
