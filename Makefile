@@ -30,7 +30,7 @@ build: ## Build kubectl-rotate, kops-rotate (also as kubectl-kops_rotate) and th
 	$(GOBUILD) -o $(BIN)/kube-rotate-action ./action
 	@ln -sf kops-rotate $(BIN)/kubectl-kops_rotate
 
-$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd -name '*.go') go.mod
+$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/internal -name '*.go') go.mod
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./e2e/cmd/cluster
 

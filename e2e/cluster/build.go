@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"golang.org/x/mod/modfile"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
 )
 
 // Versions pins the control-plane components. The Kubernetes version must
@@ -102,7 +103,7 @@ func EnsureBinaries(ctx context.Context, cacheDir string, v Versions, log io.Wri
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return bins, fmt.Errorf("creating cache directory: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(cacheDir, ".build.lock"))
+	unlock, err := files.Lock(filepath.Join(cacheDir, ".build.lock"))
 	if err != nil {
 		return bins, err
 	}
@@ -427,19 +428,6 @@ func goCommand(ctx context.Context, dir string, log io.Writer, args ...string) *
 
 func runGo(ctx context.Context, dir string, log io.Writer, args ...string) error {
 	return goCommand(ctx, dir, log, args...).Run()
-}
-
-// lockFile takes an exclusive advisory lock on path, waiting for it.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func contains(list []string, s string) bool {

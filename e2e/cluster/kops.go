@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
 )
 
 // DefaultKopsVersion is the kops CLI the interop tests run: the version of
@@ -28,7 +30,7 @@ func EnsureKops(ctx context.Context, cacheDir, version string, log io.Writer) (s
 	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(cacheDir, ".build.lock"))
+	unlock, err := files.Lock(filepath.Join(cacheDir, ".build.lock"))
 	if err != nil {
 		return "", err
 	}

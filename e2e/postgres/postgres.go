@@ -35,7 +35,6 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -55,6 +54,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
 )
 
 // Server is a throwaway PostgreSQL server started by Start.
@@ -367,7 +368,7 @@ func (s *Server) start() error {
 	for {
 		select {
 		case <-s.exited:
-			tail := logTail(s.LogFile, 15)
+			tail := files.Tail(s.LogFile, 15)
 			err := fmt.Errorf("postgres exited during startup on port %d (%v); log %s:\n%s", port, s.waitErr, s.LogFile, tail)
 			if strings.Contains(tail, "could not bind") || strings.Contains(tail, "Address already in use") {
 				return errPortBusy{err}
@@ -376,7 +377,7 @@ func (s *Server) start() error {
 		case <-deadline:
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-s.exited
-			return fmt.Errorf("postgres on port %d not ready after 60s; log %s:\n%s", port, s.LogFile, logTail(s.LogFile, 15))
+			return fmt.Errorf("postgres on port %d not ready after 60s; log %s:\n%s", port, s.LogFile, files.Tail(s.LogFile, 15))
 		case <-tick.C:
 			if s.ready() {
 				return nil
@@ -501,7 +502,7 @@ func (s *Server) initdb() error {
 	cmd.Env = cleanEnv()
 	s.asServerUser(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb in %s: %v: %s", s.DataDir, err, lastLines(string(out), 15))
+		return fmt.Errorf("initdb in %s: %v: %s", s.DataDir, err, files.LastLines(string(out), 15))
 	}
 
 	conf := fmt.Sprintf(`
@@ -705,26 +706,4 @@ func redact(msg string, secrets []string) string {
 		}
 	}
 	return msg
-}
-
-// logTail returns the last n lines of the file at path.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	return lastLines(string(b), n)
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

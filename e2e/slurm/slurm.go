@@ -127,6 +127,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
 )
 
 // Series is the Slurm release series the root must hold.
@@ -235,7 +237,7 @@ func ensureRoot(t testing.TB) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("creating %s: %w", parent, err)
 	}
-	unlock, err := lockFile(filepath.Join(parent, "."+rootName+".lock"))
+	unlock, err := files.Lock(filepath.Join(parent, "."+rootName+".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -338,7 +340,7 @@ func buildRoot(t testing.TB, debootstrap, dir, logPath string) (string, error) {
 		fmt.Fprintf(logf, "--- %s\n", what)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s: %v; log %s:\n%s", what, err, logPath, logTail(logPath, 15))
+			return fmt.Errorf("%s: %v; log %s:\n%s", what, err, logPath, files.Tail(logPath, 15))
 		}
 		progress(t, "%s: done in %s", what, time.Since(begin).Round(time.Second))
 		return nil
@@ -430,19 +432,6 @@ func setGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-}
-
-// lockFile takes an exclusive advisory lock on path, waiting for it.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // removeAllSafe removes dir unless something is mounted at or under it:
@@ -841,7 +830,7 @@ func (c *Cluster) waitFor(d *daemon, timeout time.Duration, ready func() bool) e
 	for {
 		select {
 		case <-d.exited:
-			tail := logTail(d.out, 15)
+			tail := files.Tail(d.out, 15)
 			err := fmt.Errorf("%s exited during startup (%v); %s:\n%s", d.name, d.waitErr, d.out, tail)
 			if strings.Contains(tail, "Address already in use") || strings.Contains(tail, "Unable to bind") {
 				return errPortBusy{err}
@@ -853,7 +842,7 @@ func (c *Cluster) waitFor(d *daemon, timeout time.Duration, ready func() bool) e
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s; %s:\n%s", d.name, timeout, d.log, logTail(d.log, 15))
+			return fmt.Errorf("%s not ready after %s; %s:\n%s", d.name, timeout, d.log, files.Tail(d.log, 15))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -984,10 +973,10 @@ func (c *Cluster) Reconfigure() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(readFrom(c.ctld.log, ctldFrom), "Running as primary controller") {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("reconfigure: slurmctld did not restart within 20s; its log since:\n%s", lastLines(readFrom(c.ctld.log, ctldFrom), 15))
+			return fmt.Errorf("reconfigure: slurmctld did not restart within 20s; its log since:\n%s", files.LastLines(readFrom(c.ctld.log, ctldFrom), 15))
 		}
 		if exited(c.ctld) {
-			return fmt.Errorf("reconfigure: slurmctld exited; %s:\n%s", c.ctld.out, logTail(c.ctld.out, 15))
+			return fmt.Errorf("reconfigure: slurmctld exited; %s:\n%s", c.ctld.out, files.Tail(c.ctld.out, 15))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -1005,7 +994,7 @@ func (c *Cluster) Reconfigure() error {
 					break
 				}
 			}
-			return fmt.Errorf("reconfigure: slurmd did not restart (%s); its log since:\n%s", why, lastLines(since, 10))
+			return fmt.Errorf("reconfigure: slurmd did not restart (%s); its log since:\n%s", why, files.LastLines(since, 10))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -1055,7 +1044,7 @@ func (c *Cluster) logTails(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{c.ControllerLogFile(), c.host("log/slurmctld.out"), c.NodeLogFile(), c.host("log/slurmd.out")} {
 		if _, err := os.Stat(p); err == nil {
-			t.Logf("slurm: last lines of %s:\n%s", p, logTail(p, 25))
+			t.Logf("slurm: last lines of %s:\n%s", p, files.Tail(p, 25))
 		}
 	}
 }
@@ -1461,21 +1450,4 @@ func readFrom(path string, offset int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
-}
-
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	return lastLines(string(b), n)
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
