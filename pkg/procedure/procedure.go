@@ -1,0 +1,367 @@
+// Package procedure is the staged-procedure engine every rotation runs on:
+// steps that must happen in order, each safe to re-run, a journal that
+// survives kill -9, a dry-run list of what would happen, and undo in
+// reverse order.
+//
+// The state rule (mkectl's): a step's state is derived from the objects
+// first. Step.Done looks at the objects the step changes (a key in a set,
+// a value in a Secret, a keypair in a keyset) and wins over the journal; a
+// stale journal entry never skips a step whose effect is missing. The
+// journal (a Record, kept by a Journal with a precondition on every write)
+// holds only what the objects cannot show: restarts done, hook results,
+// CLI steps run, and the facts a step was made for (the kid it published,
+// the key ids it staged).
+//
+// The engine owns resume (the first step whose Done is false runs next),
+// the dry-run list (Plan), undo in reverse order (Undo), and one wording
+// for a failure: "step X of Y (NAME) failed: …: re-run the same command to
+// resume, or undo with …".
+package procedure
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Step is one step of a procedure. Done, Do and Undo get the run's Record:
+// the facts earlier steps journaled, and the marks of steps the objects
+// cannot show.
+type Step interface {
+	// Name is a short, stable name ("publish", "restart-verifiers").
+	Name() string
+	// Describe says what Do does, for the dry-run list; never a value.
+	Describe() string
+	// Done reports whether the step's effect is in place, derived from the
+	// objects where they can show it (Journaled when they cannot).
+	Done(ctx context.Context, r *Record) (bool, error)
+	// Do makes the step's effect; safe to run again after a crash.
+	Do(ctx context.Context, r *Record) error
+	// Undo reverts a done step, or says in its error why it cannot.
+	Undo(ctx context.Context, r *Record) error
+}
+
+// Func is a Step made of functions. A nil DoneFunc is Journaled: the step
+// is done once the journal marks it. A nil UndoFunc undoes nothing.
+type Func struct {
+	StepName, What string
+	DoneFunc       func(ctx context.Context, r *Record) (bool, error)
+	DoFunc         func(ctx context.Context, r *Record) error
+	UndoFunc       func(ctx context.Context, r *Record) error
+}
+
+// Name implements Step.
+func (f *Func) Name() string { return f.StepName }
+
+// Describe implements Step.
+func (f *Func) Describe() string { return f.What }
+
+// Done implements Step.
+func (f *Func) Done(ctx context.Context, r *Record) (bool, error) {
+	if f.DoneFunc == nil {
+		return r.Marked(f.StepName), nil
+	}
+	return f.DoneFunc(ctx, r)
+}
+
+// Do implements Step.
+func (f *Func) Do(ctx context.Context, r *Record) error { return f.DoFunc(ctx, r) }
+
+// Undo implements Step.
+func (f *Func) Undo(ctx context.Context, r *Record) error {
+	if f.UndoFunc == nil {
+		return nil
+	}
+	return f.UndoFunc(ctx, r)
+}
+
+// Record is a run's journal: when each step was marked done, the last
+// failure, and facts steps keep for later steps and re-runs. It holds no
+// secret value.
+type Record struct {
+	Procedure string               `json:"procedure"`
+	Started   time.Time            `json:"started"`
+	Updated   time.Time            `json:"updated"`
+	Steps     map[string]time.Time `json:"steps,omitempty"`
+	// Failed is the step that failed last, with its error (one line).
+	Failed string                     `json:"failed,omitempty"`
+	Error  string                     `json:"error,omitempty"`
+	Facts  map[string]json.RawMessage `json:"facts,omitempty"`
+}
+
+// Mark records that step is done.
+func (r *Record) Mark(step string, now time.Time) {
+	if r.Steps == nil {
+		r.Steps = map[string]time.Time{}
+	}
+	r.Steps[step] = now.UTC().Truncate(time.Second)
+	if r.Failed == step {
+		r.Failed, r.Error = "", ""
+	}
+}
+
+// Marked reports whether step was marked done.
+func (r *Record) Marked(step string) bool {
+	_, ok := r.Steps[step]
+	return ok
+}
+
+// Unmark forgets that step was done.
+func (r *Record) Unmark(step string) { delete(r.Steps, step) }
+
+// Put keeps a fact (JSON-encoded) for later steps and re-runs.
+func (r *Record) Put(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("journal fact %s: %w", key, err)
+	}
+	if r.Facts == nil {
+		r.Facts = map[string]json.RawMessage{}
+	}
+	r.Facts[key] = b
+	return nil
+}
+
+// Get reads a fact into v and reports whether it was there.
+func (r *Record) Get(key string, v any) (bool, error) {
+	b, ok := r.Facts[key]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return true, fmt.Errorf("journal fact %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// String returns a string fact, or "".
+func (r *Record) String(key string) string {
+	var s string
+	_, _ = r.Get(key, &s)
+	return s
+}
+
+// ErrConflict is what a Journal's Save returns (wrapped) when the journal
+// changed since it was read: another run is going on.
+var ErrConflict = errors.New("the journal changed under this run")
+
+// Journal keeps a Record with a precondition on every write
+// (resourceVersion, or the state store's equivalent).
+type Journal interface {
+	// Load returns the Record, or nil when there is none.
+	Load(ctx context.Context) (*Record, error)
+	// Save writes the Record if the journal is as Load (or the last Save)
+	// left it; else an error wrapping ErrConflict.
+	Save(ctx context.Context, r *Record) error
+	// Delete removes the journal (the procedure finished or was undone).
+	Delete(ctx context.Context) error
+	// String names where the journal lives, for messages.
+	String() string
+}
+
+// Procedure is a list of steps and where their journal lives.
+type Procedure struct {
+	// Name says what runs, for the journal and messages
+	// ("jwk rotate secret/diracx-jwks key jwks.json").
+	Name  string
+	Steps []Step
+	// Journal, nil for a procedure whose every step derives its state.
+	Journal Journal
+	// UndoCommand is the command that undoes a partial run ("" when undo
+	// is not offered); it goes into the failure message.
+	UndoCommand string
+	// KeepJournal keeps the journal when the run completes (plans keep
+	// theirs so that a finished plan is not repeated); else it is deleted,
+	// and the next run starts afresh.
+	KeepJournal bool
+	// Progress gets a line per step run or resumed; nil for none.
+	Progress io.Writer
+	Now      func() time.Time
+}
+
+// StepStatus is one line of the dry-run list.
+type StepStatus struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	What  string `json:"what"`
+	Done  bool   `json:"done"`
+}
+
+// StepError is a failed step, worded the same way for every procedure.
+type StepError struct {
+	Index, Total int
+	Step         string
+	UndoCommand  string
+	Err          error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("step %d of %d (%s) failed: %v: re-run the same command to resume", e.Index, e.Total, e.Step, e.Err)
+	if e.UndoCommand != "" {
+		msg += ", or undo with " + e.UndoCommand
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+func (p *Procedure) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Procedure) progress(format string, args ...any) {
+	if p.Progress != nil {
+		fmt.Fprintf(p.Progress, format+"\n", args...)
+	}
+}
+
+func (p *Procedure) load(ctx context.Context) (*Record, error) {
+	var r *Record
+	if p.Journal != nil {
+		var err error
+		if r, err = p.Journal.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if r == nil {
+		now := p.now().UTC().Truncate(time.Second)
+		r = &Record{Procedure: p.Name, Started: now}
+	}
+	return r, nil
+}
+
+// Plan is the dry run: every step, what it does, and whether it is done
+// already. Nothing is written.
+func (p *Procedure) Plan(ctx context.Context) ([]StepStatus, *Record, error) {
+	r, err := p.load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]StepStatus, 0, len(p.Steps))
+	for i, s := range p.Steps {
+		done, err := s.Done(ctx, r)
+		if err != nil {
+			return nil, nil, &StepError{Index: i + 1, Total: len(p.Steps), Step: s.Name(), UndoCommand: p.UndoCommand, Err: err}
+		}
+		out = append(out, StepStatus{Index: i + 1, Name: s.Name(), What: s.Describe(), Done: done})
+	}
+	return out, r, nil
+}
+
+// Run takes every step that is not done, in order, journaling each one;
+// a re-run resumes at the first step whose effect is missing. It returns
+// the Record (facts for the caller's output).
+func (p *Procedure) Run(ctx context.Context) (*Record, error) {
+	r, err := p.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resumed := len(r.Steps) > 0
+	for i, s := range p.Steps {
+		done, err := s.Done(ctx, r)
+		if err != nil {
+			return r, p.fail(ctx, r, i, err)
+		}
+		if done {
+			if !r.Marked(s.Name()) {
+				r.Mark(s.Name(), p.now())
+			}
+			if resumed {
+				p.progress("step %d of %d (%s): done already", i+1, len(p.Steps), s.Name())
+			}
+			continue
+		}
+		// The objects win: a step the journal marked whose effect is
+		// missing runs again.
+		r.Unmark(s.Name())
+		if err := s.Do(ctx, r); err != nil {
+			return r, p.fail(ctx, r, i, err)
+		}
+		r.Mark(s.Name(), p.now())
+		if err := p.save(ctx, r); err != nil {
+			return r, err
+		}
+	}
+	if p.Journal != nil && !p.KeepJournal {
+		if err := p.Journal.Delete(ctx); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// Undo reverts the done steps in reverse order, then deletes the journal.
+// A step that cannot be undone stops it with that step's reason.
+func (p *Procedure) Undo(ctx context.Context) error {
+	r, err := p.load(ctx)
+	if err != nil {
+		return err
+	}
+	for i := len(p.Steps) - 1; i >= 0; i-- {
+		s := p.Steps[i]
+		done, err := s.Done(ctx, r)
+		if err != nil {
+			return &StepError{Index: i + 1, Total: len(p.Steps), Step: s.Name(), Err: err}
+		}
+		if !done && !r.Marked(s.Name()) {
+			continue
+		}
+		if err := s.Undo(ctx, r); err != nil {
+			return fmt.Errorf("undo of step %d of %d (%s): %w", i+1, len(p.Steps), s.Name(), err)
+		}
+		r.Unmark(s.Name())
+		if len(r.Steps) > 0 {
+			if err := p.save(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Journal != nil {
+		return p.Journal.Delete(ctx)
+	}
+	return nil
+}
+
+func (p *Procedure) save(ctx context.Context, r *Record) error {
+	if p.Journal == nil {
+		return nil
+	}
+	r.Procedure = p.Name
+	r.Updated = p.now().UTC().Truncate(time.Second)
+	if err := p.Journal.Save(ctx, r); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%s: %w: another run of %s is going on; let it finish, then re-run", p.Journal, err, p.Name)
+		}
+		return fmt.Errorf("writing the journal %s: %w", p.Journal, err)
+	}
+	return nil
+}
+
+// fail journals the failure (even when ctx was cancelled: Ctrl-C must
+// still leave a journal the re-run can read) and words the error.
+func (p *Procedure) fail(ctx context.Context, r *Record, i int, err error) error {
+	s := p.Steps[i]
+	r.Failed, r.Error = s.Name(), oneLine(err.Error())
+	serr := &StepError{Index: i + 1, Total: len(p.Steps), Step: s.Name(), UndoCommand: p.UndoCommand, Err: err}
+	if p.Journal != nil && len(r.Steps) > 0 {
+		if jerr := p.save(context.WithoutCancel(ctx), r); jerr != nil {
+			return fmt.Errorf("%w (and the journal could not be written: %v)", serr, jerr)
+		}
+	}
+	return serr
+}
+
+func oneLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
