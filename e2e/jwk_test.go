@@ -3,11 +3,17 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/record"
@@ -220,5 +226,60 @@ func TestJWKRotateFileOneStepPerRun(t *testing.T) {
 	mustRun(t, "jwk", "rotate", "--file", path)
 	if l2 := listKeys(t, "--file", path); l2.Keys[2].KID != l.Keys[2].KID || l2.Keys[2].State != jwks.StateActive || len(l2.Keys) != 3 {
 		t.Errorf("second run must promote the published key: %+v", l2.Keys)
+	}
+}
+
+// TestJWKRotateKilledBetweenPromoteAndRestart: kubectl-rotate is killed
+// (SIGKILL) right after it promoted the new key, before the restart that
+// follows; the re-run restarts the signers and finishes without
+// publishing a second key.
+func TestJWKRotateKilledBetweenPromoteAndRestart(t *testing.T) {
+	ns := newNamespace(t)
+	createSecret(t, ns, "diracx-jwks", map[string]string{"jwks.json": string(readFixture(t, "diracx.json"))})
+	deployWith(t, ns, "diracx", func(s *corev1PodSpec) {
+		s.Volumes = append(s.Volumes, secretVolume("jwks", "diracx-jwks"))
+	})
+	cmd := exec.Command(rotateBin(t), "jwk", "rotate", "--secret", "diracx-jwks", "-n", ns)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		t.Logf("first run: %s", sc.Text())
+		if strings.Contains(sc.Text(), "is now the signing key") {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatal("the first run never said it promoted the key")
+	}
+	l := listKeys(t, "--secret", "diracx-jwks", "-n", ns)
+	if len(l.Keys) != 3 || l.Keys[0].State != jwks.StateActive {
+		t.Fatalf("after the kill: %+v", l.Keys)
+	}
+	promoted := l.Keys[0].KID
+	generation := getDeployment(t, ns, "diracx").Generation
+
+	r := mustRun(t, "jwk", "rotate", "--secret", "diracx-jwks", "-n", ns)
+	l = listKeys(t, "--secret", "diracx-jwks", "-n", ns)
+	if len(l.Keys) != 3 || l.Keys[0].KID != promoted || l.Keys[0].State != jwks.StateActive {
+		t.Errorf("the re-run rotated again instead of finishing: %+v", l.Keys)
+	}
+	if g := getDeployment(t, ns, "diracx").Generation; g <= generation {
+		t.Errorf("the re-run did not restart the signers (generation %d -> %d)", generation, g)
+	}
+	if !strings.Contains(r.stdout, "step 3 of 4 (promote): done already") || !strings.Contains(r.stdout, `deployment "diracx" successfully rolled out`) {
+		t.Errorf("re-run output:\n%s", r.stdout)
+	}
+	if _, err := client.CoreV1().ConfigMaps(ns).Get(context.Background(), "kube-rotate-jwk-diracx-jwks-jwks.json", metav1.GetOptions{}); err == nil {
+		t.Error("the finished rotation left its journal")
 	}
 }

@@ -3,13 +3,49 @@ package planrun
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kube-rotate/kube-rotate/pkg/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
+	rotatejwk "github.com/kube-rotate/kube-rotate/pkg/rotators/jwk"
 )
+
+// keySetTarget is the item's key set, for the operations the jwk
+// rotation has (pkg/rotators/jwk): plans and `jwk rotate` publish, restart
+// and promote through the same code.
+func keySetTarget(o Options, it *plan.Item) *rotatejwk.Target {
+	spec := it.JWKS
+	return &rotatejwk.Target{Kube: o.Clients.Kube, Dynamic: o.Clients.Dynamic, Namespace: it.Namespace(o.Namespace),
+		Secret: spec.Secret, Key: spec.Key, Layout: jwks.Layout(spec.Layout), Add: jwks.AddOptions{Alg: jwks.Alg(spec.Alg)},
+		DeleteOlderThan: spec.DeleteOlderThan.Duration, Restart: true, Timeout: o.Plan.Spec.Timeout.Duration,
+		By: o.By, Progress: &itemProgress{item: it.Name, w: o.Progress}, Now: o.Now}
+}
+
+// itemProgress prefixes each progress line with the item's name.
+type itemProgress struct {
+	item string
+	w    io.Writer
+	bol  bool
+}
+
+func (p *itemProgress) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		if !p.bol {
+			line = "item " + p.item + ": " + line
+		}
+		p.bol = !strings.HasSuffix(line, "\n")
+		if _, err := io.WriteString(p.w, line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
 
 // applyKeySet takes a key-set item through its steps. create publishes a
 // new key as next (verify only) in the set in use and restarts the set's
@@ -20,46 +56,25 @@ import (
 func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *plan.Item) error {
 	ns := it.Namespace(o.Namespace)
 	spec := it.JWKS
-	st := &jwks.SecretStore{Client: o.Clients.Kube, Namespace: ns, Name: spec.Secret, Key: spec.Key}
-	load := func() (*jwks.Ring, error) {
-		set, rec, err := st.Load(ctx, false)
-		if err != nil {
-			return nil, fmt.Errorf("item %s: %w", it.Name, err)
-		}
-		var layout jwks.Layout
-		if spec.Layout != "" {
-			if layout, err = jwks.ParseLayout(spec.Layout); err != nil {
-				return nil, fmt.Errorf("item %s: %w", it.Name, err)
-			}
-		}
-		return jwks.NewRing(set, layout, rec), nil
-	}
+	t := keySetTarget(o, it)
 	for step := j.Next(it.Name); step != ""; step = j.Next(it.Name) {
 		ij := j.item(it.Name)
 		switch step {
 		case StepCreated:
-			r, err := load()
+			kid, _, err := t.PublishKey(ctx, ij.KID)
 			if err != nil {
-				return fail(ctx, store, j, it.Name, step, err)
+				return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 			}
-			if ij.KID == "" || r.Set.Find(ij.KID) < 0 {
-				k, err := r.Add(jwks.AddOptions{Alg: jwks.Alg(spec.Alg)})
-				if err != nil {
-					return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
-				}
-				if err := r.Save(ctx, st, "jwk-add", o.By); err != nil {
-					return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
-				}
+			if kid != ij.KID {
 				// Journal the kid at once: a re-run must promote this
 				// key, not publish another.
-				ij.KID = k.KID
+				ij.KID = kid
 				if err := store.Save(ctx, j); err != nil {
 					return err
 				}
-				fmt.Fprintf(o.Progress, "item %s: key %s published as next in secret/%s\n", it.Name, k.KID, spec.Secret)
 			}
 			// create ends once every verifier runs with the new key.
-			restarted, err := restartUsers(ctx, o, ns, spec.Secret, it.Keys())
+			restarted, err := t.RestartConsumers(ctx)
 			j.Restarts = append(j.Restarts, restarted...)
 			if err != nil {
 				return fail(ctx, store, j, it.Name, step, err)
@@ -75,20 +90,9 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 				fmt.Fprintf(o.Progress, "item %s: %s hook succeeded%s\n", it.Name, step, jobNote(res.Job))
 			}
 		case StepFinished:
-			r, err := load()
-			if err != nil {
-				return fail(ctx, store, j, it.Name, step, err)
-			}
-			if _, err := r.Promote(ij.KID); err != nil {
+			if _, err := t.PromoteKey(ctx, ij.KID); err != nil {
 				return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
 			}
-			if d := spec.DeleteOlderThan.Duration; d > 0 {
-				r.Prune(d)
-			}
-			if err := r.Save(ctx, st, "jwk-promote", o.By); err != nil {
-				return fail(ctx, store, j, it.Name, step, fmt.Errorf("item %s: %w", it.Name, err))
-			}
-			fmt.Fprintf(o.Progress, "item %s: key %s is now the signing key in secret/%s\n", it.Name, ij.KID, spec.Secret)
 			if live, gerr := o.Clients.Kube.CoreV1().Secrets(ns).Get(ctx, spec.Secret, metav1.GetOptions{}); gerr == nil {
 				if eerr := recordEvent(ctx, o.Clients.Kube, live, o.Plan.Metadata.Name, it.Name, j.RotationID, map[string]string{"signing kid": ij.KID}, o.Now()); eerr != nil {
 					fmt.Fprintf(o.Progress, "item %s: warning: no Event recorded on secret/%s: %v\n", it.Name, spec.Secret, eerr)
@@ -101,19 +105,6 @@ func applyKeySet(ctx context.Context, o Options, store *Store, j *Journal, it *p
 		}
 	}
 	return nil
-}
-
-// restartUsers restarts the workloads reading keys of a Secret and waits.
-func restartUsers(ctx context.Context, o Options, ns, secret string, keys []string) ([]string, error) {
-	ix, err := consumers.NewIndex(ctx, o.Clients.Kube, ns)
-	if err != nil {
-		return nil, err
-	}
-	ws := ix.UsersOf(secret, keys)
-	if len(ws) == 0 {
-		return nil, nil
-	}
-	return consumers.RestartAndWait(ctx, o.Clients.Kube, o.Clients.Dynamic, ws, o.Progress, o.Plan.Spec.Timeout.Duration)
 }
 
 func jobNote(job string) string {

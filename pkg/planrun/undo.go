@@ -8,7 +8,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/plan"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
@@ -89,21 +88,5 @@ func undoKeySet(ctx context.Context, o Options, it *plan.Item, ij *ItemJournal) 
 	if ij.Done == StepFinished {
 		return fmt.Errorf("item %s: key %s is already the signing key: undo does not demote it (tokens it signed would stop verifying); promote the previous key with kubectl rotate jwk promote if you must", it.Name, ij.KID)
 	}
-	st := &jwks.SecretStore{Client: o.Clients.Kube, Namespace: it.Namespace(o.Namespace), Name: it.JWKS.Secret, Key: it.JWKS.Key}
-	set, rec, err := st.Load(ctx, false)
-	if err != nil {
-		return fmt.Errorf("item %s: %w", it.Name, err)
-	}
-	r := jwks.NewRing(set, jwks.Layout(it.JWKS.Layout), rec)
-	if r.Set.Find(ij.KID) < 0 {
-		return nil
-	}
-	if err := r.Delete(ij.KID, 0, true); err != nil {
-		return fmt.Errorf("item %s: %w", it.Name, err)
-	}
-	if err := r.Save(ctx, st, "jwk-delete", o.By); err != nil {
-		return fmt.Errorf("item %s: %w", it.Name, err)
-	}
-	fmt.Fprintf(o.Progress, "item %s: key %s withdrawn from secret/%s (it never signed)\n", it.Name, ij.KID, it.JWKS.Secret)
-	return nil
+	return keySetTarget(o, it).WithdrawKey(ctx, ij.KID)
 }

@@ -6,9 +6,10 @@ import (
 	"io"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
-	"github.com/kube-rotate/kube-rotate/pkg/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
+	rotatejwk "github.com/kube-rotate/kube-rotate/pkg/rotators/jwk"
 )
 
 const (
@@ -149,9 +150,10 @@ func (o *Options) runPublic(ctx context.Context, _ []string) error {
 	return err
 }
 
-// runRotate is DiracX's whole procedure: publish a new key, let every
-// verifier load it, sign with it, let every signer load that. A re-run
-// after an interruption reuses the key already published as next.
+// runRotate is DiracX's whole procedure on the engine
+// (pkg/rotators/jwk): publish a new key, let every verifier load it, sign
+// with it, let every signer load that. A re-run after an interruption
+// resumes where it stopped, with the same key.
 func (o *Options) runRotate(ctx context.Context, _ []string) error {
 	progress := output.Progress(o.IOStreams, o.Output)
 	r, err := o.load(ctx, false)
@@ -161,56 +163,44 @@ func (o *Options) runRotate(ctx context.Context, _ []string) error {
 	if o.File != "" {
 		return o.rotateFileStep(ctx, r, progress)
 	}
-	var changed []string
-	kid := r.NewestNext()
-	if kid != "" {
-		fmt.Fprintf(progress, "%s: key %s is already published as next (an earlier run stopped); reusing it\n", o.store, kid)
-	} else {
-		k, err := r.Add(jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)})
+	t := &rotatejwk.Target{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic, Namespace: o.clients.Namespace, Secret: o.Secret, Key: o.Key,
+		Layout: jwks.Layout(o.Layout), Add: jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)},
+		DeleteOlderThan: o.DeleteOlderThan, Restart: o.Restart == "rollout", Timeout: o.Timeout,
+		By: kube.WhoAmI(ctx, o.clients.Kube), Progress: progress, Now: o.Now}
+	p := t.Procedure()
+	if o.DryRun != rotation.DryRunNone {
+		steps, _, err := p.Plan(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.store, err)
-		}
-		kid = k.KID
-		if err := o.save(ctx, r, "jwk-add"); err != nil {
 			return err
 		}
-		fmt.Fprintf(progress, "%s: key %s published as next\n", o.store, kid)
-		changed = append(changed, "added "+kid)
-	}
-	if err := o.restartConsumers(ctx, progress); err != nil {
-		return err
-	}
-	if _, err := r.Promote(kid); err != nil {
-		return fmt.Errorf("%s: %w", o.store, err)
-	}
-	changed = append(changed, "promoted "+kid)
-	if o.DeleteOlderThan > 0 {
-		for _, gone := range r.Prune(o.DeleteOlderThan) {
-			changed = append(changed, "deleted "+gone)
+		for _, s := range steps {
+			state := ""
+			if s.Done {
+				state = " (done)"
+			}
+			fmt.Fprintf(progress, "step %d of %d (%s): %s%s\n", s.Index, len(steps), s.Name, s.What, state)
 		}
+		return o.print(r)
 	}
-	if err := o.save(ctx, r, "jwk-promote"); err != nil {
-		return err
-	}
-	fmt.Fprintf(progress, "%s: key %s is now the signing key\n", o.store, kid)
-	if err := o.restartConsumers(ctx, progress); err != nil {
-		return err
-	}
-	return o.print(r, changed...)
-}
-
-// restartConsumers restarts the workloads reading the key set's Secret key
-// and waits for them (nothing for a file or --restart=none).
-func (o *Options) restartConsumers(ctx context.Context, progress interface{ Write([]byte) (int, error) }) error {
-	if o.File != "" || o.Restart == "none" || o.DryRun != rotation.DryRunNone {
-		return nil
-	}
-	ix, err := consumers.NewIndex(ctx, o.clients.Kube, o.clients.Namespace)
+	rec, err := p.Run(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = consumers.RestartAndWait(ctx, o.clients.Kube, o.clients.Dynamic, ix.UsersOf(o.Secret, []string{o.Key}), progress, o.Timeout)
-	return err
+	kid := rec.String(rotatejwk.FactKID)
+	var changed []string
+	if added, _ := rec.Get(rotatejwk.FactAdded, new(bool)); added {
+		changed = append(changed, "added "+kid)
+	}
+	changed = append(changed, "promoted "+kid)
+	var gone []string
+	_, _ = rec.Get(rotatejwk.FactDeleted, &gone)
+	for _, g := range gone {
+		changed = append(changed, "deleted "+g)
+	}
+	if r, err = o.load(ctx, false); err != nil {
+		return err
+	}
+	return o.print(r, changed...)
 }
 
 // rotateFileStep takes one step of the procedure on a key file. Nothing
