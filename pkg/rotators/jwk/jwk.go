@@ -241,7 +241,9 @@ func (t *Target) Steps() []procedure.Step {
 	}
 	return []procedure.Step{
 		&procedure.Func{StepName: StepPublish, What: "publish a new key as next in secret/" + t.Secret + " key " + t.Key + " (verify only: who signs does not change)",
-			DoneFunc: func(ctx context.Context, r *procedure.Record) (bool, error) { return t.published(ctx, r.String(FactKID)) },
+			DoneFunc: func(ctx context.Context, r *procedure.Record) (bool, error) {
+				return t.published(ctx, r.String(FactKID))
+			},
 			DoFunc: func(ctx context.Context, r *procedure.Record) error {
 				kid, added, err := t.PublishKey(ctx, r.String(FactKID))
 				if err != nil {
