@@ -3,7 +3,10 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -12,6 +15,9 @@ import (
 )
 
 func main() {
+	// Ctrl-C and SIGTERM cancel the context; kops commands it runs stop too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cmd := kopsrotate.NewCmdKopsRotate(os.Args[0], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
-	cmdutil.CheckErr(cmd.Execute())
+	cmdutil.CheckErr(cmd.ExecuteContext(ctx))
 }

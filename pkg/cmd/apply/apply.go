@@ -107,9 +107,6 @@ func (o *Options) Validate() error { return output.ValidateFormat(o.Output) }
 
 // Run applies the plan.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	j, err := planrun.Apply(ctx, planrun.Options{Plan: o.plan, Clients: rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
 		Namespace: o.clients.Namespace, By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
 	if j != nil && o.Output != "" {

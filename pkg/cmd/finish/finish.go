@@ -56,9 +56,6 @@ func NewCmdFinish(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 
 // Run deletes the companion.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	res, err := rotation.Finish(ctx, o.RotationClients(), rotation.FinishOptions{
 		Namespace: o.Clients.Namespace, Name: o.Name, Force: o.Force, DryRun: o.DryRun, Progress: o.Progress(),
 	})

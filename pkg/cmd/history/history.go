@@ -76,9 +76,6 @@ func NewCmdHistory(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 
 // Run prints the history.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	s, err := o.Clients.Kube.CoreV1().Secrets(o.Clients.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("reading secret/%s in namespace %s: %w", o.Name, o.Clients.Namespace, err)

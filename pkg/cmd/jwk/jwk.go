@@ -92,9 +92,6 @@ func sub(f cmdutil.Factory, streams genericiooptions.IOStreams, use, short strin
 			cmdutil.CheckErr(o.Complete(f, cmd, name, args))
 			cmdutil.CheckErr(o.Validate(name, args))
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			cmdutil.CheckErr(run(o, ctx, args))
 		},
 	}

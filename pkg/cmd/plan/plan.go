@@ -67,9 +67,6 @@ func (o *Options) Complete(f cmdutil.Factory) error {
 
 // Run checks the plan against the cluster and prints it.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := planrun.Preflight(ctx, o.clients.Kube, o.plan, o.clients.Namespace); err != nil {
 		return err
 	}

@@ -232,9 +232,6 @@ func (o *Options) Validate() error {
 
 // Run rotates.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	names, err := o.resolveNames(ctx)
 	if err != nil {
 		return err

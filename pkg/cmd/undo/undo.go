@@ -89,9 +89,6 @@ func (o *Options) Validate() error {
 
 // Run restores.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	res, err := rotation.Undo(ctx, o.RotationClients(), rotation.UndoOptions{
 		Namespace: o.Clients.Namespace, Name: o.Name, Restart: o.Restart == "rollout", Timeout: o.Timeout,
 		DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.Clients.Kube), Progress: o.Progress(),
@@ -113,9 +110,6 @@ func (o *Options) Run(ctx context.Context) error {
 
 // undoPlan rolls back the run of a RotationPlan.
 func (o *Options) undoPlan(ctx context.Context, f cmdutil.Factory, args []string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if len(args) > 0 {
 		return errors.New("give secret/NAME or -f PLAN.yaml, not both")
 	}

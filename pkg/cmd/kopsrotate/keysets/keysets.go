@@ -70,9 +70,6 @@ func NewCmds(name string, cluster *clusterflags.Flags, streams genericiooptions.
 
 // Run performs the step.
 func (o *Options) Run(ctx context.Context, names []string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	s, err := o.Cluster.Open(ctx)
 	if err != nil {
 		return err

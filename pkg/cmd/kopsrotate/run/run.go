@@ -53,9 +53,6 @@ func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooption
 
 // Run drives the procedure.
 func (o *Options) Run(ctx context.Context) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	s, err := o.Cluster.Open(ctx)
 	if err != nil {
 		return err

@@ -80,9 +80,6 @@ func NewCmdStatus(name string, cluster *clusterflags.Flags, streams genericioopt
 
 // Run prints the status.
 func (o *Options) Run(ctx context.Context, names []string) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	s, err := o.Cluster.Open(ctx)
 	if err != nil {
 		return err
