@@ -265,3 +265,26 @@ func trimNewline(b []byte) []byte {
 	}
 	return b
 }
+
+// Hashed is the change for a hashed token (DiracX's legacy exchange key): a
+// new token of tokenBytes random bytes whose SHA-256 (hex) is stored under
+// key, and the token rendered with format (values.ParseDeliveryFormat) for
+// its one delivery, which deliveredTo names. The token never goes into the
+// Secret.
+func Hashed(key string, tokenBytes int, format, deliveredTo string) (rotation.Change, []byte, error) {
+	t, err := values.ParseDeliveryFormat(format)
+	if err != nil {
+		return rotation.Change{}, nil, err
+	}
+	pair, err := values.NewHashedPair(tokenBytes)
+	if err != nil {
+		return rotation.Change{}, nil, err
+	}
+	token, err := pair.Plaintext(t)
+	if err != nil {
+		return rotation.Change{}, nil, err
+	}
+	c := Fixed(key, "sha256 of a token delivered to "+deliveredTo, pair.Hash())
+	c.Generated = true
+	return c, token, nil
+}

@@ -8,12 +8,11 @@ import (
 	"sort"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rotate/kube-rotate/pkg/changes"
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
 )
 
@@ -66,7 +65,9 @@ func FinishSecret(ctx context.Context, c rotation.Clients, o FinishOptions) (*ro
 	var res *rotation.Result
 	if !inPlace {
 		for _, d := range o.Deliveries {
-			if err := deliver(ctx, c, o.Namespace, d); err != nil {
+			// A token delivered by a run that stopped is there already and
+			// left as it is.
+			if _, err := delivery.Deliver(ctx, c.Kube, delivery.Target{Namespace: o.Namespace, Secret: d.Secret, Key: d.Key}, d.Token); err != nil {
 				return nil, fmt.Errorf("item %s: %w", o.Item, err)
 			}
 		}
@@ -89,37 +90,4 @@ func FinishSecret(ctx context.Context, c rotation.Clients, o FinishOptions) (*ro
 		return res, fmt.Errorf("item %s: deleting secret/%s: %w", o.Item, PendingName(o.Secret), err)
 	}
 	return res, nil
-}
-
-// deliver writes a token to its Secret (created if missing), guarded by
-// the resourceVersion read; a token already there is left as is.
-func deliver(ctx context.Context, c rotation.Clients, ns string, d Delivery) error {
-	secrets := c.Kube.CoreV1().Secrets(ns)
-	s, err := secrets.Get(ctx, d.Secret, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: d.Secret, Namespace: ns,
-			Labels: map[string]string{record.ManagedByLabel: record.ManagedBy}}, Data: map[string][]byte{d.Key: d.Token}},
-			metav1.CreateOptions{FieldManager: rotation.FieldManager})
-		if err != nil {
-			return fmt.Errorf("delivering the token: creating secret/%s: %w", d.Secret, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("delivering the token: reading secret/%s: %w", d.Secret, err)
-	}
-	if bytes.Equal(s.Data[d.Key], d.Token) {
-		return nil
-	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	s.Data[d.Key] = d.Token
-	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{FieldManager: rotation.FieldManager}); err != nil {
-		if apierrors.IsConflict(err) {
-			return fmt.Errorf("delivering the token: secret/%s changed meanwhile: re-run to resume", d.Secret)
-		}
-		return fmt.Errorf("delivering the token: writing secret/%s: %w", d.Secret, err)
-	}
-	return nil
 }

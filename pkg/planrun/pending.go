@@ -37,20 +37,11 @@ func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, map[string][]byte, er
 	var out []rotation.Change
 	tokens := map[string][]byte{}
 	if h := s.Hashed; h != nil {
-		format, err := values.ParseDeliveryFormat(h.Format)
+		name, key, _ := h.DeliverTo()
+		c, tok, err := changes.Hashed(h.Key, h.TokenBytes, h.Format, "secret/"+name+" key "+key)
 		if err != nil {
 			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
 		}
-		pair, err := values.NewHashedPair(h.TokenBytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
-		}
-		tok, err := pair.Plaintext(format)
-		if err != nil {
-			return nil, nil, fmt.Errorf("hashed %s: %w", h.Key, err)
-		}
-		c := changes.Fixed(h.Key, "sha256 of a delivered token", pair.Hash())
-		c.Generated = true
 		out = append(out, c)
 		tokens[h.Key] = tok
 	}

@@ -3,40 +3,63 @@ package secret
 import (
 	"errors"
 	"fmt"
-	"github.com/kube-rotate/kube-rotate/pkg/changes"
+	"strings"
 
+	"github.com/kube-rotate/kube-rotate/pkg/changes"
+	"github.com/kube-rotate/kube-rotate/pkg/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/rotation"
-	"github.com/kube-rotate/kube-rotate/pkg/values"
 )
 
+// hashedToken is a --hashed token and where --deliver sends it.
+type hashedToken struct {
+	target delivery.Target
+	token  []byte
+}
+
 // buildChanges turns the value flags into rotation changes (pkg/changes),
-// plus the hashed token pair and its delivery.
-func buildChanges(o *Options) ([]rotation.Change, *delivery, error) {
+// plus the hashed token and its delivery target.
+func buildChanges(o *Options) ([]rotation.Change, *hashedToken, error) {
 	out, err := changes.Build(changes.Spec{Keys: o.Keys, Generate: o.Generate, FromFile: o.FromFile, FromStdin: o.FromStdin, Stdin: o.In,
 		URLPassword: o.URLPassword, PasswordSpec: o.PasswordSpec, PasswordFromFile: o.PasswordFromFile,
 		JSONFields: o.JSONFields, FromFileField: o.FromFileField})
 	if err != nil {
 		return nil, nil, err
 	}
-	var d *delivery
-	if o.Hashed != "" || o.Deliver != "" {
-		if o.Hashed == "" || o.Deliver == "" {
-			return nil, nil, errors.New("--hashed KEY and --deliver file:PATH|secret:NAME:KEY go together: the token must go somewhere, once")
-		}
-		var err error
-		if d, err = parseDelivery(o.Deliver, o.DeliverFormat); err != nil {
-			return nil, nil, err
-		}
-		pair, err := values.NewHashedPair(o.TokenBytes)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--token-bytes: %w", err)
-		}
-		if d.plaintext, err = pair.Plaintext(d.format); err != nil {
-			return nil, nil, err
-		}
-		c := changes.Fixed(o.Hashed, "sha256 of a token delivered to "+d.where(), pair.Hash())
-		c.Generated = true
-		out = append(out, c)
+	if o.Hashed == "" && o.Deliver == "" {
+		return out, nil, nil
 	}
-	return out, d, nil
+	if o.Hashed == "" || o.Deliver == "" {
+		return nil, nil, errors.New("--hashed KEY and --deliver file:PATH|secret:NAME:KEY go together: the token must go somewhere, once")
+	}
+	t, err := parseDeliver(o.Deliver, o.clients.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, token, err := changes.Hashed(o.Hashed, o.TokenBytes, o.DeliverFormat, t.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("--hashed %s: %w", o.Hashed, err)
+	}
+	return append(out, c), &hashedToken{target: t, token: token}, nil
+}
+
+// parseDeliver reads --deliver: file:PATH or secret:NAME:KEY.
+func parseDeliver(spec, namespace string) (delivery.Target, error) {
+	switch {
+	case strings.HasPrefix(spec, "file:"):
+		t := delivery.Target{Path: strings.TrimPrefix(spec, "file:")}
+		if t.Path == "" {
+			return t, errors.New("--deliver file:PATH needs a path")
+		}
+		if err := t.Check(""); err != nil {
+			return t, fmt.Errorf("--deliver: %w", err)
+		}
+		return t, nil
+	case strings.HasPrefix(spec, "secret:"):
+		name, key, ok := strings.Cut(strings.TrimPrefix(spec, "secret:"), ":")
+		if !ok || name == "" || key == "" {
+			return delivery.Target{}, errors.New("--deliver secret:NAME:KEY needs a Secret name and a key")
+		}
+		return delivery.Target{Namespace: namespace, Secret: name, Key: key}, nil
+	}
+	return delivery.Target{}, fmt.Errorf("--deliver %q: use file:PATH or secret:NAME:KEY", spec)
 }

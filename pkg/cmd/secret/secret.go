@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/output"
 	"github.com/kube-rotate/kube-rotate/pkg/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/record"
@@ -101,10 +102,10 @@ type Options struct {
 	Output     string
 	DryRun     rotation.DryRun
 
-	clients  *kube.Clients
-	changes  []rotation.Change
-	delivery *delivery
-	targets  []consumers.Workload
+	clients *kube.Clients
+	changes []rotation.Change
+	hashed  *hashedToken
+	targets []consumers.Workload
 	genericiooptions.IOStreams
 }
 
@@ -226,7 +227,7 @@ func (o *Options) Validate() error {
 		}
 		seen[c.Key] = true
 	}
-	o.changes, o.delivery = changes, d
+	o.changes, o.hashed = changes, d
 	return nil
 }
 
@@ -237,7 +238,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	progress := output.Progress(o.IOStreams, o.Output)
-	if o.delivery != nil && len(names) != 1 {
+	if o.hashed != nil && len(names) != 1 {
 		return errors.New("--hashed delivers one token: rotate one Secret at a time")
 	}
 	ro := rotation.Options{
@@ -256,12 +257,24 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if d := o.delivery; d != nil {
+	if h := o.hashed; h != nil {
+		if err := h.target.Check(names[0]); err != nil {
+			return fmt.Errorf("--deliver: %w", err)
+		}
 		// The token is handed over after planning and before any write:
 		// if delivery fails nothing changed; if the write then fails, the
 		// token is taken back. A resumed run delivers nothing.
-		ro.BeforeWrite = func(ctx context.Context) error { return d.deliver(ctx, o.clients, names[0]) }
-		ro.AfterFailedWrite = func(ctx context.Context) { d.takeBack(ctx, o.clients, o.ErrOut) }
+		var done *delivery.Delivered
+		ro.BeforeWrite = func(ctx context.Context) error {
+			d, err := delivery.Deliver(ctx, o.clients.Kube, h.target, h.token)
+			done = d
+			return err
+		}
+		ro.AfterFailedWrite = func(ctx context.Context) {
+			if done != nil {
+				done.TakeBack(ctx, o.clients.Kube, o.ErrOut)
+			}
+		}
 	}
 	res, err := rotation.Rotate(ctx, rotation.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, ro)
 	if res != nil {
