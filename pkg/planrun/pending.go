@@ -45,30 +45,44 @@ func SecretChanges(s *plan.SecretSpec) ([]rotation.Change, map[string][]byte, er
 		out = append(out, c)
 		tokens[h.Key] = tok
 	}
+	spec := changes.Spec{}
 	for _, g := range s.Generate {
-		cs, err := changes.Build(changes.Spec{Keys: []string{g.Key}, Generate: g.Spec})
+		gen, err := values.ParseSpec(g.Spec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("key %s: %w", g.Key, err)
 		}
-		out = append(out, cs...)
+		spec.Generate = append(spec.Generate, changes.Generate{Key: g.Key, Gen: gen})
 	}
-	spec := changes.Spec{}
+	passwordSpec := plan.DefaultPasswordSpec
 	if s.URLPassword != nil {
-		spec.URLPassword, spec.PasswordSpec = s.URLPassword.Keys, s.URLPassword.Generate
+		spec.URLPassword = s.URLPassword.Keys
+		if s.URLPassword.Generate != "" {
+			passwordSpec = s.URLPassword.Generate
+		}
 	}
 	for _, f := range s.JSONFields {
-		spec.JSONFields = append(spec.JSONFields, f.Key+":"+f.Field+":"+f.Spec)
-	}
-	if len(spec.JSONFields) > 0 && spec.PasswordSpec == "" {
-		spec.PasswordSpec = plan.DefaultPasswordSpec
-	}
-	if len(spec.URLPassword)+len(spec.JSONFields) > 0 {
-		cs, err := changes.Build(spec)
-		if err != nil {
-			return nil, nil, err
+		jf := changes.JSONField{Key: f.Key, Field: f.Field, URLPassword: f.Spec == "url-password"}
+		if !jf.URLPassword {
+			gen, err := values.ParseSpec(f.Spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("key %s field %s: %w", f.Key, f.Field, err)
+			}
+			jf.Gen = gen
 		}
-		out = append(out, cs...)
+		spec.JSONFields = append(spec.JSONFields, jf)
 	}
+	if spec.NeedsPassword() {
+		gen, err := values.ParseSpec(passwordSpec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("urlPassword.generate: %w", err)
+		}
+		spec.Password = changes.Password{Gen: gen}
+	}
+	cs, err := changes.Build(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	out = append(out, cs...)
 	return out, tokens, nil
 }
 

@@ -19,9 +19,11 @@ type hashedToken struct {
 // buildChanges turns the value flags into rotation changes (pkg/changes),
 // plus the hashed token and its delivery target.
 func buildChanges(o *Options) ([]rotation.Change, *hashedToken, error) {
-	out, err := changes.Build(changes.Spec{Keys: o.Keys, Generate: o.Generate, FromFile: o.FromFile, FromStdin: o.FromStdin, Stdin: o.In,
-		URLPassword: o.URLPassword, PasswordSpec: o.PasswordSpec, PasswordFromFile: o.PasswordFromFile,
-		JSONFields: o.JSONFields, FromFileField: o.FromFileField})
+	spec, err := valueSpec(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := changes.Build(spec)
 	if err != nil {
 		return nil, nil, err
 	}
