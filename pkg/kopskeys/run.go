@@ -72,17 +72,17 @@ func (s *Store) Run(ctx context.Context, o RunOptions) error {
 		var changes []Change
 		switch step {
 		case StepStage:
-			if err := s.ResetRecord(ctx); err != nil {
-				return err
+			// run starts a rotation: the previous one's record goes.
+			if err = s.ResetRecord(ctx); err == nil {
+				changes, err = s.KeysetStep(ctx, step, nil, false)
 			}
-			changes, err = s.Stage(ctx, nil)
-		case StepPromote:
-			changes, err = s.Promote(ctx, nil)
-		case StepDistrust:
-			changes, err = s.Distrust(ctx, nil, false)
+		case StepPromote, StepDistrust:
+			changes, err = s.KeysetStep(ctx, step, nil, false)
 		default:
 			args := append(KopsArgs(step), "--name", s.Cluster, "--state", s.StateStore)
-			err = o.Runner(ctx, args)
+			if err = o.Runner(ctx, args); err == nil {
+				err = s.MarkDone(ctx, step)
+			}
 		}
 		for _, c := range changes {
 			fmt.Fprintf(o.Out, "    %s\n", c)
@@ -90,8 +90,54 @@ func (s *Store) Run(ctx context.Context, o RunOptions) error {
 		if err != nil {
 			return fmt.Errorf("step %s failed: %w; fix the cause and re-run `kops-rotate run --yes` to resume here", step, err)
 		}
-		if err := s.MarkDone(ctx, step); err != nil {
-			return err
-		}
 	}
+}
+
+// StepRollback names the rollback of the current stage for KeysetStep.
+const StepRollback = "rollback"
+
+// KeysetStep takes one keyset step on the keysets named (all rotatable
+// ones when empty) and keeps the record in step with it: stage (a new
+// rotation from idle forgets the previous one's record), promote, distrust
+// (force skips its gates), or rollback of the stage the keysets are in,
+// which unmarks that stage's steps. `kops-rotate run` and the single-step
+// commands both take steps through it.
+func (s *Store) KeysetStep(ctx context.Context, step string, names []string, force bool) ([]Change, error) {
+	before, err := s.Status(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	stage := Overall(before)
+	var changes []Change
+	switch step {
+	case StepStage:
+		if stage == StageIdle {
+			if err := s.ResetRecord(ctx); err != nil {
+				return nil, err
+			}
+		}
+		changes, err = s.Stage(ctx, names)
+	case StepPromote:
+		changes, err = s.Promote(ctx, names)
+	case StepDistrust:
+		changes, err = s.Distrust(ctx, names, force)
+	case StepRollback:
+		changes, err = s.Rollback(ctx, names)
+	default:
+		return nil, fmt.Errorf("internal: %s is no keyset step", step)
+	}
+	if err != nil {
+		return changes, err
+	}
+	switch {
+	case step != StepRollback:
+		err = s.MarkDone(ctx, step)
+	case stage == StageStaged:
+		err = s.ResetRecord(ctx)
+	case stage == StagePromoted:
+		err = s.Unmark(ctx, StepsFrom(StepPromote)...)
+	case stage == StageDistrusted:
+		err = s.Unmark(ctx, StepsFrom(StepDistrust)...)
+	}
+	return changes, err
 }

@@ -43,7 +43,7 @@ var verbs = []verb{
 		%[1]s distrust all`, kopskeys.StepDistrust},
 	{"rollback [KEYSET...|all]", "Undo the current stage: staged -> distrust the staged keys; promoted -> promote the previous primary back; distrusted -> trust the previous keys again", `
 		# Something broke after promote: the previous primaries come back
-		%[1]s rollback`, "rollback"},
+		%[1]s rollback`, kopskeys.StepRollback},
 }
 
 // NewCmds returns stage, promote, distrust and rollback.
@@ -74,45 +74,9 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	before, err := s.Status(ctx, names)
-	if err != nil {
-		return err
-	}
-	stage := kopskeys.Overall(before)
-	var changes []kopskeys.Change
-	switch o.step {
-	case kopskeys.StepStage:
-		if stage == kopskeys.StageIdle {
-			// A new rotation starts: forget the previous one's record.
-			if err := s.ResetRecord(ctx); err != nil {
-				return err
-			}
-		}
-		changes, err = s.Stage(ctx, names)
-	case kopskeys.StepPromote:
-		changes, err = s.Promote(ctx, names)
-	case kopskeys.StepDistrust:
-		changes, err = s.Distrust(ctx, names, o.Force)
-	default:
-		changes, err = s.Rollback(ctx, names)
-	}
+	changes, err := s.KeysetStep(ctx, o.step, names, o.Force)
 	for _, c := range changes {
 		fmt.Fprintln(o.Out, c)
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case o.step != "rollback":
-		if err := s.MarkDone(ctx, o.step); err != nil {
-			return err
-		}
-	case stage == kopskeys.StageStaged:
-		err = s.ResetRecord(ctx)
-	case stage == kopskeys.StagePromoted:
-		err = s.Unmark(ctx, kopskeys.StepsFrom(kopskeys.StepPromote)...)
-	case stage == kopskeys.StageDistrusted:
-		err = s.Unmark(ctx, kopskeys.StepsFrom(kopskeys.StepDistrust)...)
 	}
 	if err != nil {
 		return err
