@@ -11,6 +11,8 @@ import (
 
 	"k8s.io/kops/pkg/pki"
 	"k8s.io/kops/upup/pkg/fi"
+
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 // Stage of the rotation of one keyset, or of the whole procedure.
@@ -208,7 +210,7 @@ func (s *Store) selected(ctx context.Context, ks fi.CAStore, names []string) (ma
 			return nil, fmt.Errorf("reading keyset %s: %w", name, err)
 		}
 		if set == nil {
-			return nil, fmt.Errorf("keyset %q not found in cluster %s: see `kops-rotate status` for the keysets it has", name, s.Cluster)
+			return nil, fmt.Errorf("keyset %q not found in cluster %s: see `%s status` for the keysets it has", name, s.Cluster, display.KopsRotate(ctx))
 		}
 		out[name] = set
 	}
@@ -310,7 +312,7 @@ func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
 		changes = append(changes, Change{Keyset: name, Action: "promoted", ID: newest})
 	}
 	if len(changes) == 0 {
-		return nil, fmt.Errorf("nothing staged to promote: run `kops-rotate stage` first")
+		return nil, fmt.Errorf("nothing staged to promote: run `%s stage` first", display.KopsRotate(ctx))
 	}
 	return changes, nil
 }
@@ -331,7 +333,7 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 			}
 		}
 		if len(notPromoted) > 0 {
-			return nil, fmt.Errorf("not promoted yet: %s; run `kops-rotate promote` (and roll the cluster) first, or pass --force", strings.Join(notPromoted, ", "))
+			return nil, fmt.Errorf("not promoted yet: %s; run `%s promote` (and roll the cluster) first, or pass --force", strings.Join(notPromoted, ", "), display.KopsRotate(ctx))
 		}
 		rec, err := s.ReadRecord(ctx)
 		if err != nil {
@@ -340,7 +342,7 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 		promoted, okP := rec.Done[StepPromote]
 		exported, okE := rec.Done[StepExportAfterProm]
 		if !okE || okP && exported.Before(promoted) {
-			return nil, fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (kops-rotate run does) or pass --force")
+			return nil, fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (%s run does) or pass --force", display.KopsRotate(ctx))
 		}
 	}
 	now := time.Now().UTC().Round(0)

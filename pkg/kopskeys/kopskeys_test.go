@@ -11,6 +11,7 @@ import (
 	"k8s.io/kops/pkg/pki"
 	"k8s.io/kops/util/pkg/vfs"
 
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
 )
 
@@ -187,11 +188,20 @@ func TestNextStepsFollowTheRecord(t *testing.T) {
 	if strings.Join(got, ",") != StepRoll1+","+StepExport1+","+StepPromote {
 		t.Errorf("NextSteps(staged) = %v", got)
 	}
-	if c := Command(StepExportAfterProm, "c.example.com", "s3://b"); c != "kops export kubecfg --admin --name c.example.com --state s3://b" {
+	ctx := context.Background()
+	if c := Command(ctx, StepExportAfterProm, "c.example.com", "s3://b"); c != "kops export kubecfg --admin --name c.example.com --state s3://b" {
 		t.Errorf("Command = %q", c)
 	}
-	if r := RollbackCommands(StageDistrusted, "c", "s"); len(r) != 3 || !strings.Contains(r[2], "rolling-update cluster --force --yes") {
+	if r := RollbackCommands(ctx, StageDistrusted, "c", "s"); len(r) != 3 || !strings.Contains(r[2], "rolling-update cluster --force --yes") || r[0] != "kops-rotate rollback --name c --state s" {
 		t.Errorf("RollbackCommands(distrusted) = %v", r)
+	}
+	// As a kubectl plugin, the commands say so.
+	plugin := display.WithKopsRotate(ctx, "kubectl kops-rotate")
+	if c := Command(plugin, StepStage, "c", "s"); c != "kubectl kops-rotate stage all --name c --state s" {
+		t.Errorf("Command as a plugin = %q", c)
+	}
+	if r := RollbackCommands(plugin, StageStaged, "c", "s"); r[0] != "kubectl kops-rotate rollback --name c --state s" {
+		t.Errorf("RollbackCommands as a plugin = %v", r)
 	}
 	if NextSteps(StageIdle, rec)[0] != StepStage {
 		t.Error("idle does not start with stage")

@@ -1,8 +1,11 @@
 package kopskeys
 
 import (
+	"context"
 	"fmt"
 	"strings"
+
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 // KopsArgs returns the arguments of the kops CLI for a step that runs it
@@ -23,16 +26,18 @@ func KopsArgs(step string) []string {
 }
 
 // Command returns the command line of a step of kOps' procedure
-// (docs/operations/rotate-secrets.md) for one cluster.
-func Command(step, cluster, state string) string {
+// (docs/operations/rotate-secrets.md) for one cluster; kops-rotate is named
+// as the context says it runs (pkg/display).
+func Command(ctx context.Context, step, cluster, state string) string {
 	target := fmt.Sprintf("--name %s --state %s", cluster, state)
+	tool := display.KopsRotate(ctx)
 	switch step {
 	case StepStage:
-		return "kops-rotate stage all " + target
+		return tool + " stage all " + target
 	case StepPromote:
-		return "kops-rotate promote all " + target
+		return tool + " promote all " + target
 	case StepDistrust:
-		return "kops-rotate distrust all " + target
+		return tool + " distrust all " + target
 	}
 	if args := KopsArgs(step); args != nil {
 		return "kops " + strings.Join(args, " ") + " " + target
@@ -63,25 +68,26 @@ func NextSteps(stage Stage, rec *Record) []string {
 }
 
 // NextCommands returns the command lines of the steps still to do in stage.
-func NextCommands(stage Stage, rec *Record, cluster, state string) []string {
+func NextCommands(ctx context.Context, stage Stage, rec *Record, cluster, state string) []string {
 	var out []string
 	for _, st := range NextSteps(stage, rec) {
-		out = append(out, Command(st, cluster, state))
+		out = append(out, Command(ctx, st, cluster, state))
 	}
 	return out
 }
 
 // RollbackCommands returns what undoes the current stage, as the kOps
 // documentation gives it.
-func RollbackCommands(stage Stage, cluster, state string) []string {
+func RollbackCommands(ctx context.Context, stage Stage, cluster, state string) []string {
 	target := fmt.Sprintf("--name %s --state %s", cluster, state)
+	rollback := display.KopsRotate(ctx) + " rollback " + target
 	switch stage {
 	case StageStaged:
-		return []string{"kops-rotate rollback " + target, "kops update cluster --yes " + target, "kops rolling-update cluster --yes " + target}
+		return []string{rollback, "kops update cluster --yes " + target, "kops rolling-update cluster --yes " + target}
 	case StagePromoted:
-		return []string{"kops-rotate rollback " + target, "kops rolling-update cluster --yes " + target}
+		return []string{rollback, "kops rolling-update cluster --yes " + target}
 	case StageDistrusted:
-		return []string{"kops-rotate rollback " + target, "kops update cluster --yes " + target, "kops rolling-update cluster --force --yes " + target}
+		return []string{rollback, "kops update cluster --yes " + target, "kops rolling-update cluster --force --yes " + target}
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 // Runner runs the kops CLI with args (update, rolling-update, export).
@@ -53,22 +55,22 @@ func (s *Store) Run(ctx context.Context, o RunOptions) error {
 		}
 		stage := Overall(sts)
 		if rec.Finished() && stage == StageIdle {
-			fmt.Fprintf(o.Out, "Rotation complete (finished %s). `kops-rotate stage all` starts the next one.\n", rec.Done[StepExportAfterDistr].Format("2006-01-02T15:04:05Z"))
+			fmt.Fprintf(o.Out, "Rotation complete (finished %s). `%s stage all` starts the next one.\n", rec.Done[StepExportAfterDistr].Format("2006-01-02T15:04:05Z"), display.KopsRotate(ctx))
 			return nil
 		}
 		next := NextSteps(stage, rec)
 		if len(next) == 0 {
-			return fmt.Errorf("stage %s has no step left but is not finished: check `kops-rotate status`", stage)
+			return fmt.Errorf("stage %s has no step left but is not finished: check `%s status`", stage, display.KopsRotate(ctx))
 		}
 		step := next[0]
 		if !o.Yes {
 			fmt.Fprintf(o.Out, "Stage: %s. Steps to run now (nothing was changed; add --yes to run them):\n", stage)
 			for _, st := range next {
-				fmt.Fprintf(o.Out, "  %s\n", Command(st, s.Cluster, s.StateStore))
+				fmt.Fprintf(o.Out, "  %s\n", Command(ctx, st, s.Cluster, s.StateStore))
 			}
 			return nil
 		}
-		fmt.Fprintf(o.Out, "==> %s\n", Command(step, s.Cluster, s.StateStore))
+		fmt.Fprintf(o.Out, "==> %s\n", Command(ctx, step, s.Cluster, s.StateStore))
 		var changes []Change
 		switch step {
 		case StepStage:
@@ -88,7 +90,7 @@ func (s *Store) Run(ctx context.Context, o RunOptions) error {
 			fmt.Fprintf(o.Out, "    %s\n", c)
 		}
 		if err != nil {
-			return fmt.Errorf("step %s failed: %w; fix the cause and re-run `kops-rotate run --yes` to resume here", step, err)
+			return fmt.Errorf("step %s failed: %w; fix the cause and re-run `%s run --yes` to resume here", step, err, display.KopsRotate(ctx))
 		}
 	}
 }

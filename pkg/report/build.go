@@ -369,7 +369,7 @@ func kopsItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
 		if overall == kopskeys.StageIdle {
 			it.Commands = []string{"kops-rotate run --yes" + target}
 		} else {
-			it.Commands = kopskeys.NextCommands(overall, rec, o.KopsCluster, o.KopsState)
+			it.Commands = kopskeys.NextCommands(ctx, overall, rec, o.KopsCluster, o.KopsState)
 			if it.State == policy.StateOK {
 				it.State, it.Reason = policy.StateWarn, "a keyset rotation is in progress ("+string(overall)+"): finish it with kops-rotate run --yes"
 			}

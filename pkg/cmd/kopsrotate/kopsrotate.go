@@ -16,6 +16,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/run"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate/status"
 	"github.com/kube-rotate/kube-rotate/pkg/cmd/version"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 // DisplayName returns how the binary presents itself given how it was
@@ -51,6 +52,10 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
+		// The core words the commands it suggests as the user types them.
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			cmd.SetContext(display.WithKopsRotate(cmd.Context(), name))
+		},
 		Run: func(cmd *cobra.Command, args []string) {
 			cmd.Help()
 		},

@@ -116,3 +116,25 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 		t.Errorf("no state store: %+v", f)
 	}
 }
+
+// TestPluginNameInSuggestedCommands: run as kubectl's plugin
+// (kubectl-kops_rotate), the commands the core suggests name it the way
+// the user types it.
+func TestPluginNameInSuggestedCommands(t *testing.T) {
+	state := "file://" + t.TempDir()
+	kopskeystest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account")
+	for _, tt := range []struct{ argv0, want string }{
+		{"kops-rotate", "\n  kops-rotate stage all --name "},
+		{"/root/.krew/bin/kubectl-kops_rotate", "\n  kubectl kops-rotate stage all --name "},
+	} {
+		streams, _, stdout, _ := genericiooptions.NewTestIOStreams()
+		cmd := NewCmdKopsRotate(tt.argv0, streams)
+		cmd.SetArgs([]string{"status", "--name", kopskeystest.ClusterName, "--state", state})
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stdout.String(), tt.want) {
+			t.Errorf("%s: status lacks %q:\n%s", tt.argv0, tt.want, stdout)
+		}
+	}
+}

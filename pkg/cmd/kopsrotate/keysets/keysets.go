@@ -92,7 +92,7 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	cmds := kopskeys.NextCommands(kopskeys.Overall(after), rec, o.Cluster.Name, o.Cluster.State)
+	cmds := kopskeys.NextCommands(ctx, kopskeys.Overall(after), rec, o.Cluster.Name, o.Cluster.State)
 	if len(cmds) > 0 {
 		fmt.Fprintf(o.Out, "\nNext:\n  %s\n", strings.Join(cmds, "\n  "))
 	}

@@ -95,11 +95,11 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	stage := kopskeys.Overall(sts)
 	rep := &Report{TypeMeta: metav1.TypeMeta{APIVersion: rotation.APIVersion, Kind: "KeysetRotationStatus"},
 		Cluster: o.Cluster.Name, StateStore: o.Cluster.State, Stage: stage, Keysets: sts,
-		Rollback: kopskeys.RollbackCommands(stage, o.Cluster.Name, o.Cluster.State)}
+		Rollback: kopskeys.RollbackCommands(ctx, stage, o.Cluster.Name, o.Cluster.State)}
 	if len(rec.Done) > 0 {
 		rep.Record = rec
 	}
-	rep.Next = kopskeys.NextCommands(stage, rec, o.Cluster.Name, o.Cluster.State)
+	rep.Next = kopskeys.NextCommands(ctx, stage, rec, o.Cluster.Name, o.Cluster.State)
 	if o.Output == "json" || o.Output == "yaml" {
 		return output.PrintObject(o.PrintFlags, o.Output, rep, o.Out)
 	}
