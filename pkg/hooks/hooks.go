@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kube-rotate/kube-rotate/pkg/values"
 )
 
 // DefaultTimeout bounds a hook whose Timeout is 0.
@@ -116,7 +118,11 @@ func (v Values) document() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// secrets lists every pending and current value, for redaction.
+// secrets lists every pending and current value for redaction, with the
+// secret parts a rotation puts inside a value: the password part of a URL
+// (--url-password, urlPassword) and the string fields of a JSON object
+// (json-field), and URL passwords inside those fields. A hook printing only
+// the new password must not leak it either.
 func (v Values) secrets() [][]byte {
 	var out [][]byte
 	for _, m := range []map[string][]byte{v.Pending, v.Current} {
@@ -127,6 +133,43 @@ func (v Values) secrets() [][]byte {
 		sort.Strings(keys)
 		for _, k := range keys {
 			out = append(out, m[k])
+			out = append(out, secretParts(m[k])...)
+		}
+	}
+	return out
+}
+
+// minPart is the shortest part of a value redacted on its own: shorter
+// fields (ids, regions) are too common in ordinary output.
+const minPart = 8
+
+// secretParts returns the URL password and the JSON string fields (and
+// their URL passwords) inside a value.
+func secretParts(v []byte) [][]byte {
+	var out [][]byte
+	add := func(s string) {
+		if len(s) >= minPart {
+			out = append(out, []byte(s))
+		}
+		if p, err := values.URLPassword(s); err == nil && len(p) >= minPart {
+			out = append(out, []byte(p))
+		}
+	}
+	if p, err := values.URLPassword(string(v)); err == nil && len(p) >= minPart {
+		out = append(out, []byte(p))
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) == nil {
+		names := make([]string, 0, len(obj))
+		for n := range obj {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			var s string
+			if json.Unmarshal(obj[n], &s) == nil {
+				add(s)
+			}
 		}
 	}
 	return out

@@ -410,3 +410,21 @@ func TestShortDurationAndLastLine(t *testing.T) {
 		t.Errorf("lastLine(\"\") = %q", got)
 	}
 }
+
+// TestSecretsIncludeTheirParts: a hook that prints only the new URL
+// password, or only a JSON field's new value, leaks nothing either.
+func TestSecretsIncludeTheirParts(t *testing.T) {
+	v := Values{Pending: map[string][]byte{
+		"url":  []byte("postgresql://app:N3wPassw0rd-xyz@db:5432/app"),
+		"json": []byte(`{"aws_access_key_id":"AKIAEXAMPLE","aws_secret_access_key":"s3cr3t-new-value-123","region":"eu"}`),
+	}, Current: map[string][]byte{"url": []byte("postgresql://app:0ldPassw0rd-abc@db:5432/app")}}
+	out := Redact("new N3wPassw0rd-xyz old 0ldPassw0rd-abc field s3cr3t-new-value-123 region eu", v.secrets()...)
+	for _, leak := range []string{"N3wPassw0rd-xyz", "0ldPassw0rd-abc", "s3cr3t-new-value-123"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%q leaked: %s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "region eu") {
+		t.Errorf("a short field was redacted too: %s", out)
+	}
+}

@@ -1,0 +1,890 @@
+package secret_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/meta/testrestmapper"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	kubescheme "k8s.io/client-go/kubernetes/scheme"
+	restfake "k8s.io/client-go/rest/fake"
+	k8stesting "k8s.io/client-go/testing"
+	cmdtesting "k8s.io/kubectl/pkg/cmd/testing"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cmd/secret"
+	"github.com/kube-rotate/kube-rotate/pkg/record"
+)
+
+// Test values: compared, never printed; the checks only say whether
+// they appear in the output.
+const (
+	oldToken = "old-token-value-0001"
+	oldURL   = "postgresql://app:old-password-0001@db/app"
+	piped    = "piped-new-value-0002"
+)
+
+// Fingerprints of the values above, as plans and records show them.
+var (
+	oldTokenFP = fingerprint([]byte(oldToken))
+	oldURLFP   = fingerprint([]byte(oldURL))
+	pipedFP    = fingerprint([]byte(piped))
+)
+
+func fingerprint(v []byte) string {
+	sum := sha256.Sum256(v)
+	return "sha256:" + hex.EncodeToString(sum[:])[:12]
+}
+
+// web reads secret/app's token.
+var web = &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}, Spec: appsv1.DeploymentSpec{
+	Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Env: []corev1.EnvVar{{Name: "TOKEN",
+		ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "token"}}}}}}}}}}
+
+// fixture: secret/app (token, url; label team=a) read by deployment/web,
+// secret/other (label team=a) and a companion labelled team=a that -l
+// must skip.
+func fixture(t *testing.T) *fakeAPI {
+	t.Helper()
+	return newFakeAPI(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns", UID: "u-app", ResourceVersion: "1", Labels: map[string]string{"team": "a"}},
+			Data: map[string][]byte{"token": []byte(oldToken), "url": []byte(oldURL)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "ns", UID: "u-other", ResourceVersion: "1", Labels: map[string]string{"team": "b"}},
+			Data: map[string][]byte{"token": []byte(oldToken)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "old-previous", Namespace: "ns", UID: "u-comp", ResourceVersion: "1",
+			Labels: map[string]string{"team": "a", record.CompanionOf: "old"}}, Data: map[string][]byte{"token": []byte(oldToken)}},
+		web)
+}
+
+// run runs `kubectl rotate secret ARGS` with stdin, and fails the test if
+// any test value, or the value now in secret/app, is in the output.
+func run(t *testing.T, a *fakeAPI, stdin string, args ...string) result {
+	t.Helper()
+	r := execute(t, func(s genericiooptions.IOStreams) *cobra.Command { return secret.NewCmdSecret(a.tf, s) }, stdin, args...)
+	values := []string{oldToken, oldURL, piped, "old-password-0001"}
+	for _, v := range a.secretData(t, "app") {
+		values = append(values, string(v))
+	}
+	for _, v := range values {
+		if strings.Contains(r.out+r.errOut+r.msg, v) {
+			t.Errorf("secret %s printed a secret value", strings.Join(args, " "))
+		}
+	}
+	return r
+}
+
+// unchanged fails the test if secret/app or its companion changed.
+func unchanged(t *testing.T, a *fakeAPI) {
+	t.Helper()
+	d := a.secretData(t, "app")
+	if !bytes.Equal(d["token"], []byte(oldToken)) || !bytes.Equal(d["url"], []byte(oldURL)) {
+		t.Error("secret/app changed")
+	}
+	if a.secretData(t, "app-previous") != nil {
+		t.Error("secret/app-previous was created")
+	}
+}
+
+// keptUntil replaces the "kept until" times (RFC 3339, now + ttl) in s
+// with <now+TTL>, failing the test if one is not within [start, end] + ttl.
+func keptUntil(t *testing.T, s string, start, end time.Time, ttl time.Duration) string {
+	t.Helper()
+	return regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllStringFunc(s, func(ts string) string {
+		at, err := time.Parse(time.RFC3339, ts)
+		if err != nil || at.Before(start.Add(ttl).Truncate(time.Second)) || at.After(end.Add(ttl)) {
+			t.Errorf("time %s is not now + %s", ts, ttl)
+		}
+		return "<now+TTL>"
+	})
+}
+
+func TestSecretFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	exists := filepath.Join(dir, "exists")
+	if err := os.WriteFile(exists, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gen := []string{"--key", "token", "--generate", "hex:16"}
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"no secret", gen, "", "error: name the Secrets to rotate, or select them with -l SELECTOR"},
+		{"names and selector", append([]string{"app", "-l", "team=a"}, gen...), "", "error: give Secret names or -l SELECTOR, not both"},
+		{"bad output", append([]string{"app", "-o", "wide"}, gen...), "", `error: --output "wide" is not supported: use json or yaml`},
+		{"bad restart", append([]string{"app", "--restart", "later"}, gen...), "", `error: --restart "later" is not supported: use rollout or none`},
+		{"zero timeout", append([]string{"app", "--timeout", "0s"}, gen...), "", "error: --timeout must be positive, got 0s"},
+		{"negative timeout", append([]string{"app", "--timeout=-1m"}, gen...), "", "error: --timeout must be positive, got -1m0s"},
+		{"bad dry-run", append([]string{"app", "--dry-run=maybe"}, gen...), "", `error: Invalid dry-run value (maybe). Must be "none", "server", or "client".`},
+		{"bad previous-ttl", append([]string{"app", "--previous-ttl", "soon"}, gen...), "",
+			`error: invalid argument "soon" for "--previous-ttl" flag: duration "soon": use forms like 90d, 12h, 30m or 1d12h`},
+		{"unknown flag", append([]string{"app", "--value=x"}, gen...), "", "error: unknown flag: --value"},
+		{"restart target without kind", append([]string{"app", "--restart-target", "web"}, gen...), "", `error: --restart-target "web": use KIND/NAME, e.g. deployment/web`},
+		{"restart target not restartable", append([]string{"app", "--restart-target", "cronjob/nightly"}, gen...), "",
+			`error: --restart-target "cronjob/nightly": only deployment, statefulset and daemonset can be restarted`},
+		{"force-sync two secrets", []string{"app", "other", "--force-sync"}, "", "error: --force-sync takes exactly one Secret name"},
+		{"force-sync with values", append([]string{"app", "--force-sync"}, gen...), "",
+			"error: --force-sync takes no value flags: the new value comes from the secret store behind the ExternalSecret"},
+		{"nothing to change", []string{"app"}, "", "error: nothing to change: give --key with --generate, --from-file, --from-stdin, --url-password, --json-field or --hashed"},
+		{"key without generate", []string{"app", "--key", "token"}, "", "error: --key needs --generate SPEC (" + valuesSpecHelp + "), or use --from-file/--from-stdin for values you supply"},
+		{"generate without key", []string{"app", "--generate", "hex:16"}, "", "error: --generate needs at least one --key"},
+		{"bad generator", []string{"app", "--key", "token", "--generate", "hex"}, "", `error: --generate: generator "hex" needs a size: use hex:N, for example hex:32`},
+		{"from-file syntax", []string{"app", "--from-file", "token"}, "", `error: --from-file "token": use KEY=PATH`},
+		{"from-file missing", []string{"app", "--from-file", "token=/nonexistent/v"}, "", "error: --from-file token: reading /nonexistent/v: no such file or directory"},
+		{"from-file directory", []string{"app", "--from-file", "token=" + dir}, "", "error: --from-file token: " + dir + " is a directory, not a file"},
+		{"empty stdin", []string{"app", "--from-stdin", "token"}, "", "error: --from-stdin token: standard input was empty: pipe the new value in"},
+		{"password file without url", []string{"app", "--key", "token", "--generate", "hex:16", "--password-from-file", exists}, "",
+			"error: --password-from-file is for --url-password or a url-password --json-field"},
+		{"empty password file", []string{"app", "--url-password", "url", "--password-from-file", exists}, "", "error: --password-from-file " + exists + " is empty"},
+		{"json-field syntax", []string{"app", "--json-field", "cfg"}, "", `error: --json-field "cfg": use KEY:FIELD[:SPEC], e.g. S3_KWARGS:aws_secret_access_key:password:40`},
+		{"from-file-field syntax", []string{"app", "--from-file-field", "cfg=/x"}, "", `error: --from-file-field "cfg=/x": use KEY:FIELD=PATH`},
+		{"hashed without deliver", []string{"app", "--hashed", "hash"}, "", "error: --hashed KEY and --deliver file:PATH|secret:NAME:KEY go together: the token must go somewhere, once"},
+		{"bad deliver", []string{"app", "--hashed", "hash", "--deliver", "stdout"}, "", `error: --deliver "stdout": use file:PATH or secret:NAME:KEY`},
+		{"deliver to no path", []string{"app", "--hashed", "hash", "--deliver", "file:"}, "", "error: --deliver file:PATH needs a path"},
+		{"deliver to an existing file", []string{"app", "--hashed", "hash", "--deliver", "file:" + exists}, "",
+			"error: --deliver: " + exists + " already exists: the token goes to a new file only; remove it or choose another path"},
+		{"deliver to no key", []string{"app", "--hashed", "hash", "--deliver", "secret:out"}, "", "error: --deliver secret:NAME:KEY needs a Secret name and a key"},
+		{"deliver to the same secret", []string{"app", "--hashed", "hash", "--deliver", "secret:app:tok", "--create-key"}, "",
+			"error: --deliver: the token must go to another Secret than secret/app, which holds its hash"},
+		{"hashed, two secrets", []string{"app", "other", "--hashed", "hash", "--deliver", "secret:out:tok", "--create-key"}, "",
+			"error: --hashed delivers one token: rotate one Secret at a time"},
+		{"key twice", []string{"app", "--key", "token", "--generate", "hex:16", "--from-stdin", "token"}, piped, "error: key token is given twice: change each key with one flag"},
+		{"missing key", []string{"app", "--key", "nope", "--generate", "hex:16"}, "",
+			`error: secret/app has no key "nope" (keys: token, url): check the name, or pass --create-key to add it`},
+		{"missing secret", append([]string{"nope"}, gen...), "", "error: secret/nope not found in namespace ns: check the name and -n/--namespace"},
+		{"selector matches nothing", append([]string{"-l", "team=c"}, gen...), "", "error: no Secrets match -l team=c in namespace ns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := fixture(t)
+			r := run(t, a, tt.stdin, tt.args...)
+			checkFatal(t, r, tt.want)
+			if r.out != "" {
+				t.Errorf("stdout %q, want nothing", r.out)
+			}
+			if w := a.writes(); len(w) > 0 {
+				t.Errorf("a rejected rotation wrote %q", w)
+			}
+			unchanged(t, a)
+		})
+	}
+}
+
+const valuesSpecHelp = "random:N (N random bytes, standard base64), hex:N (N random bytes, hex), base64url:N (N random bytes, unpadded base64url), password:N (N alphanumeric characters) or uuid"
+
+// The plan: keys, fingerprints (none for a generated value), when the
+// previous values expire, consumers, undo; nothing is written.
+func TestSecretDryRunClient(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"generated", []string{"app", "--key", "token", "--generate", "hex:16"}, "", `Plan (dry run: nothing was changed)
+
+secret/app (namespace ns, generation 1)
+  KEY     NEW VALUE FROM   OLD                   NEW
+  token   hex:16           ` + oldTokenFP + `   (generated)
+  previous values -> secret/app-previous (kept until <now+TTL>)
+
+Consumers:
+  WORKLOAD         READS             ACTION
+  deployment/web   env token (web)   restart, then wait for the rollout
+
+Undo after the rotation:
+  kubectl rotate undo secret/app -n ns
+`},
+		{"selected, url password, no undo", []string{"-l", "team=a", "--url-password", "url", "--no-keep-previous"}, "", `Plan (dry run: nothing was changed)
+
+secret/app (namespace ns, generation 1)
+  KEY   NEW VALUE FROM               OLD                   NEW
+  url   url-password (password:32)   ` + oldURLFP + `   (generated)
+
+Consumers: none found (no workload reads a changed key)
+
+Undo after the rotation:
+  (none for secret/app: --no-keep-previous)
+`},
+		{"json", []string{"app", "--from-stdin", "token", "-o", "json"}, piped, `{
+    "kind": "SecretRotation",
+    "apiVersion": "rotate.kube-rotate.io/v1alpha1",
+    "dryRun": "client",
+    "secrets": [
+        {
+            "namespace": "ns",
+            "name": "app",
+            "generation": 1,
+            "keys": [
+                {
+                    "key": "token",
+                    "source": "stdin",
+                    "old": "` + oldTokenFP + `",
+                    "new": "` + pipedFP + `"
+                }
+            ],
+            "previous": "app-previous",
+            "expiresAt": "<now+TTL>"
+        }
+    ],
+    "consumers": [
+        {
+            "kind": "Deployment",
+            "namespace": "ns",
+            "name": "web",
+            "references": [
+                {
+                    "container": "web",
+                    "how": "env",
+                    "keys": [
+                        "token"
+                    ]
+                }
+            ],
+            "restart": true
+        }
+    ],
+    "phase": "planned"
+}
+`},
+		{"yaml", []string{"app", "--from-stdin", "token", "-o", "yaml"}, piped, `apiVersion: rotate.kube-rotate.io/v1alpha1
+consumers:
+- kind: Deployment
+  name: web
+  namespace: ns
+  references:
+  - container: web
+    how: env
+    keys:
+    - token
+  restart: true
+dryRun: client
+kind: SecretRotation
+phase: planned
+secrets:
+- expiresAt: "<now+TTL>"
+  generation: 1
+  keys:
+  - key: token
+    new: ` + pipedFP + `
+    old: ` + oldTokenFP + `
+    source: stdin
+  name: app
+  namespace: ns
+  previous: app-previous
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := fixture(t)
+			start := time.Now()
+			r := run(t, a, tt.stdin, append(tt.args, "--dry-run=client")...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.msg)
+			}
+			if got := keptUntil(t, r.out, start, time.Now(), 7*24*time.Hour); got != tt.want {
+				t.Errorf("stdout:\n%s\nwant:\n%s", got, tt.want)
+			}
+			if r.errOut != "" {
+				t.Errorf("stderr %q, want nothing", r.errOut)
+			}
+			if w := a.writes(); len(w) > 0 {
+				t.Errorf("--dry-run=client wrote %q", w)
+			}
+			unchanged(t, a)
+		})
+	}
+}
+
+// summary is what a rotation of one key (%[1]s) of secret/app prints.
+const summary = `secret/app: %[1]s changed (generation 1); previous values in secret/app-previous
+
+rotation complete: 1 secret(s), 0 workload(s) restarted
+  secret/app generation 1: %[1]s
+  undo: kubectl rotate undo secret/app -n ns
+`
+
+// A rotation without restarts: the value changes, the old one is kept in
+// app-previous, the history says who rotated and how.
+func TestSecretRotates(t *testing.T) {
+	a := fixture(t)
+	r := run(t, a, "", "app", "--key", "token", "--generate", "hex:16", "--restart=none")
+	want := fmt.Sprintf(summary, "token")
+	if r.code != 0 || r.out != want || r.errOut != "" {
+		t.Fatalf("exit %d (%s)\nstdout:\n%s\nwant:\n%s\nstderr %q", r.code, r.msg, r.out, want, r.errOut)
+	}
+	if got, want := strings.Join(a.writes(), "; "), "create secrets ns/app-previous; update secrets ns/app; patch secrets ns/app"; got != want {
+		t.Errorf("writes %q, want %q", got, want)
+	}
+	d := a.secretData(t, "app")
+	if len(d["token"]) != 32 || bytes.Equal(d["token"], []byte(oldToken)) || !bytes.Equal(d["url"], []byte(oldURL)) {
+		t.Error("secret/app: token is not a new hex:16 value, or url changed")
+	}
+	if prev := a.secretData(t, "app-previous"); len(prev) != 1 || !bytes.Equal(prev["token"], []byte(oldToken)) {
+		t.Error("secret/app-previous does not hold exactly the old token")
+	}
+	ann := a.annotations(t, "app")
+	h, err := record.ReadHistory(ann)
+	if err != nil || len(h) != 1 || h[0].By != whoAmI || h[0].Keys["token"] != fingerprint(d["token"]) {
+		t.Errorf("history %+v (%v), want one entry by %s with the new token's fingerprint", h, err, whoAmI)
+	}
+	if got, want := ann[record.Method], "--key token --generate hex:16"; got != want {
+		t.Errorf("method %q, want %q", got, want)
+	}
+}
+
+// With -o, stdout is the record alone (fingerprints, no values) and
+// progress goes to stderr.
+func TestSecretOutputFormats(t *testing.T) {
+	const progress = "secret/app: token changed (generation 1); previous values in secret/app-previous\n"
+	tests := []struct{ format, want string }{
+		{"json", `{
+    "kind": "SecretRotation",
+    "apiVersion": "rotate.kube-rotate.io/v1alpha1",
+    "secrets": [
+        {
+            "namespace": "ns",
+            "name": "app",
+            "generation": 1,
+            "keys": [
+                {
+                    "key": "token",
+                    "source": "stdin",
+                    "old": "` + oldTokenFP + `",
+                    "new": "` + pipedFP + `"
+                }
+            ],
+            "previous": "app-previous",
+            "expiresAt": "<now+TTL>"
+        }
+    ],
+    "consumers": [
+        {
+            "kind": "Deployment",
+            "namespace": "ns",
+            "name": "web",
+            "references": [
+                {
+                    "container": "web",
+                    "how": "env",
+                    "keys": [
+                        "token"
+                    ]
+                }
+            ],
+            "restart": true
+        }
+    ],
+    "phase": "complete",
+    "undo": [
+        "kubectl rotate undo secret/app -n ns"
+    ]
+}
+`},
+		{"yaml", `apiVersion: rotate.kube-rotate.io/v1alpha1
+consumers:
+- kind: Deployment
+  name: web
+  namespace: ns
+  references:
+  - container: web
+    how: env
+    keys:
+    - token
+  restart: true
+kind: SecretRotation
+phase: complete
+secrets:
+- expiresAt: "<now+TTL>"
+  generation: 1
+  keys:
+  - key: token
+    new: ` + pipedFP + `
+    old: ` + oldTokenFP + `
+    source: stdin
+  name: app
+  namespace: ns
+  previous: app-previous
+undo:
+- kubectl rotate undo secret/app -n ns
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			a := fixture(t)
+			start := time.Now()
+			r := run(t, a, piped, "app", "--from-stdin", "token", "--restart=none", "-o", tt.format)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.msg)
+			}
+			if got := keptUntil(t, r.out, start, time.Now(), 7*24*time.Hour); got != tt.want {
+				t.Errorf("stdout:\n%s\nwant:\n%s", got, tt.want)
+			}
+			if r.errOut != progress {
+				t.Errorf("stderr %q, want %q", r.errOut, progress)
+			}
+			if !bytes.Equal(a.secretData(t, "app")["token"], []byte(piped)) {
+				t.Error("secret/app does not hold the piped value")
+			}
+		})
+	}
+}
+
+// --dry-run=server sends every write with dryRun=All; nothing changes.
+func TestSecretDryRunServer(t *testing.T) {
+	a := fixture(t)
+	start := time.Now()
+	r := run(t, a, piped, "app", "--from-stdin", "token", "--dry-run=server")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.msg)
+	}
+	want := `Server dry run: the API server accepted every write; nothing was changed
+
+secret/app (namespace ns, generation 1)
+  KEY     NEW VALUE FROM   OLD                   NEW
+  token   stdin            ` + oldTokenFP + `   ` + pipedFP + `
+  previous values -> secret/app-previous (kept until <now+TTL>)
+`
+	if got := keptUntil(t, r.out, start, time.Now(), 7*24*time.Hour); got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := strings.Join(a.writes(), "; "), "create secrets ns/app-previous (dry run); update secrets ns/app (dry run)"; got != want {
+		t.Errorf("writes %q, want %q", got, want)
+	}
+	unchanged(t, a)
+}
+
+// --hashed: the hash goes into the Secret, the token to the other Secret,
+// once; neither is printed.
+func TestSecretHashedDelivery(t *testing.T) {
+	a := fixture(t)
+	r := run(t, a, "", "app", "--hashed", "hash", "--deliver", "secret:out:tok", "--create-key", "--restart=none")
+	want := fmt.Sprintf(summary, "hash")
+	if r.code != 0 || r.out != want || r.errOut != "" {
+		t.Fatalf("exit %d (%s)\nstdout:\n%s\nwant:\n%s\nstderr %q", r.code, r.msg, r.out, want, r.errOut)
+	}
+	token := a.secretData(t, "out")["tok"] // --deliver-format's default: padded base64url
+	raw, err := base64.URLEncoding.DecodeString(string(token))
+	sum := sha256.Sum256(raw)
+	hash := a.secretData(t, "app")["hash"]
+	if err != nil || len(raw) != 32 || string(hash) != hex.EncodeToString(sum[:]) {
+		t.Errorf("secret/app's hash is not the sha256 of the delivered 32-byte token (decoding: %v)", err)
+	}
+	if strings.Contains(r.out+r.errOut, string(token)) || strings.Contains(r.out+r.errOut, string(hash)) {
+		t.Error("the token or its hash is in the output")
+	}
+	if got, want := strings.Join(a.writes(), "; "), "create secrets ns/out; create secrets ns/app-previous; update secrets ns/app; patch secrets ns/app"; got != want {
+		t.Errorf("writes %q, want %q", got, want)
+	}
+}
+
+// A dry run of --hashed hands no token out: no file, no Secret.
+func TestSecretHashedDryRunDeliversNothing(t *testing.T) {
+	for _, dr := range []string{"--dry-run=client", "--dry-run=server"} {
+		for _, to := range []string{"secret", "file"} {
+			t.Run(dr+" "+to, func(t *testing.T) {
+				a := fixture(t)
+				path := filepath.Join(t.TempDir(), "token")
+				deliver := "secret:out:tok"
+				if to == "file" {
+					deliver = "file:" + path
+				}
+				r := run(t, a, "", "app", "--hashed", "hash", "--deliver", deliver, "--create-key", dr)
+				if r.code != 0 {
+					t.Fatalf("exit %d: %s", r.code, r.msg)
+				}
+				if _, err := os.Lstat(path); !os.IsNotExist(err) {
+					t.Errorf("a dry run wrote the token file (%v)", err)
+				}
+				if a.secretData(t, "out") != nil {
+					t.Error("a dry run created secret/out")
+				}
+				for _, w := range a.writes() {
+					if !strings.HasSuffix(w, " (dry run)") {
+						t.Errorf("a dry run wrote: %s", w)
+					}
+				}
+				unchanged(t, a)
+			})
+		}
+	}
+}
+
+// A --restart-target that does not exist is a bad input: it must be
+// refused before the value changes.
+func TestSecretMissingRestartTargetWritesNothing(t *testing.T) {
+	t.Skip("FINDING: deployment/api is looked up only when restarting, after secret/other was rotated (exit 1, phase written); drop this skip once targets are checked first")
+	a := fixture(t)
+	r := run(t, a, "", "other", "--key", "token", "--generate", "hex:16", "--restart-target", "deployment/api")
+	checkFatal(t, r, "error: deployment/api not found in namespace ns: check the name and -n/--namespace")
+	if w := a.writes(); len(w) > 0 {
+		t.Errorf("a missing --restart-target still wrote %q", w)
+	}
+	if !bytes.Equal(a.secretData(t, "other")["token"], []byte(oldToken)) {
+		t.Error("secret/other changed")
+	}
+}
+
+// annotations reads the annotations of secret/name.
+func (a *fakeAPI) annotations(t *testing.T, name string) map[string]string {
+	t.Helper()
+	obj, err := a.kc.Tracker().Get(corev1.SchemeGroupVersion.WithResource("secrets"), "ns", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj.(*corev1.Secret).Annotations
+}
+
+// ---- test harness (the same in every pkg/cmd/<verb> test file) ----
+
+// fatal is what cmdutil.CheckErr hands the fatal handler: the message
+// and the exit code.
+type fatal struct {
+	msg  string
+	code int
+}
+
+// result is one run of a command: what it wrote, and how it exited.
+type result struct {
+	out, errOut string
+	msg         string // the fatal message; "" on success
+	code        int    // the exit code
+}
+
+// execute runs cmd with args and stdin the way plugins/kubectl-rotate
+// runs the command tree: cobra's own errors (unknown flag, bad value)
+// go through cmdutil.CheckErr too. The fatal handler panics so that
+// the run stops where os.Exit would stop it.
+func execute(t *testing.T, newCmd func(genericiooptions.IOStreams) *cobra.Command, stdin string, args ...string) (r result) {
+	t.Helper()
+	streams, in, out, errOut := genericiooptions.NewTestIOStreams()
+	in.WriteString(stdin)
+	cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(fatal{msg, code}) })
+	defer cmdutil.DefaultBehaviorOnFatal()
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(fatal)
+			if !ok {
+				panic(p)
+			}
+			r.msg, r.code = f.msg, f.code
+		}
+		r.out, r.errOut = out.String(), errOut.String()
+	}()
+	cmd := newCmd(streams)
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true // as the root command
+	cmd.SetOut(out)
+	cmd.SetErr(errOut)
+	cmd.SetArgs(args)
+	cmdutil.CheckErr(cmd.ExecuteContext(context.Background()))
+	return r
+}
+
+// fakeAPI answers the typed clientset that kubectl's test factory
+// builds (KubernetesClientSet, over the factory's fake REST client and
+// its REST config) from a client-go fake clientset: each request becomes
+// the client-go testing action the typed fake would record, so
+// kc.Actions() lists what the command asked for, and the tracker
+// answers. Writes with dryRun=All are recorded but not stored, as an
+// API server would. The dynamic client is the factory's
+// FakeDynamicClient, with its own actions.
+type fakeAPI struct {
+	tf     *cmdtesting.TestFactory
+	kc     *kubefake.Clientset
+	mapper meta.RESTMapper
+	// unexpected are requests the fake cannot serve (a watch, a path
+	// it cannot read): a test fails on any.
+	mu         sync.Mutex
+	unexpected []string
+}
+
+// whoAmI is the user the fake API server says the caller is.
+const whoAmI = "test-user"
+
+func newFakeAPI(t *testing.T, objs ...runtime.Object) *fakeAPI {
+	t.Helper()
+	tf := cmdtesting.NewTestFactory().WithNamespace("ns")
+	t.Cleanup(tf.Cleanup)
+	a := &fakeAPI{tf: tf, kc: kubefake.NewClientset(objs...), mapper: testrestmapper.TestOnlyStaticRESTMapper(kubescheme.Scheme)}
+	a.kc.PrependReactor("*", "*", dryRunReactor(a.kc.Tracker()))
+	hc := restfake.CreateHTTPClient(a.serve)
+	tf.Client = &restfake.RESTClient{NegotiatedSerializer: kubescheme.Codecs.WithoutConversion(), Client: hc}
+	// KubernetesClientSet swaps the fake client into most API groups;
+	// the transport catches the others (authentication.k8s.io for
+	// WhoAmI) and the REST config handed out by ToRESTConfig.
+	tf.ClientConfigVal.Transport = hc.Transport
+	// No client-side rate limit (client-go's default, 5 requests a
+	// second, would make a plan run take seconds).
+	tf.ClientConfigVal.QPS = -1
+	t.Cleanup(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, u := range a.unexpected {
+			t.Errorf("the fake API server could not serve %s", u)
+		}
+	})
+	return a
+}
+
+// dryRunReactor answers writes that carry dryRun=All without storing them.
+func dryRunReactor(tracker k8stesting.ObjectTracker) k8stesting.ReactionFunc {
+	return func(action k8stesting.Action) (bool, runtime.Object, error) {
+		switch a := action.(type) {
+		case k8stesting.CreateActionImpl:
+			return len(a.CreateOptions.DryRun) > 0, a.Object, nil
+		case k8stesting.UpdateActionImpl:
+			return len(a.UpdateOptions.DryRun) > 0, a.Object, nil
+		case k8stesting.PatchActionImpl:
+			if len(a.PatchOptions.DryRun) == 0 {
+				return false, nil, nil
+			}
+			obj, err := tracker.Get(a.Resource, a.Namespace, a.Name)
+			return true, obj, err
+		case k8stesting.DeleteActionImpl:
+			return len(a.DeleteOptions.DryRun) > 0, nil, nil
+		}
+		return false, nil, nil
+	}
+}
+
+func (a *fakeAPI) serve(req *http.Request) (*http.Response, error) {
+	what := req.Method + " " + req.URL.String()
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	var gv schema.GroupVersion
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		gv, parts = schema.GroupVersion{Version: parts[1]}, parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		gv, parts = schema.GroupVersion{Group: parts[1], Version: parts[2]}, parts[3:]
+	default:
+		return a.fail(what, http.StatusNotFound)
+	}
+	ns := ""
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		ns, parts = parts[1], parts[2:]
+	}
+	if len(parts) == 0 || len(parts) > 2 {
+		return a.fail(what, http.StatusNotFound) // no subresources here
+	}
+	gvr := gv.WithResource(parts[0])
+	name := ""
+	if len(parts) == 2 {
+		name = parts[1]
+	}
+	if gvr.Resource == "selfsubjectreviews" {
+		return a.respond(&authnv1.SelfSubjectReview{TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "SelfSubjectReview"},
+			Status: authnv1.SelfSubjectReviewStatus{UserInfo: authnv1.UserInfo{Username: whoAmI}}}, nil)
+	}
+	gvk, err := a.mapper.KindFor(gvr)
+	if err != nil {
+		return a.fail(what, http.StatusNotFound)
+	}
+	q := req.URL.Query()
+	dryRun := q["dryRun"]
+	var body []byte
+	if req.Body != nil {
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+	}
+	// Bodies come as JSON or protobuf, whichever the client picked.
+	decode := func(into runtime.Object, kind schema.GroupVersionKind) error {
+		_, _, err := kubescheme.Codecs.UniversalDeserializer().Decode(body, &kind, into)
+		return err
+	}
+	newObject := func() (runtime.Object, error) {
+		obj, err := kubescheme.Scheme.New(gvk)
+		if err != nil {
+			return nil, err
+		}
+		return obj, decode(obj, gvk)
+	}
+	var action k8stesting.Action
+	switch {
+	case req.Method == http.MethodGet && q.Get("watch") == "true":
+		return a.fail(what, http.StatusMethodNotAllowed)
+	case req.Method == http.MethodGet && name != "":
+		action = k8stesting.NewGetAction(gvr, ns, name)
+	case req.Method == http.MethodGet:
+		action = k8stesting.NewListActionWithOptions(gvr, gvk, ns, metav1.ListOptions{LabelSelector: q.Get("labelSelector"), FieldSelector: q.Get("fieldSelector")})
+	case req.Method == http.MethodPost:
+		obj, err := newObject()
+		if err != nil {
+			return a.fail(what, http.StatusBadRequest)
+		}
+		action = k8stesting.NewCreateActionWithOptions(gvr, ns, obj, metav1.CreateOptions{DryRun: dryRun, FieldManager: q.Get("fieldManager")})
+	case req.Method == http.MethodPut:
+		obj, err := newObject()
+		if err != nil {
+			return a.fail(what, http.StatusBadRequest)
+		}
+		action = k8stesting.NewUpdateActionWithOptions(gvr, ns, obj, metav1.UpdateOptions{DryRun: dryRun, FieldManager: q.Get("fieldManager")})
+	case req.Method == http.MethodPatch:
+		pt := types.PatchType(strings.Split(req.Header.Get("Content-Type"), ";")[0])
+		action = k8stesting.NewPatchActionWithOptions(gvr, ns, name, pt, body, metav1.PatchOptions{DryRun: dryRun, FieldManager: q.Get("fieldManager")})
+	case req.Method == http.MethodDelete:
+		opts := metav1.DeleteOptions{DryRun: dryRun}
+		if len(body) > 0 {
+			if err := decode(&opts, metav1.SchemeGroupVersion.WithKind("DeleteOptions")); err != nil {
+				return a.fail(what, http.StatusBadRequest)
+			}
+		}
+		action = k8stesting.NewDeleteActionWithOptions(gvr, ns, name, opts)
+	default:
+		return a.fail(what, http.StatusMethodNotAllowed)
+	}
+	obj, err := a.kc.Invokes(action, nil)
+	if err == nil && action.GetVerb() == "list" {
+		err = filterList(obj, q.Get("labelSelector"))
+	}
+	if err == nil && obj != nil {
+		kind := gvk
+		if action.GetVerb() == "list" {
+			kind.Kind += "List"
+		}
+		obj.GetObjectKind().SetGroupVersionKind(kind)
+	}
+	if err == nil && obj == nil {
+		obj = &metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusSuccess}
+	}
+	return a.respond(obj, err)
+}
+
+// filterList keeps the items of list that match selector: the tracker
+// does not filter (the typed fakes do, after it).
+func filterList(list runtime.Object, selector string) error {
+	sel, err := labels.Parse(selector)
+	if err != nil || sel.Empty() {
+		return err
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return err
+	}
+	var keep []runtime.Object
+	for _, it := range items {
+		if m, err := meta.Accessor(it); err == nil && sel.Matches(labels.Set(m.GetLabels())) {
+			keep = append(keep, it)
+		}
+	}
+	return meta.SetList(list, keep)
+}
+
+func (a *fakeAPI) respond(obj runtime.Object, err error) (*http.Response, error) {
+	code := http.StatusOK
+	if err != nil {
+		status, ok := err.(apierrors.APIStatus)
+		if !ok {
+			status = apierrors.NewInternalError(err)
+		}
+		s := status.Status()
+		s.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}
+		obj, code = &s, int(s.Code)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{StatusCode: code, Header: cmdtesting.DefaultHeader(), Body: io.NopCloser(bytes.NewReader(b))}, nil
+}
+
+func (a *fakeAPI) fail(what string, code int) (*http.Response, error) {
+	a.mu.Lock()
+	a.unexpected = append(a.unexpected, what)
+	a.mu.Unlock()
+	return a.respond(nil, apierrors.NewGenericServerResponse(code, "", schema.GroupResource{}, "", "not served by the test's fake API server", 0, false))
+}
+
+// writes lists the writes the command sent to either client, as
+// "verb resource namespace/name"; dry-run writes end in " (dry run)".
+func (a *fakeAPI) writes() []string {
+	var out []string
+	for _, act := range append(a.kc.Actions(), a.tf.FakeDynamicClient.Actions()...) {
+		verb := act.GetVerb()
+		if verb != "create" && verb != "update" && verb != "patch" && verb != "delete" {
+			continue
+		}
+		var name string
+		dry := false
+		switch x := act.(type) {
+		case k8stesting.CreateActionImpl:
+			name, dry = objectName(x.Object), len(x.CreateOptions.DryRun) > 0
+		case k8stesting.UpdateActionImpl:
+			name, dry = objectName(x.Object), len(x.UpdateOptions.DryRun) > 0
+		case k8stesting.PatchActionImpl:
+			name, dry = x.Name, len(x.PatchOptions.DryRun) > 0
+		case k8stesting.DeleteActionImpl:
+			name, dry = x.Name, len(x.DeleteOptions.DryRun) > 0
+		}
+		w := fmt.Sprintf("%s %s %s/%s", verb, act.GetResource().Resource, act.GetNamespace(), name)
+		if dry {
+			w += " (dry run)"
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func objectName(obj runtime.Object) string {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return "?"
+	}
+	return m.GetName()
+}
+
+// secretData returns the data of secret/name in namespace ns from the
+// tracker, or nil when it does not exist. Tests compare values, never
+// print them.
+func (a *fakeAPI) secretData(t *testing.T, name string) map[string][]byte {
+	t.Helper()
+	obj, err := a.kc.Tracker().Get(corev1.SchemeGroupVersion.WithResource("secrets"), "ns", name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj.(*corev1.Secret).Data
+}
+
+// checkFatal checks that the command failed as want says, with exit
+// code 1 and a message of one line.
+func checkFatal(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != 1 || r.msg != want {
+		t.Errorf("exit %d, message %q; want exit 1, %q", r.code, r.msg, want)
+	}
+	if strings.Contains(strings.TrimSuffix(r.msg, "\n"), "\n") {
+		t.Errorf("the message is not one line: %q", r.msg)
+	}
+}
