@@ -58,7 +58,7 @@ func NewCmdUndo(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		Example: examples,
 		Run: func(cmd *cobra.Command, a []string) {
 			if o.Filename != "" {
-				cmdutil.CheckErr(o.undoPlan(cmd.Context(), f, a))
+				cmdutil.CheckErr(o.undoPlan(cmd, f, a))
 				return
 			}
 			cmdutil.CheckErr(o.Complete("undo", f, cmd, a))
@@ -108,10 +108,18 @@ func (o *Options) Run(ctx context.Context) error {
 	return err
 }
 
-// undoPlan rolls back the run of a RotationPlan.
-func (o *Options) undoPlan(ctx context.Context, f cmdutil.Factory, args []string) error {
+// undoPlan rolls back the run of a RotationPlan. It takes none of the
+// flags of a Secret's undo: the plan says how to restart, and a dry run of
+// a plan's rollback is not offered (it would write).
+func (o *Options) undoPlan(cmd *cobra.Command, f cmdutil.Factory, args []string) error {
+	ctx := cmd.Context()
 	if len(args) > 0 {
 		return errors.New("give secret/NAME or -f PLAN.yaml, not both")
+	}
+	for _, name := range []string{"dry-run", "output", "restart", "timeout"} {
+		if cmd.Flags().Changed(name) {
+			return fmt.Errorf("undo -f takes no --%s: the plan's spec.restart and spec.timeout apply, and `kubectl rotate apply -f %s -o yaml` shows what its run did", name, o.Filename)
+		}
 	}
 	p, err := plan.ParseFile(o.Filename)
 	if err != nil {

@@ -378,12 +378,16 @@ func TestUndoPlan(t *testing.T) {
 
 // -f with --dry-run=client must not roll anything back.
 func TestUndoPlanDryRunWritesNothing(t *testing.T) {
-	t.Skip("FINDING: undo -f ignores --dry-run (and -o, --restart, --timeout) and rolls the run back; drop this skip once -f honours --dry-run or refuses it")
 	a := rotatedFixture(t)
 	path := appliedPlan(t, a)
-	r := run(t, a, "-f", path, "--dry-run=client")
-	if w := a.writes(); len(w) > 0 {
-		t.Errorf("undo -f --dry-run=client wrote %q (exit %d, stdout %q)", w, r.code, r.out)
+	for _, flag := range []string{"--dry-run=client", "--dry-run=server", "-o=json", "--restart=none", "--timeout=1s"} {
+		r := run(t, a, "-f", path, flag)
+		if w := a.writes(); len(w) > 0 {
+			t.Errorf("undo -f %s wrote %q (exit %d, stdout %q)", flag, w, r.code, r.out)
+		}
+		if r.code != 1 || !strings.Contains(r.msg, "undo -f takes no --") || strings.Contains(r.msg, "\n") {
+			t.Errorf("undo -f %s: exit %d, message %q; want a one-line refusal", flag, r.code, r.msg)
+		}
 	}
 }
 
