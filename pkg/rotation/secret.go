@@ -56,6 +56,9 @@ func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 		plans = append(plans, p)
 		res.Secrets = append(res.Secrets, p.result)
 	}
+	if err := checkTargets(ctx, c, o.Namespace, o.ExtraTargets); err != nil {
+		return nil, err
+	}
 	ix, err := consumers.NewIndex(ctx, c.Kube, o.Namespace)
 	if err != nil {
 		return nil, err
@@ -456,4 +459,24 @@ func equalData(a, b map[string][]byte) bool {
 		}
 	}
 	return true
+}
+
+// checkTargets reads every --restart-target before anything is written: a
+// workload that is not there is bad input, refused with nothing changed.
+func checkTargets(ctx context.Context, c Clients, namespace string, ws []consumers.Workload) error {
+	for _, w := range ws {
+		var err error
+		switch w.Kind {
+		case consumers.KindDeployment:
+			_, err = c.Kube.AppsV1().Deployments(namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		case consumers.KindStatefulSet:
+			_, err = c.Kube.AppsV1().StatefulSets(namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		case consumers.KindDaemonSet:
+			_, err = c.Kube.AppsV1().DaemonSets(namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		}
+		if err != nil {
+			return describeAPIError(err, "get", w.Ref(), namespace)
+		}
+	}
+	return nil
 }

@@ -542,7 +542,6 @@ func TestSecretHashedDryRunDeliversNothing(t *testing.T) {
 // A --restart-target that does not exist is a bad input: it must be
 // refused before the value changes.
 func TestSecretMissingRestartTargetWritesNothing(t *testing.T) {
-	t.Skip("FINDING: deployment/api is looked up only when restarting, after secret/other was rotated (exit 1, phase written); drop this skip once targets are checked first")
 	a := fixture(t)
 	r := run(t, a, "", "other", "--key", "token", "--generate", "hex:16", "--restart-target", "deployment/api")
 	checkFatal(t, r, "error: deployment/api not found in namespace ns: check the name and -n/--namespace")
