@@ -101,6 +101,10 @@ func (o *Options) Run(ctx context.Context) error {
 		return errors.Join(output.PrintObject(o.PrintFlags, o.Output, res, o.Out), err)
 	case res.DryRun == string(rotation.DryRunClient):
 		return errors.Join(output.PrintPlan(o.Out, res), err)
+	case res.DryRun != "":
+		if err == nil {
+			fmt.Fprintf(o.Out, "\nundo accepted by the API server (dry run): secret/%s was not changed\n", o.Name)
+		}
 	case err == nil && len(res.Secrets) == 1 && res.Secrets[0].Warnings == nil:
 		fmt.Fprintf(o.Out, "\nundo complete: secret/%s holds its previous values (generation %d), %d workload(s) restarted\n",
 			o.Name, res.Secrets[0].Generation, len(res.Restarted))

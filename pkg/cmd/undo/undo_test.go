@@ -318,9 +318,10 @@ func TestUndoDryRunServer(t *testing.T) {
 	if !bytes.Equal(a.secretData(t, "app")["token"], []byte(newValue)) {
 		t.Error("a server dry run changed secret/app")
 	}
-	// FINDING (not asserted): stdout says "undo complete: secret/app
-	// holds its previous values" although nothing was changed.
-	t.Logf("stdout of --dry-run=server: %q", r.out)
+	// It says nothing changed, not "undo complete".
+	if strings.Contains(r.out, "undo complete") || !strings.Contains(r.out, "undo accepted by the API server (dry run): secret/app was not changed") {
+		t.Errorf("stdout of --dry-run=server: %q", r.out)
+	}
 }
 
 const planDoc = `apiVersion: rotate.kube-rotate.io/v1alpha1
