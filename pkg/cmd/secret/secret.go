@@ -197,6 +197,9 @@ func (o *Options) Validate() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", o.Timeout)
 	}
+	if len(o.RestartTargets) > 0 && o.Restart == "none" {
+		return errors.New("--restart-target restarts workloads, --restart=none restarts none: drop one of them")
+	}
 	for _, t := range o.RestartTargets {
 		w, err := parseTarget(t, o.clients.Namespace)
 		if err != nil {

@@ -132,6 +132,8 @@ func TestSecretFlagErrors(t *testing.T) {
 			`error: invalid argument "soon" for "--previous-ttl" flag: duration "soon": use forms like 90d, 12h, 30m or 1d12h`},
 		{"unknown flag", append([]string{"app", "--value=x"}, gen...), "", "error: unknown flag: --value"},
 		{"restart target without kind", append([]string{"app", "--restart-target", "web"}, gen...), "", `error: --restart-target "web": use KIND/NAME, e.g. deployment/web`},
+		{"restart target with --restart=none", append([]string{"app", "--restart-target", "deployment/web", "--restart=none"}, gen...), "",
+			`error: --restart-target restarts workloads, --restart=none restarts none: drop one of them`},
 		{"restart target not restartable", append([]string{"app", "--restart-target", "cronjob/nightly"}, gen...), "",
 			`error: --restart-target "cronjob/nightly": only deployment, statefulset and daemonset can be restarted`},
 		{"force-sync two secrets", []string{"app", "other", "--force-sync"}, "", "error: --force-sync takes exactly one Secret name"},
