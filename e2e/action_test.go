@@ -24,9 +24,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kube-rotate/kube-rotate/pkg/ghrepo/ghfake"
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
-	"github.com/kube-rotate/kube-rotate/pkg/report"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 )
 
 const (
@@ -107,7 +107,7 @@ func annotation(line string) (fields map[string]string, msg string) {
 // and the inputs of the Action's step.
 type workflow struct {
 	t         *testing.T
-	gh        *ghfake.Server
+	gh        *githubtest.Server
 	workspace string
 	inputs    map[string]string
 	runs      int
@@ -115,7 +115,7 @@ type workflow struct {
 
 func newWorkflow(t *testing.T, inputs map[string]string) *workflow {
 	t.Helper()
-	gh := ghfake.New(t, ghOwner, ghRepo, "main")
+	gh := githubtest.New(t, ghOwner, ghRepo, "main")
 	gh.RequireToken(ghToken)
 	return &workflow{t: t, gh: gh, workspace: t.TempDir(), inputs: inputs}
 }
@@ -264,7 +264,7 @@ func parseOutputs(t *testing.T, s string) map[string]string {
 }
 
 // writes returns the requests that may change the repository.
-func ghWrites(gh *ghfake.Server) []string {
+func ghWrites(gh *githubtest.Server) []string {
 	var out []string
 	for _, r := range gh.Requests() {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -276,7 +276,7 @@ func ghWrites(gh *ghfake.Server) []string {
 
 // ghCount counts the requests with method to path (relative to the
 // repository).
-func ghCount(gh *ghfake.Server, method, path string) int {
+func ghCount(gh *githubtest.Server, method, path string) int {
 	n := 0
 	for _, r := range gh.Requests() {
 		if r.Method == method && r.Path == "/repos/"+ghOwner+"/"+ghRepo+"/"+path {
@@ -287,8 +287,8 @@ func ghCount(gh *ghfake.Server, method, path string) int {
 }
 
 // issueFor returns the issues whose hidden marker names the credential id.
-func issuesFor(gh *ghfake.Server, id string) []ghfake.Issue {
-	var out []ghfake.Issue
+func issuesFor(gh *githubtest.Server, id string) []githubtest.Issue {
+	var out []githubtest.Issue
 	for _, is := range gh.Issues() {
 		if strings.Contains(is.Body, "<!-- kube-rotate:"+id+" -->") {
 			out = append(out, is)
@@ -297,7 +297,7 @@ func issuesFor(gh *ghfake.Server, id string) []ghfake.Issue {
 	return out
 }
 
-func openIssueCount(gh *ghfake.Server) int {
+func openIssueCount(gh *githubtest.Server) int {
 	n := 0
 	for _, is := range gh.Issues() {
 		if is.State == "open" {
@@ -745,8 +745,8 @@ func TestActionDryRunAndReport(t *testing.T) {
 	writeFile(t, filepath.Join(w.workspace, file), string(fixture))
 	w.gh.SetFile("main", file, fixture)
 	// An issue an earlier run opened for a Secret rotated since.
-	stale := w.gh.AddIssue(ghfake.Issue{Title: "Rotate " + ns + "/rotated (secret overdue)", Labels: []string{"kube-rotate"},
-		Body: "old\n\n<!-- kube-rotate:secret:" + ns + "/rotated -->", User: ghfake.BotLogin})
+	stale := w.gh.AddIssue(githubtest.Issue{Title: "Rotate " + ns + "/rotated (secret overdue)", Labels: []string{"kube-rotate"},
+		Body: "old\n\n<!-- kube-rotate:secret:" + ns + "/rotated -->", User: githubtest.BotLogin})
 	branches := w.gh.Branches()
 
 	r := w.run()

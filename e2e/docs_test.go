@@ -23,7 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-rotate/kube-rotate/e2e/postgres"
-	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
 
 // docsHeader is the first line of every docs page with commands:
@@ -109,11 +109,11 @@ func TestDocsCommands(t *testing.T) {
 				env = append(env, "PGDATABASE="+db)
 			}
 			if m[3] != "" {
-				if m[3] != kopskeystest.ClusterName {
-					t.Fatalf("%s: kops=%s: the docs' kOps cluster is %s", page, m[3], kopskeystest.ClusterName)
+				if m[3] != kopstest.ClusterName {
+					t.Fatalf("%s: kops=%s: the docs' kOps cluster is %s", page, m[3], kopstest.ClusterName)
 				}
 				state := "file://" + filepath.Join(t.TempDir(), "kops-state")
-				kopskeystest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account", "etcd-manager-ca-main", "etcd-manager-ca-events")
+				kopstest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account", "etcd-manager-ca-main", "etcd-manager-ca-events")
 				env = append(env, "KOPS_STATE_STORE="+state, "KOPS_CLUSTER_NAME="+m[3])
 			}
 			if files, _ := filepath.Glob(filepath.Join("../docs/fixtures", strings.TrimSuffix(filepath.Base(page), ".md"), "*")); len(files) > 0 {

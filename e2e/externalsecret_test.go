@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
 
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 var externalSecrets = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "externalsecrets"}
@@ -109,7 +109,7 @@ func TestForceSyncExternalSecret(t *testing.T) {
 	if string(getSecret(t, ns, "admin-secrets-previous").Data["SECRET_KEY"]) != "the-old-account-secret" {
 		t.Error("the back-compat copy does not hold the old account secret")
 	}
-	if s.Annotations[record.Phase] != record.PhaseComplete || s.Annotations[record.Keys] != "SECRET_KEY" {
+	if s.Annotations[v1alpha1.Phase] != v1alpha1.PhaseComplete || s.Annotations[v1alpha1.Keys] != "SECRET_KEY" {
 		t.Errorf("records: %v", s.Annotations)
 	}
 	if restartedAt(t, ns, "admin") == "" {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
-	"github.com/kube-rotate/kube-rotate/pkg/hooks"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/hooks"
 )
 
 // On the local cluster, kwok runs no containers: its pod-complete stage

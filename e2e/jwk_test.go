@@ -15,8 +15,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 )
 
 func readFixture(t *testing.T, name string) []byte {
@@ -97,7 +97,7 @@ func TestJWKRotateDiracXSecret(t *testing.T) {
 		t.Errorf("after delete: %d keys", len(l.Keys))
 	}
 	s := getSecret(t, ns, "diracx-jwks")
-	h, _ := record.ReadHistory(s.Annotations)
+	h, _ := v1alpha1.ReadHistory(s.Annotations)
 	if len(h) != 3 || h[0].Action != "jwk-add" || h[2].Action != "jwk-delete" {
 		t.Errorf("history: %+v", h)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/e2e/postgres"
-	"github.com/kube-rotate/kube-rotate/pkg/values"
+	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 )
 
 // runE2EHook plays a plan hook against the test's PostgreSQL: it reads the

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 // TestKilledRunResumesWithoutLosingTheOldValue: kill -9 the tool while it
@@ -35,7 +35,7 @@ func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the values to be written", time.Minute, func() bool {
-		return getSecret(t, ns, "app").Annotations[record.Phase] == record.PhaseWritten
+		return getSecret(t, ns, "app").Annotations[v1alpha1.Phase] == v1alpha1.PhaseWritten
 	})
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -56,8 +56,8 @@ func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
 	if !bytes.Equal(s.Data["password"], written) {
 		t.Error("re-run generated another value instead of resuming")
 	}
-	if s.Annotations[record.Phase] != record.PhaseComplete || s.Annotations[record.Generation] != "1" {
-		t.Errorf("after the re-run: phase %q generation %q, want complete and 1", s.Annotations[record.Phase], s.Annotations[record.Generation])
+	if s.Annotations[v1alpha1.Phase] != v1alpha1.PhaseComplete || s.Annotations[v1alpha1.Generation] != "1" {
+		t.Errorf("after the re-run: phase %q generation %q, want complete and 1", s.Annotations[v1alpha1.Phase], s.Annotations[v1alpha1.Generation])
 	}
 	if string(getSecret(t, ns, "app-previous").Data["password"]) != "the-original-password" {
 		t.Error("the previous value was lost")

@@ -18,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/kube-rotate/kube-rotate/pkg/record"
-	"github.com/kube-rotate/kube-rotate/pkg/values"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 )
 
 // TestRotateDiracXSecrets runs seed 000's secret steps as single commands on
@@ -59,11 +59,11 @@ func TestRotateDiracXSecrets(t *testing.T) {
 	if string(prev.Data["DIRACX_DB_URL_AUTHDB"]) != authURL || string(prev.Data["DIRACX_DB_URL_JOBDB"]) != jobURL {
 		t.Error("companion does not hold the previous URLs")
 	}
-	if prev.Labels[record.CompanionOf] != "diracx-sql-connection-urls" || prev.Annotations[record.ExpiresAt] == "" {
+	if prev.Labels[v1alpha1.CompanionOf] != "diracx-sql-connection-urls" || prev.Annotations[v1alpha1.ExpiresAt] == "" {
 		t.Errorf("companion labels/annotations: %v %v", prev.Labels, prev.Annotations)
 	}
-	if s.Annotations[record.Generation] != "1" || s.Annotations[record.Phase] != record.PhaseComplete ||
-		s.Annotations[record.Keys] != "DIRACX_DB_URL_AUTHDB,DIRACX_DB_URL_JOBDB" || s.Annotations[record.Previous] != "diracx-sql-connection-urls-previous" {
+	if s.Annotations[v1alpha1.Generation] != "1" || s.Annotations[v1alpha1.Phase] != v1alpha1.PhaseComplete ||
+		s.Annotations[v1alpha1.Keys] != "DIRACX_DB_URL_AUTHDB,DIRACX_DB_URL_JOBDB" || s.Annotations[v1alpha1.Previous] != "diracx-sql-connection-urls-previous" {
 		t.Errorf("records on the Secret: %v", s.Annotations)
 	}
 	if restartedAt(t, ns, "diracx") == "" {
@@ -99,7 +99,7 @@ func TestRotateDiracXSecrets(t *testing.T) {
 		t.Errorf("deployment/docs (reads no Secret) changed generation %d -> %d", docsBefore, g)
 	}
 	h := mustRun(t, "history", "secret/diracx-secrets", "-n", ns, "-o", "json")
-	var hist struct{ Items []record.Entry }
+	var hist struct{ Items []v1alpha1.Entry }
 	if err := json.Unmarshal([]byte(h.stdout), &hist); err != nil || len(hist.Items) != 2 || hist.Items[1].Generation != 2 {
 		t.Errorf("history = %+v (%v), want two rotations", hist.Items, err)
 	}
@@ -207,7 +207,7 @@ func TestUndoAndFinish(t *testing.T) {
 	if _, err := client.CoreV1().Secrets(ns).Get(context.Background(), "app-previous", metav1.GetOptions{}); err == nil {
 		t.Error("finish left the companion")
 	}
-	if _, ok := getSecret(t, ns, "app").Annotations[record.Previous]; ok {
+	if _, ok := getSecret(t, ns, "app").Annotations[v1alpha1.Previous]; ok {
 		t.Error("finish left the previous annotation")
 	}
 	r := run(t, nil, "undo", "secret/app", "-n", ns)
@@ -240,8 +240,8 @@ func TestFailedRollout(t *testing.T) {
 		t.Error("the healthy consumer is reported unhealthy")
 	}
 	s := getSecret(t, ns, "app")
-	if string(s.Data["password"]) == "the-original-password" || s.Annotations[record.Phase] != record.PhaseFailed {
-		t.Errorf("after a failed rollout without --undo-on-failure the new value must stay, phase failed (phase %q)", s.Annotations[record.Phase])
+	if string(s.Data["password"]) == "the-original-password" || s.Annotations[v1alpha1.Phase] != v1alpha1.PhaseFailed {
+		t.Errorf("after a failed rollout without --undo-on-failure the new value must stay, phase failed (phase %q)", s.Annotations[v1alpha1.Phase])
 	}
 	mustRun(t, "undo", "secret/app", "-n", ns, "--restart=none")
 	if string(getSecret(t, ns, "app").Data["password"]) != "the-original-password" {

@@ -24,9 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
-	"github.com/kube-rotate/kube-rotate/pkg/record"
-	"github.com/kube-rotate/kube-rotate/pkg/report"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 )
 
 const day = 24 * time.Hour
@@ -37,7 +37,7 @@ func createAgedSecret(t *testing.T, ns, name string, age time.Duration, labels, 
 	t.Helper()
 	m := metav1.ObjectMeta{Name: name, Labels: labels}
 	if age > 0 {
-		m.Annotations = map[string]string{record.RotatedAt: time.Now().Add(-age).UTC().Format(time.RFC3339)}
+		m.Annotations = map[string]string{v1alpha1.RotatedAt: time.Now().Add(-age).UTC().Format(time.RFC3339)}
 	}
 	s, err := client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{ObjectMeta: m, StringData: data}, metav1.CreateOptions{})
 	if err != nil {
@@ -313,7 +313,7 @@ func TestStatus(t *testing.T) {
 	if got := strings.Join(header, " "); got != "CREDENTIAL KIND AGE SOURCE LIMIT STATE ROTATE RULE SINCE REASON" {
 		t.Errorf("wide header %q", got)
 	}
-	if r := rowFor(t, rows, ns+"/api-key"); r["RULE"] != "default" || r["SINCE"] != apiKey.Annotations[record.RotatedAt] || !strings.HasSuffix(r["REASON"], "old, limit 90d") {
+	if r := rowFor(t, rows, ns+"/api-key"); r["RULE"] != "default" || r["SINCE"] != apiKey.Annotations[v1alpha1.RotatedAt] || !strings.HasSuffix(r["REASON"], "old, limit 90d") {
 		t.Errorf("wide api-key row %v", r)
 	}
 	if r := rowFor(t, rows, ns+"/web-tls"); !strings.HasPrefix(r["REASON"], "certificate expired 10d") {
@@ -351,9 +351,9 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%s: kind %s state %s source %q since %v; want %s %s %q", id, it.Kind, it.State, it.AgeSource, it.Since, want.kind, want.state, want.source)
 		}
 	}
-	if it := got["secret:"+ns+"/api-key"]; it.Since.Format(time.RFC3339) != apiKey.Annotations[record.RotatedAt] ||
+	if it := got["secret:"+ns+"/api-key"]; it.Since.Format(time.RFC3339) != apiKey.Annotations[v1alpha1.RotatedAt] ||
 		it.AgeSeconds < int64(100*day/time.Second) || it.AgeSeconds > int64((100*day+10*time.Minute)/time.Second) || it.MaxAge != "90d" {
-		t.Errorf("api-key: since %v, ageSeconds %d, maxAge %s; want since %s, 100 days", it.Since, it.AgeSeconds, it.MaxAge, apiKey.Annotations[record.RotatedAt])
+		t.Errorf("api-key: since %v, ageSeconds %d, maxAge %s; want since %s, 100 days", it.Since, it.AgeSeconds, it.MaxAge, apiKey.Annotations[v1alpha1.RotatedAt])
 	}
 	if it := got["secret:"+ns+"/session-key"]; !strings.HasPrefix(it.Reason, "due in 9d") && !strings.HasPrefix(it.Reason, "due in 10d") {
 		t.Errorf("session-key reason %q, want due in ~10d", it.Reason)

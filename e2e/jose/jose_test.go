@@ -32,7 +32,7 @@ func runtime(t *testing.T) *jose.Runtime {
 }
 
 // keyRow is one key of `jwk list -o json`, read by this test alone (not
-// with pkg/jwks' types: the contract is the JSON).
+// with pkg/model/jwks' types: the contract is the JSON).
 type keyRow struct {
 	KID    string   `json:"kid"`
 	Kty    string   `json:"kty"`
@@ -383,7 +383,7 @@ func fixture(name string) func(t *testing.T) []byte {
 	}
 }
 
-// diracxWithoutSigner is pkg/jwks/testdata/diracx.json with "sign" taken
+// diracxWithoutSigner is pkg/model/jwks/testdata/diracx.json with "sign" taken
 // out of the signing key's key_ops.
 func diracxWithoutSigner(t *testing.T) []byte {
 	t.Helper()

@@ -28,7 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 func main() {
@@ -36,7 +36,7 @@ func main() {
 	count := flag.Int("count", 10000, "Secrets in all")
 	tlsN := flag.Int("tls", 500, "of which kubernetes.io/tls")
 	jwksN := flag.Int("jwks", 500, "of which JWKS key sets")
-	jwksFile := flag.String("jwks-file", "pkg/jwks/testdata/diracx.json", "key set to store in the JWKS Secrets")
+	jwksFile := flag.String("jwks-file", "pkg/model/jwks/testdata/diracx.json", "key set to store in the JWKS Secrets")
 	flag.Parse()
 	if err := run(*ns, *count, *tlsN, *jwksN, *jwksFile); err != nil {
 		fmt.Fprintln(os.Stderr, "seedsecrets:", err)
@@ -88,7 +88,7 @@ func run(ns string, count, tlsN, jwksN int, jwksFile string) error {
 					s.Type = corev1.SecretTypeTLS
 					s.Data = map[string][]byte{corev1.TLSCertKey: c[0], corev1.TLSPrivateKeyKey: c[1]}
 				case i < tlsN+jwksN:
-					s.Labels[record.JWKSKeyLabel] = "jwks.json"
+					s.Labels[v1alpha1.JWKSKeyLabel] = "jwks.json"
 					s.Data = map[string][]byte{"jwks.json": keySet}
 				default:
 					v := make([]byte, 512)

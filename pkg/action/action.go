@@ -1,5 +1,5 @@
 // Package action is the core of the kube-rotate GitHub Action: it reads the
-// inputs, checks every credential's age against the policy (pkg/report),
+// inputs, checks every credential's age against the policy (pkg/cluster/report),
 // writes the outputs and step summary, and keeps one GitHub issue per
 // overdue credential, or one pull request per key-set file kept in the
 // repository. action/main.go only calls Main.
@@ -18,8 +18,8 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/kube-rotate/kube-rotate/pkg/ghrepo"
-	"github.com/kube-rotate/kube-rotate/pkg/report"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/github"
 	"github.com/kube-rotate/kube-rotate/pkg/version"
 )
 
@@ -76,9 +76,9 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
-	var gh *ghrepo.Client
+	var gh *github.Client
 	if in.Mode != ModeReport {
-		if gh, err = ghrepo.New(in.APIURL, in.Token, in.Owner, in.Repo, env.HTTPClient); err != nil {
+		if gh, err = github.New(in.APIURL, in.Token, in.Owner, in.Repo, env.HTTPClient); err != nil {
 			return ExitError, err
 		}
 	}

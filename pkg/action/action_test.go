@@ -14,9 +14,9 @@ import (
 	"go.yaml.in/yaml/v3"
 	"k8s.io/kops/util/pkg/vfs"
 
-	"github.com/kube-rotate/kube-rotate/pkg/ghrepo/ghfake"
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
-	"github.com/kube-rotate/kube-rotate/pkg/kopskeys/kopskeystest"
+	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
 
 const token = "ghs_test-token-0123456789"
@@ -27,13 +27,13 @@ type runner struct {
 	t         *testing.T
 	workspace string
 	env       map[string]string
-	gh        *ghfake.Server
+	gh        *githubtest.Server
 }
 
 func newRunner(t *testing.T) *runner {
 	t.Helper()
 	ws := t.TempDir()
-	gh := ghfake.New(t, "acme", "infra", "main")
+	gh := githubtest.New(t, "acme", "infra", "main")
 	gh.RequireToken(token)
 	return &runner{t: t, workspace: ws, gh: gh, env: map[string]string{
 		"GITHUB_WORKSPACE":    ws,
@@ -83,7 +83,7 @@ func (r *runner) read(name string) string {
 	return string(b)
 }
 
-func writes(gh *ghfake.Server) []string {
+func writes(gh *githubtest.Server) []string {
 	var w []string
 	for _, q := range gh.Requests() {
 		if q.Method != "GET" {
@@ -93,8 +93,8 @@ func writes(gh *ghfake.Server) []string {
 	return w
 }
 
-func openIssues(gh *ghfake.Server) []ghfake.Issue {
-	var out []ghfake.Issue
+func openIssues(gh *githubtest.Server) []githubtest.Issue {
+	var out []githubtest.Issue
 	for _, is := range gh.Issues() {
 		if is.State == "open" {
 			out = append(out, is)
@@ -107,13 +107,13 @@ func openIssues(gh *ghfake.Server) []ghfake.Issue {
 func kops(t *testing.T) string {
 	t.Helper()
 	state := "file://" + filepath.Join(t.TempDir(), "state")
-	kopskeystest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account")
+	kopstest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca", "service-account")
 	return state
 }
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../jwks/testdata/" + name)
+	b, err := os.ReadFile("../model/jwks/testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestIssueModeOpensUpdatesAndCloses(t *testing.T) {
 	r.file("keys/diracx.jwks", fixture(t, "diracx.json"))
 	r.env["INPUT_JWKS_FILES"] = "keys/diracx.jwks"
 	r.env["INPUT_KOPS_STATE_STORE"] = kops(t)
-	r.env["INPUT_KOPS_CLUSTER"] = kopskeystest.ClusterName
+	r.env["INPUT_KOPS_CLUSTER"] = kopstest.ClusterName
 
 	code, log := r.run()
 	if code != 0 {
@@ -260,7 +260,7 @@ func TestBadInputOpensNothing(t *testing.T) {
 	tests := []struct {
 		name  string
 		env   map[string]string
-		fault func(*ghfake.Server)
+		fault func(*githubtest.Server)
 		want  []string
 	}{
 		{"missing token", map[string]string{"INPUT_GITHUB_TOKEN": ""}, nil, []string{"::error title=kube-rotate::input github_token is empty"}},
@@ -276,10 +276,12 @@ func TestBadInputOpensNothing(t *testing.T) {
 		{"pr without files", map[string]string{"INPUT_MODE": "pr", "INPUT_JWKS_FILES": ""}, nil, []string{"mode pr rotates key-set files"}},
 		{"no repository", map[string]string{"GITHUB_REPOSITORY": ""}, nil, []string{"GITHUB_REPOSITORY"}},
 		{"bad token", map[string]string{"INPUT_GITHUB_TOKEN": "wrong"}, nil, []string{"401"}},
-		{"403 on create", nil, func(s *ghfake.Server) { s.FailNext("POST", "issues", 403, "Resource not accessible by integration", 0) },
+		{"403 on create", nil, func(s *githubtest.Server) {
+			s.FailNext("POST", "issues", 403, "Resource not accessible by integration", 0)
+		},
 			[]string{"403", "issues: write"}},
-		{"422 on create", nil, func(s *ghfake.Server) { s.FailNext("POST", "issues", 422, "Validation Failed", 0) }, []string{"422"}},
-		{"500 on create is not retried", nil, func(s *ghfake.Server) { s.FailNext("POST", "issues", 500, "Server Error", 0) }, []string{"500", "not retried"}},
+		{"422 on create", nil, func(s *githubtest.Server) { s.FailNext("POST", "issues", 422, "Validation Failed", 0) }, []string{"422"}},
+		{"500 on create is not retried", nil, func(s *githubtest.Server) { s.FailNext("POST", "issues", 500, "Server Error", 0) }, []string{"500", "not retried"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

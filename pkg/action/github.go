@@ -8,23 +8,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kube-rotate/kube-rotate/pkg/duration"
-	"github.com/kube-rotate/kube-rotate/pkg/ghrepo"
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
-	"github.com/kube-rotate/kube-rotate/pkg/policy"
-	"github.com/kube-rotate/kube-rotate/pkg/report"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/github"
+	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
 )
 
 // syncIssues keeps one issue per due credential. handled maps the ids of
 // credentials a pull request takes care of to that pull request: their
 // issues are closed with a pointer to it.
-func syncIssues(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.Report, due []report.Item, handled map[string]string) ([]string, error) {
-	want := make([]ghrepo.IssueSpec, 0, len(due))
+func syncIssues(ctx context.Context, gh *github.Client, in *Inputs, r *report.Report, due []report.Item, handled map[string]string) ([]string, error) {
+	want := make([]github.IssueSpec, 0, len(due))
 	for _, it := range due {
 		if _, ok := handled[it.ID]; ok {
 			continue
 		}
-		want = append(want, ghrepo.IssueSpec{Key: it.ID, Title: IssueTitle(it), Body: IssueBody(it, r, in.RunURL), Labels: in.Labels})
+		want = append(want, github.IssueSpec{Key: it.ID, Title: IssueTitle(it), Body: IssueBody(it, r, in.RunURL), Labels: in.Labels})
 	}
 	checked := make(map[string]bool, len(r.Items))
 	states := make(map[string]report.Item, len(r.Items))
@@ -56,7 +56,7 @@ func syncIssues(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.Re
 
 // proposeAndSync opens or updates one pull request per key-set file with a
 // due key, then keeps issues for everything else that is due.
-func proposeAndSync(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.Report) ([]string, error) {
+func proposeAndSync(ctx context.Context, gh *github.Client, in *Inputs, r *report.Report) ([]string, error) {
 	handled := map[string]string{}
 	var lines []string
 	for _, f := range in.JWKSFiles {
@@ -78,7 +78,7 @@ func proposeAndSync(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *repor
 		if err != nil {
 			return lines, err
 		}
-		if res == nil || (res.Number == 0 && res.Action == ghrepo.ActionUnchanged) {
+		if res == nil || (res.Number == 0 && res.Action == github.ActionUnchanged) {
 			continue // nothing to propose: the issue stays
 		}
 		ref := fmt.Sprintf("pull request #%d", res.Number)
@@ -99,23 +99,23 @@ func proposeAndSync(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *repor
 // pull request is already open, its step is kept (a new key is not
 // generated again) and only its description is refreshed. It returns nil
 // when no step applies.
-func proposeFile(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.Report, file string, items []report.Item) (*ghrepo.PRResult, error) {
+func proposeFile(ctx context.Context, gh *github.Client, in *Inputs, r *report.Report, file string, items []report.Item) (*github.PRResult, error) {
 	branch := "kube-rotate/" + strings.TrimPrefix(filepath.ToSlash(file), "./")
 	sidecar := file + ".kube-rotate.json"
 	open, err := gh.OpenPR(ctx, branch)
 	if err != nil {
 		return nil, err
 	}
-	var spec ghrepo.PRSpec
+	var spec github.PRSpec
 	if open != nil {
-		var files []ghrepo.FileChange
+		var files []github.FileChange
 		for _, p := range []string{file, sidecar} {
 			b, found, err := gh.ReadFile(ctx, filepath.ToSlash(p), branch)
 			if err != nil {
 				return nil, err
 			}
 			if found {
-				files = append(files, ghrepo.FileChange{Path: filepath.ToSlash(p), Content: b})
+				files = append(files, github.FileChange{Path: filepath.ToSlash(p), Content: b})
 			}
 		}
 		spec = prSpec(branch, file, "the step proposed earlier in this pull request", items, r, in, files)
@@ -138,7 +138,7 @@ func proposeFile(ctx context.Context, gh *ghrepo.Client, in *Inputs, r *report.R
 
 // advanceFile runs jwks.Ring.Advance on a copy of the file and its
 // records, and returns their new contents.
-func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []ghrepo.FileChange, error) {
+func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []github.FileChange, error) {
 	var st jwks.Step
 	tmp, err := os.MkdirTemp("", "kube-rotate-pr-")
 	if err != nil {
@@ -183,13 +183,13 @@ func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []ghr
 	if err := ring.Save(context.Background(), store, "jwk-advance", "kube-rotate-action"); err != nil {
 		return st, nil, fmt.Errorf("key-set file %s: %w", file, err)
 	}
-	var files []ghrepo.FileChange
+	var files []github.FileChange
 	for _, p := range [][2]string{{dst, file}, {dst + ".kube-rotate.json", file + ".kube-rotate.json"}} {
 		b, err := os.ReadFile(p[0])
 		if err != nil {
 			return st, nil, err
 		}
-		files = append(files, ghrepo.FileChange{Path: filepath.ToSlash(p[1]), Content: b})
+		files = append(files, github.FileChange{Path: filepath.ToSlash(p[1]), Content: b})
 	}
 	return st, files, nil
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/kube-rotate/kube-rotate/pkg/duration"
-	"github.com/kube-rotate/kube-rotate/pkg/policy"
+	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
+	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
 )
 
 // Modes of the Action.

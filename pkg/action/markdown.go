@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kube-rotate/kube-rotate/pkg/ghrepo"
-	"github.com/kube-rotate/kube-rotate/pkg/report"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/github"
 )
 
 // IssueTitle names the credential and its state; it stays the same from
@@ -77,7 +77,7 @@ func code(s string, ok bool) string {
 }
 
 // prSpec describes the pull request of one key-set file.
-func prSpec(branch, file, step string, items []report.Item, r *report.Report, in *Inputs, files []ghrepo.FileChange) ghrepo.PRSpec {
+func prSpec(branch, file, step string, items []report.Item, r *report.Report, in *Inputs, files []github.FileChange) github.PRSpec {
 	var b strings.Builder
 	fmt.Fprintf(&b, "kube-rotate: the key set in `%s` is due for rotation. This pull request takes one step: **%s**.\n\n", file, step)
 	b.WriteString("Merge it and deploy; the next scheduled run takes the next step (publish a key, then promote it once verifiers have it, then delete retiring keys after their overlap), so every deployed key set keeps verifying every token in use.\n\n")
@@ -89,7 +89,7 @@ func prSpec(branch, file, step string, items []report.Item, r *report.Report, in
 	if in.RunURL != "" {
 		fmt.Fprintf(&b, "\nLast checked by [this run](%s) against %s.\n", in.RunURL, r.Policy)
 	}
-	return ghrepo.PRSpec{Branch: branch, Title: "Rotate the key set in " + file, Body: b.String(),
+	return github.PRSpec{Branch: branch, Title: "Rotate the key set in " + file, Body: b.String(),
 		CommitMessage: "kube-rotate: " + file + ": " + step, Files: files, Labels: in.Labels}
 }
 

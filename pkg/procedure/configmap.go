@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-rotate/kube-rotate/pkg/record"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 // RecordKey is the ConfigMap data key holding a Record.
@@ -71,13 +71,13 @@ func (j *ConfigMapJournal) Save(ctx context.Context, r *Record) error {
 		return err
 	}
 	if j.cm == nil {
-		labels := map[string]string{record.ManagedByLabel: record.ManagedBy}
+		labels := map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedBy}
 		for k, v := range j.Labels {
 			labels[k] = v
 		}
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: j.Name, Namespace: j.Namespace, Labels: labels},
 			Data: map[string]string{RecordKey: string(b)}}
-		created, err := j.Client.CoreV1().ConfigMaps(j.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: record.ManagedBy})
+		created, err := j.Client.CoreV1().ConfigMaps(j.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: v1alpha1.ManagedBy})
 		if apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("%w (configmap/%s appeared)", ErrConflict, j.Name)
 		}
@@ -89,7 +89,7 @@ func (j *ConfigMapJournal) Save(ctx context.Context, r *Record) error {
 	}
 	cm := j.cm.DeepCopy()
 	cm.Data = map[string]string{RecordKey: string(b)}
-	updated, err := j.Client.CoreV1().ConfigMaps(j.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: record.ManagedBy})
+	updated, err := j.Client.CoreV1().ConfigMaps(j.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: v1alpha1.ManagedBy})
 	if apierrors.IsConflict(err) {
 		return fmt.Errorf("%w (configmap/%s)", ErrConflict, j.Name)
 	}

@@ -11,7 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
-	"github.com/kube-rotate/kube-rotate/pkg/cmd/kopsrotate"
+	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // exec and OIDC credential plugins from kubeconfigs
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
-	"github.com/kube-rotate/kube-rotate/pkg/cmd/rotate"
+	"github.com/kube-rotate/kube-rotate/pkg/cli/rotate"
 )
 
 func main() {

@@ -22,10 +22,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-rotate/kube-rotate/pkg/consumers"
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
-	"github.com/kube-rotate/kube-rotate/pkg/record"
 )
 
 // Journal facts: the kid a rotation publishes and promotes, whether this
@@ -46,7 +46,7 @@ const (
 )
 
 // SecretLabel labels a rotation's journal with the Secret it is for.
-const SecretLabel = record.Prefix + "jwk-secret"
+const SecretLabel = v1alpha1.Prefix + "jwk-secret"
 
 // Target is a key set kept in one key of a Secret, and how its rotation
 // runs.

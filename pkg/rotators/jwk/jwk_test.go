@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/kube-rotate/kube-rotate/pkg/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
@@ -21,7 +21,7 @@ import (
 // key set is finished by the re-run with the key it published, never a
 // second one, and the finished rotation leaves no journal.
 func TestRotateResumesWithTheSameKey(t *testing.T) {
-	fixture, err := os.ReadFile("../../jwks/testdata/diracx.json")
+	fixture, err := os.ReadFile("../../model/jwks/testdata/diracx.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestRotateResumesWithTheSameKey(t *testing.T) {
 // TestRotateDryRunListsTheSteps: the plan names the four steps and writes
 // nothing.
 func TestRotateDryRunListsTheSteps(t *testing.T) {
-	fixture, _ := os.ReadFile("../../jwks/testdata/diracx.json")
+	fixture, _ := os.ReadFile("../../model/jwks/testdata/diracx.json")
 	kc := fake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "diracx-jwks", Namespace: "ns"},
 		Data: map[string][]byte{"jwks.json": fixture}})
 	tg := &Target{Kube: kc, Namespace: "ns", Secret: "diracx-jwks", Key: "jwks.json", Restart: true}

@@ -1,0 +1,124 @@
+// Package apply implements `kubectl rotate apply -f PLAN.yaml`: rotate every
+// item of a RotationPlan in one resumable run (create, set, test, finish).
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	rotateplan "github.com/kube-rotate/kube-rotate/pkg/rotators/plan"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
+)
+
+var examples = templates.Examples(`
+	# Rotate every DiracX database password: new values staged in NAME-pending,
+	# set in the database by the plan's hook, tested, then put in place
+	kubectl rotate apply -f diracx-db.yaml
+
+	# After a failed hook or a crash: the same command resumes where it stopped
+	kubectl rotate apply -f diracx-db.yaml
+
+	# A record of the run for audit: ids, steps, times, fingerprints (no values)
+	kubectl rotate apply -f diracx-db.yaml -o json`)
+
+// Record is the journal printed with -o json|yaml.
+type Record struct {
+	metav1.TypeMeta `json:",inline"`
+	*rotateplan.Journal
+}
+
+// DeepCopyObject makes Record a runtime.Object for kubectl's printers.
+func (r *Record) DeepCopyObject() runtime.Object {
+	b, _ := json.Marshal(r)
+	out := &Record{}
+	_ = json.Unmarshal(b, out)
+	return out
+}
+
+// Options of `kubectl rotate apply`.
+type Options struct {
+	Filename   string
+	Output     string
+	PrintFlags *genericclioptions.JSONYamlPrintFlags
+
+	plan    *planspec.Plan
+	clients *kube.Clients
+	genericiooptions.IOStreams
+}
+
+// NewCmdApply returns the `apply` command.
+func NewCmdApply(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:                   "apply -f PLAN.yaml",
+		DisableFlagsInUseLine: true,
+		Short:                 "Rotate every item of a RotationPlan in one resumable run: create, set, test, finish",
+		Long: templates.LongDesc(`
+			Rotate the Secrets of a RotationPlan (rotate.kube-rotate.io/v1alpha1). Each item
+			goes through four steps: create (new values in NAME-pending; nothing in use
+			changes), set (its set hook applies them to the backing system), test (its test
+			hook proves they work) and finish (the values move into place, the old ones stay
+			in NAME-previous). Workloads reading changed keys restart once, after all writes.
+
+			Progress is journaled in configmap/kube-rotate-plan-NAME after every step: after
+			a failed hook or a crash, the same command resumes at the first unfinished step.`),
+		Example: examples,
+		Args:    cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			cmdutil.CheckErr(o.Complete(f))
+			cmdutil.CheckErr(o.Validate())
+			cmdutil.CheckErr(o.Run(cmd.Context()))
+		},
+	}
+	cmd.Flags().StringVarP(&o.Filename, "filename", "f", "", "The RotationPlan file.")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (the run's record, no values). Progress then goes to stderr.")
+	return cmd
+}
+
+// Complete reads the plan and builds the clients.
+func (o *Options) Complete(f cmdutil.Factory) error {
+	if o.Filename == "" {
+		return errors.New("give the plan with -f PLAN.yaml")
+	}
+	p, err := planspec.ParseFile(o.Filename)
+	if err != nil {
+		return err
+	}
+	o.plan = p
+	o.clients, err = kube.NewClients(f)
+	return err
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error { return output.ValidateFormat(o.Output) }
+
+// Run applies the plan.
+func (o *Options) Run(ctx context.Context) error {
+	j, err := rotateplan.Apply(ctx, rotateplan.Options{Plan: o.plan, Clients: secret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
+		Namespace: o.clients.Namespace, By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
+	if j != nil && o.Output != "" {
+		if perr := output.PrintObject(o.PrintFlags, o.Output, &Record{TypeMeta: metav1.TypeMeta{APIVersion: planspec.APIVersion, Kind: "RotationPlanRun"}, Journal: j}, o.Out); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if o.Output == "" {
+		fmt.Fprintf(o.Out, "plan %s: rotation %s complete\n", o.plan.Metadata.Name, j.RotationID)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+// Package status implements `kops-rotate status`: every rotatable keyset
+// with its primary, staged and distrusted keypairs, the stage of the whole
+// procedure, the next commands and the rollback.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kubeduration "k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
+	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
+)
+
+// Report is the -o json|yaml form.
+type Report struct {
+	metav1.TypeMeta `json:",inline"`
+	Cluster         string              `json:"cluster"`
+	StateStore      string              `json:"stateStore"`
+	Stage           kops.Stage          `json:"stage"`
+	Next            []string            `json:"next,omitempty"`
+	Rollback        []string            `json:"rollback,omitempty"`
+	Keysets         []kops.KeysetStatus `json:"keysets"`
+	Record          *kops.Record        `json:"record,omitempty"`
+}
+
+// DeepCopyObject makes Report a runtime.Object for kubectl's printers.
+func (r *Report) DeepCopyObject() runtime.Object {
+	b, _ := json.Marshal(r)
+	out := &Report{}
+	_ = json.Unmarshal(b, out)
+	return out
+}
+
+// Options of `kops-rotate status`.
+type Options struct {
+	Cluster    *clusterflags.Flags
+	Output     string
+	PrintFlags *genericclioptions.JSONYamlPrintFlags
+	Now        func() time.Time
+	genericiooptions.IOStreams
+}
+
+// NewCmdStatus returns the `status` command.
+func NewCmdStatus(name string, cluster *clusterflags.Flags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{Cluster: cluster, PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), Now: time.Now, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:                   "status [KEYSET...]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Show each rotatable keyset, the stage of the procedure, the next commands and the rollback",
+		Example: templates.Examples(fmt.Sprintf(`
+			# Where the rotation stands, worked out from the keysets themselves
+			%[1]s status --name k8s.example.com --state s3://kops-state
+
+			# One keyset, as JSON
+			%[1]s status kubernetes-ca -o json`, name)),
+		Run: func(cmd *cobra.Command, args []string) {
+			cmdutil.CheckErr(output.ValidateTableFormat(o.Output))
+			cmdutil.CheckErr(o.Run(cmd.Context(), args))
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: table (default), json or yaml.")
+	o.PrintFlags.AddFlags(cmd)
+	return cmd
+}
+
+// Run prints the status.
+func (o *Options) Run(ctx context.Context, names []string) error {
+	s, err := o.Cluster.Open(ctx)
+	if err != nil {
+		return err
+	}
+	sts, err := s.Status(ctx, names)
+	if err != nil {
+		return err
+	}
+	rec, err := s.ReadRecord(ctx)
+	if err != nil {
+		return err
+	}
+	stage := kops.Overall(sts)
+	rep := &Report{TypeMeta: metav1.TypeMeta{APIVersion: secret.APIVersion, Kind: "KeysetRotationStatus"},
+		Cluster: o.Cluster.Name, StateStore: o.Cluster.State, Stage: stage, Keysets: sts,
+		Rollback: kops.RollbackCommands(ctx, stage, o.Cluster.Name, o.Cluster.State)}
+	if len(rec.Done) > 0 {
+		rep.Record = rec
+	}
+	rep.Next = kops.NextCommands(ctx, stage, rec, o.Cluster.Name, o.Cluster.State)
+	if o.Output == "json" || o.Output == "yaml" {
+		return output.PrintObject(o.PrintFlags, o.Output, rep, o.Out)
+	}
+	tw := printers.GetNewTabWriter(o.Out)
+	fmt.Fprintln(tw, "KEYSET\tSTAGE\tPRIMARY\tPRIMARY AGE\tSTAGED\tPREVIOUS\tDISTRUSTED")
+	for _, st := range sts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", st.Name, st.Stage, st.Primary.ID,
+			kubeduration.HumanDuration(o.Now().Sub(st.Primary.Created)), len(st.Staged), len(st.Previous), len(st.Distrusted))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "\nProcedure stage: %s\n", stage)
+	if len(rep.Next) > 0 {
+		fmt.Fprintf(o.Out, "Next:\n  %s\n", strings.Join(rep.Next, "\n  "))
+	}
+	if len(rep.Rollback) > 0 {
+		fmt.Fprintf(o.Out, "Rollback of this stage:\n  %s\n", strings.Join(rep.Rollback, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+package kops
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/kops/pkg/pki"
+	"k8s.io/kops/upup/pkg/fi"
+
+	"github.com/kube-rotate/kube-rotate/pkg/display"
+)
+
+// Stage of the rotation of one keyset, or of the whole procedure.
+type Stage string
+
+// Stages, in the order the procedure goes through them.
+const (
+	StageIdle       Stage = "idle"
+	StageStaged     Stage = "staged"
+	StagePromoted   Stage = "promoted"
+	StageDistrusted Stage = "distrusted"
+)
+
+// Item is one keypair of a keyset, for status output.
+type Item struct {
+	ID         string     `json:"id"`
+	Created    time.Time  `json:"created"`
+	Distrusted *time.Time `json:"distrusted,omitempty"`
+}
+
+// KeysetStatus is where one keyset stands.
+type KeysetStatus struct {
+	Name    string `json:"name"`
+	Primary Item   `json:"primary"`
+	// Staged: trusted keypairs newer than the primary (candidates to promote).
+	Staged []Item `json:"staged,omitempty"`
+	// Previous: trusted keypairs older than the primary (to distrust).
+	Previous []Item `json:"previous,omitempty"`
+	// Distrusted keypairs.
+	Distrusted []Item `json:"distrusted,omitempty"`
+	Stage      Stage  `json:"stage"`
+}
+
+// itemCreated reads the creation time a kOps id carries: ids are
+// certificate serials, unixnano<<32 | random.
+func itemCreated(id string) time.Time {
+	n, ok := new(big.Int).SetString(id, 10)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(0, new(big.Int).Rsh(n, 32).Int64()).UTC()
+}
+
+func item(i *fi.KeysetItem) Item {
+	return Item{ID: i.Id, Created: itemCreated(i.Id), Distrusted: i.DistrustTimestamp}
+}
+
+// usable is what kOps requires of a primary: trusted, with key and certificate.
+func usable(i *fi.KeysetItem) bool {
+	return i != nil && i.DistrustTimestamp == nil && i.PrivateKey != nil && i.Certificate != nil
+}
+
+// status works out one keyset's stage from its items.
+func status(name string, ks *fi.Keyset) (KeysetStatus, error) {
+	if ks == nil || ks.Primary == nil {
+		return KeysetStatus{}, fmt.Errorf("keyset %s has no primary keypair: it is corrupt or empty; check it with `kops get keypairs %s --distrusted`", name, name)
+	}
+	st := KeysetStatus{Name: name, Primary: item(ks.Primary)}
+	for _, it := range sortedItems(ks) {
+		if it == nil || it.Id == ks.Primary.Id {
+			continue
+		}
+		switch {
+		case it.DistrustTimestamp != nil:
+			st.Distrusted = append(st.Distrusted, item(it))
+		case fi.KeysetItemIdOlder(ks.Primary.Id, it.Id):
+			if usable(it) {
+				st.Staged = append(st.Staged, item(it))
+			}
+		default:
+			st.Previous = append(st.Previous, item(it))
+		}
+	}
+	switch {
+	case len(st.Staged) > 0:
+		st.Stage = StageStaged
+	case len(st.Previous) > 0:
+		st.Stage = StagePromoted
+	case distrustedSince(st, st.Primary.Created):
+		st.Stage = StageDistrusted
+	default:
+		st.Stage = StageIdle
+	}
+	return st, nil
+}
+
+// distrustedSince reports whether a keypair older than the primary was
+// distrusted after t: the previous keys of this rotation, rather than an
+// earlier rotation's or a staged key abandoned by a rollback.
+func distrustedSince(st KeysetStatus, t time.Time) bool {
+	for _, d := range st.Distrusted {
+		// kOps stores distrust times with whole seconds.
+		if d.Distrusted != nil && !d.Distrusted.Before(t.Truncate(time.Second)) && fi.KeysetItemIdOlder(d.ID, st.Primary.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedItems(ks *fi.Keyset) []*fi.KeysetItem {
+	items := make([]*fi.KeysetItem, 0, len(ks.Items))
+	for _, it := range ks.Items {
+		if it != nil { // memfs stores can hand back nil entries
+			items = append(items, it)
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return fi.KeysetItemIdOlder(items[i].Id, items[j].Id) })
+	return items
+}
+
+// Status returns the rotatable keysets (all, or those named) with their stages.
+func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, error) {
+	_, keysets, err := s.withStatus(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.ReadRecord(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeysetStatus, 0, len(keysets))
+	for _, k := range keysets {
+		st := k.st
+		// The final roll and export are recorded after the distrust: the
+		// rotation is over.
+		if st.Stage == StageDistrusted && rec.Finished() {
+			st.Stage = StageIdle
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// keyset is one selected keyset with its status.
+type keyset struct {
+	name string
+	set  *fi.Keyset
+	st   KeysetStatus
+}
+
+// withStatus opens a fresh keystore and returns the selected keysets with
+// their status, in name order.
+func (s *Store) withStatus(ctx context.Context, names []string) (fi.CAStore, []keyset, error) {
+	ks, sets, err := s.load(ctx, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]keyset, 0, len(sets))
+	for _, name := range sortedNames(sets) {
+		st, err := status(name, sets[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, keyset{name: name, set: sets[name], st: st})
+	}
+	return ks, out, nil
+}
+
+// load opens a fresh keystore and reads the selected keysets.
+func (s *Store) load(ctx context.Context, names []string) (fi.CAStore, map[string]*fi.Keyset, error) {
+	ks, err := s.keystore()
+	if err != nil {
+		return nil, nil, err
+	}
+	sets, err := s.selected(ctx, ks, names)
+	return ks, sets, err
+}
+
+// selected returns the named keysets (all rotatable ones for none or "all"),
+// refusing unknown and non-rotatable names.
+func (s *Store) selected(ctx context.Context, ks fi.CAStore, names []string) (map[string]*fi.Keyset, error) {
+	if len(names) == 0 || len(names) == 1 && names[0] == "all" {
+		all, err := ks.ListKeysets()
+		if err != nil {
+			return nil, fmt.Errorf("listing the keysets of cluster %s: %w", s.Cluster, err)
+		}
+		out := map[string]*fi.Keyset{}
+		for name, set := range all {
+			if Rotatable(name) && set != nil {
+				out[name] = set
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("cluster %s has no rotatable keysets yet: they are created by `kops update cluster`", s.Cluster)
+		}
+		return out, nil
+	}
+	out := map[string]*fi.Keyset{}
+	for _, name := range names {
+		if !Rotatable(name) {
+			return nil, fmt.Errorf("keyset %q is not rotated by kOps' procedure: only service-account and the CAs (names containing \"-ca\") are", name)
+		}
+		set, err := ks.FindKeyset(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("reading keyset %s: %w", name, err)
+		}
+		if set == nil {
+			return nil, fmt.Errorf("keyset %q not found in cluster %s: see `%s status` for the keysets it has", name, s.Cluster, display.KopsRotate(ctx))
+		}
+		out[name] = set
+	}
+	return out, nil
+}
+
+func sortedNames(m map[string]*fi.Keyset) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Overall derives the stage of the whole procedure: the least advanced
+// stage of any keyset in rotation, so the next command finishes it for
+// every keyset.
+func Overall(sts []KeysetStatus) Stage {
+	order := map[Stage]int{StageStaged: 0, StagePromoted: 1, StageDistrusted: 2, StageIdle: 3}
+	best := StageIdle
+	for _, st := range sts {
+		if order[st.Stage] < order[best] {
+			best = st.Stage
+		}
+	}
+	return best
+}
+
+// Change is one keyset change made by a step.
+type Change struct {
+	Keyset string `json:"keyset"`
+	Action string `json:"action"`
+	ID     string `json:"id"`
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("%s%s %s %s", strings.ToUpper(c.Action[:1]), c.Action[1:], c.Keyset, c.ID)
+}
+
+// Stage creates a new keypair, not primary, in every selected keyset that
+// has none staged yet (idempotent, unlike `kops create keypair`).
+func (s *Store) Stage(ctx context.Context, names []string) ([]Change, error) {
+	ks, keysets, err := s.withStatus(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var changes []Change
+	for _, k := range keysets {
+		name, st := k.name, k.st
+		if len(st.Staged) > 0 {
+			continue
+		}
+		key, err := pki.GeneratePrivateKey()
+		if err != nil {
+			return changes, err
+		}
+		serial := pki.BuildPKISerial(time.Now().UnixNano())
+		cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{
+			Type:       "ca",
+			Subject:    pkix.Name{CommonName: name, SerialNumber: serial.String()},
+			Serial:     serial,
+			PrivateKey: key,
+		}, nil)
+		if err != nil {
+			return changes, fmt.Errorf("issuing a new keypair for %s: %w", name, err)
+		}
+		it, err := k.set.AddItem(cert, key, false)
+		if err != nil {
+			return changes, fmt.Errorf("adding a keypair to %s: %w", name, err)
+		}
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
+			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
+		}
+		changes = append(changes, Change{Keyset: name, Action: "staged", ID: it.Id})
+	}
+	return changes, nil
+}
+
+// Promote makes the newest staged keypair of each selected keyset its
+// primary. Keysets with nothing staged are left alone; if no keyset has
+// anything staged, that is an error.
+func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
+	ks, keysets, err := s.withStatus(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var changes []Change
+	for _, k := range keysets {
+		name, st := k.name, k.st
+		if len(st.Staged) == 0 {
+			continue
+		}
+		newest := st.Staged[len(st.Staged)-1].ID
+		k.set.Primary = k.set.Items[newest]
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
+			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
+		}
+		changes = append(changes, Change{Keyset: name, Action: "promoted", ID: newest})
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("nothing staged to promote: run `%s stage` first", display.KopsRotate(ctx))
+	}
+	return changes, nil
+}
+
+// Distrust distrusts every trusted keypair older than the primary in each
+// selected keyset. It refuses while any selected keyset still has a staged
+// keypair (not promoted), unless force.
+func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Change, error) {
+	ks, keysets, err := s.withStatus(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	if !force {
+		var notPromoted []string
+		for _, k := range keysets {
+			if k.st.Stage == StageStaged {
+				notPromoted = append(notPromoted, k.name)
+			}
+		}
+		if len(notPromoted) > 0 {
+			return nil, fmt.Errorf("not promoted yet: %s; run `%s promote` (and roll the cluster) first, or pass --force", strings.Join(notPromoted, ", "), display.KopsRotate(ctx))
+		}
+		rec, err := s.ReadRecord(ctx)
+		if err != nil {
+			return nil, err
+		}
+		promoted, okP := rec.Done[StepPromote]
+		exported, okE := rec.Done[StepExportAfterProm]
+		if !okE || okP && exported.Before(promoted) {
+			return nil, fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (%s run does) or pass --force", display.KopsRotate(ctx))
+		}
+	}
+	now := time.Now().UTC().Round(0)
+	var changes []Change
+	for _, k := range keysets {
+		name, st := k.name, k.st
+		if len(st.Previous) == 0 {
+			continue
+		}
+		for _, p := range st.Previous {
+			k.set.Items[p.ID].DistrustTimestamp = &now
+			changes = append(changes, Change{Keyset: name, Action: "distrusted", ID: p.ID})
+		}
+		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
+			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
+		}
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("nothing to distrust: no keyset has a trusted keypair older than its primary")
+	}
+	return changes, nil
+}
+
+// Rollback undoes each selected keyset's current stage: staged → the
+// staged keypairs are distrusted; promoted → the previous primary (the
+// newest trusted older keypair) is promoted back; distrusted → the
+// keypairs distrusted in this rotation are trusted again.
+func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) {
+	ks, keysets, err := s.withStatus(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Round(0)
+	var changes []Change
+	for _, k := range keysets {
+		name, set, st := k.name, k.set, k.st
+		switch st.Stage {
+		case StageStaged:
+			for _, it := range st.Staged {
+				set.Items[it.ID].DistrustTimestamp = &now
+				changes = append(changes, Change{Keyset: name, Action: "distrusted", ID: it.ID})
+			}
+		case StagePromoted:
+			prev := st.Previous[len(st.Previous)-1].ID
+			if !usable(set.Items[prev]) {
+				return changes, fmt.Errorf("keyset %s: the previous primary %s has no private key or certificate: it cannot be promoted back", name, prev)
+			}
+			set.Primary = set.Items[prev]
+			changes = append(changes, Change{Keyset: name, Action: "promoted back", ID: prev})
+		case StageDistrusted:
+			for _, d := range st.Distrusted {
+				if d.Distrusted != nil && !d.Distrusted.Before(st.Primary.Created.Truncate(time.Second)) && fi.KeysetItemIdOlder(d.ID, st.Primary.ID) {
+					set.Items[d.ID].DistrustTimestamp = nil
+					changes = append(changes, Change{Keyset: name, Action: "trusted again", ID: d.ID})
+				}
+			}
+		default:
+			continue
+		}
+		if err := ks.StoreKeyset(ctx, name, set); err != nil {
+			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
+		}
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("nothing to roll back: every keyset is idle")
+	}
+	return changes, nil
+}
