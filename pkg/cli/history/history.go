@@ -107,7 +107,7 @@ func (o *Options) Run(ctx context.Context) error {
 		if by == "" {
 			by = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), age(o.Now().Sub(e.Time)), e.Action, e.Generation,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), age(o.Now().Sub(e.Time.Time)), e.Action, e.Generation,
 			strings.Join(e.KeyNames(), ","), strings.Join(fps, ","), by)
 	}
 	return tw.Flush()

@@ -72,8 +72,8 @@ func TestHistoryOutput(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	t1, t2 := now.Add(-50*time.Hour), now.Add(-3*time.Hour)
 	h := []v1alpha1.Entry{
-		{Time: t1, Action: v1alpha1.ActionRotate, Generation: 1, Keys: map[string]string{"url": "sha256:1111aaaa2222", "token": "sha256:3333bbbb4444"}, By: "alice"},
-		{Time: t2, Action: v1alpha1.ActionUndo, Generation: 2, Keys: map[string]string{"token": "sha256:5555cccc6666"}},
+		{Time: metav1.NewTime(t1), Action: v1alpha1.ActionRotate, Generation: 1, Keys: map[string]string{"url": "sha256:1111aaaa2222", "token": "sha256:3333bbbb4444"}, By: "alice"},
+		{Time: metav1.NewTime(t2), Action: v1alpha1.ActionUndo, Generation: 2, Keys: map[string]string{"token": "sha256:5555cccc6666"}},
 	}
 	raw, err := json.Marshal(h)
 	if err != nil {

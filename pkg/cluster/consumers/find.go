@@ -12,75 +12,38 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
-// Use says how a workload reads a Secret.
-type Use string
+// The types of what is found are kube-rotate's API types (pkg/apis), so
+// that every record printing them shares one definition.
+type (
+	// Use says how a workload reads a Secret.
+	Use = v1alpha1.Use
+	// Reference is one place in a pod spec that reads the Secret.
+	Reference = v1alpha1.Reference
+	// Workload is one workload that reads a Secret.
+	Workload = v1alpha1.Workload
+)
 
 // The ways a pod spec can reference a Secret.
 const (
-	UseEnv              Use = "env"              // env[].valueFrom.secretKeyRef: one key
-	UseEnvFrom          Use = "envFrom"          // envFrom[].secretRef: every key
-	UseVolume           Use = "volume"           // volumes[].secret: every key, or the items listed
-	UseProjected        Use = "projected"        // volumes[].projected.sources[].secret
-	UseImagePullSecrets Use = "imagePullSecrets" // pulls of new pods only
+	UseEnv              = v1alpha1.UseEnv
+	UseEnvFrom          = v1alpha1.UseEnvFrom
+	UseVolume           = v1alpha1.UseVolume
+	UseProjected        = v1alpha1.UseProjected
+	UseImagePullSecrets = v1alpha1.UseImagePullSecrets
 )
 
 // Kinds of workloads searched.
 const (
-	KindDeployment  = "Deployment"
-	KindStatefulSet = "StatefulSet"
-	KindDaemonSet   = "DaemonSet"
-	KindCronJob     = "CronJob"
-	KindPod         = "Pod"
+	KindDeployment  = v1alpha1.KindDeployment
+	KindStatefulSet = v1alpha1.KindStatefulSet
+	KindDaemonSet   = v1alpha1.KindDaemonSet
+	KindCronJob     = v1alpha1.KindCronJob
+	KindPod         = v1alpha1.KindPod
 )
-
-// Reference is one place in a pod spec that reads the Secret.
-type Reference struct {
-	// Container is the (init) container, empty for pod-level references.
-	Container string `json:"container,omitempty"`
-	// How the Secret is read.
-	How Use `json:"how"`
-	// Keys read, when the reference names keys; empty means every key.
-	Keys []string `json:"keys,omitempty"`
-	// Volume is the volume name for volume and projected references.
-	Volume string `json:"volume,omitempty"`
-}
-
-// Workload is one workload that reads a Secret.
-type Workload struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	// References are how it reads the Secret.
-	References []Reference `json:"references"`
-	// Restart is true when a rollout restart is needed and possible
-	// (Deployment, StatefulSet, DaemonSet reading a changed key at run time).
-	Restart bool `json:"restart"`
-	// Note says what happens otherwise (CronJob, bare Pod, image pulls).
-	Note string `json:"note,omitempty"`
-}
-
-// Ref returns kind/name, as kubectl prints it (deployment/web).
-func (w Workload) Ref() string {
-	return lowerKind(w.Kind) + "/" + w.Name
-}
-
-func lowerKind(k string) string {
-	switch k {
-	case KindDeployment:
-		return "deployment"
-	case KindStatefulSet:
-		return "statefulset"
-	case KindDaemonSet:
-		return "daemonset"
-	case KindCronJob:
-		return "cronjob"
-	case KindPod:
-		return "pod"
-	}
-	return k
-}
 
 // specOwner is a pod spec and the workload it belongs to.
 type specOwner struct {

@@ -19,6 +19,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 )
 
@@ -45,13 +46,7 @@ type Waiter struct {
 }
 
 // Unhealthy is a workload whose rollout did not complete.
-type Unhealthy struct {
-	Workload Workload `json:"workload"`
-	// Status is the last status line the rollout showed.
-	Status string `json:"status"`
-	// Reason is why waiting stopped.
-	Reason string `json:"reason"`
-}
+type Unhealthy = v1alpha1.Unhealthy
 
 // WaitError lists every workload whose rollout did not complete.
 type WaitError struct {

@@ -119,7 +119,7 @@ func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by
 	if err != nil {
 		return fmt.Errorf("secret/%s: %w", st.Name, err)
 	}
-	entry := v1alpha1.Entry{Time: time.Now().UTC().Truncate(time.Second), Action: action, Generation: gen + 1,
+	entry := v1alpha1.Entry{Time: metav1.NewTime(time.Now().UTC().Truncate(time.Second)), Action: action, Generation: gen + 1,
 		Keys: map[string]string{st.Key: values.Fingerprint(data)}, By: by}
 	if err := v1alpha1.Apply(s.Annotations, entry, v1alpha1.PhaseComplete); err != nil {
 		return fmt.Errorf("secret/%s: %w", st.Name, err)

@@ -85,7 +85,7 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 	}
 	if o.KeepPrevious {
 		p.result.Previous = CompanionName(o.Name)
-		exp := o.Now().Add(o.PreviousTTL).UTC().Truncate(time.Second)
+		exp := metav1.NewTime(o.Now().Add(o.PreviousTTL).UTC().Truncate(time.Second))
 		p.result.ExpiresAt = &exp
 	}
 	res.Secrets = []SecretResult{p.result}
@@ -142,7 +142,7 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 	for k, v := range synced.Annotations {
 		ann[k] = v
 	}
-	entry := v1alpha1.Entry{Time: now, Action: v1alpha1.ActionForceSync, Generation: gen + 1, Keys: fps, By: o.By}
+	entry := v1alpha1.Entry{Time: metav1.NewTime(now), Action: v1alpha1.ActionForceSync, Generation: gen + 1, Keys: fps, By: o.By}
 	if err := v1alpha1.Apply(ann, entry, v1alpha1.PhaseWritten); err != nil {
 		return res, err
 	}

@@ -238,7 +238,7 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	p.result.Generation = gen + 1
 	if o.KeepPrevious {
 		p.result.Previous = CompanionName(name)
-		exp := o.Now().Add(o.PreviousTTL).UTC().Truncate(time.Second)
+		exp := metav1.NewTime(o.Now().Add(o.PreviousTTL).UTC().Truncate(time.Second))
 		p.result.ExpiresAt = &exp
 	}
 	return p, nil
@@ -272,7 +272,7 @@ func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
 	for _, kc := range p.result.Keys {
 		fps[kc.Key] = kc.New
 	}
-	entry := v1alpha1.Entry{Time: now, Action: v1alpha1.ActionRotate, Generation: p.result.Generation, Keys: fps, By: o.By}
+	entry := v1alpha1.Entry{Time: metav1.NewTime(now), Action: v1alpha1.ActionRotate, Generation: p.result.Generation, Keys: fps, By: o.By}
 	if err := v1alpha1.Apply(s.Annotations, entry, v1alpha1.PhaseWritten); err != nil {
 		return fmt.Errorf("secret/%s: %w", s.Name, err)
 	}

@@ -9,24 +9,23 @@ package secret
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 )
 
 // APIVersion and kinds of the structured records printed with -o json|yaml.
 const (
-	APIVersion       = "rotate.kube-rotate.io/v1alpha1"
-	KindRotation     = "SecretRotation"
-	KindFinish       = "SecretRotationFinish"
+	APIVersion       = v1alpha1.APIVersion
+	KindRotation     = v1alpha1.KindSecretRotation
+	KindFinish       = v1alpha1.KindSecretRotationFinish
 	CompanionSuffix  = "-previous"
 	DefaultPrevious  = 7 * 24 * time.Hour
 	dryRunAllMarker  = "All"
@@ -106,51 +105,15 @@ type Options struct {
 	AfterFailedWrite func(context.Context)
 }
 
-// Result is what a rotation did (or, in a dry run, would do). It is the
-// structured record printed with -o json|yaml.
-type Result struct {
-	metav1.TypeMeta `json:",inline"`
-	// DryRun is "client" or "server" for a dry run.
-	DryRun  string         `json:"dryRun,omitempty"`
-	Secrets []SecretResult `json:"secrets"`
-	// Consumers are every workload found reading a changed key.
-	Consumers []consumers.Workload `json:"consumers"`
-	// Restarted lists the workloads restarted, kind/name.
-	Restarted []string `json:"restarted,omitempty"`
-	// Unhealthy lists workloads whose rollout did not complete.
-	Unhealthy []consumers.Unhealthy `json:"unhealthy,omitempty"`
-	// Phase is the outcome: planned, complete, failed, undone.
-	Phase string `json:"phase"`
-	// Undo lists the commands that put the previous values back.
-	Undo []string `json:"undo,omitempty"`
-}
+// Result is what a rotation did (or, in a dry run, would do): the
+// SecretRotation record printed with -o json|yaml.
+type Result = v1alpha1.SecretRotation
 
 // SecretResult is one Secret's part of a rotation.
-type SecretResult struct {
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	// Generation after this rotation.
-	Generation int64 `json:"generation"`
-	// Resumed is true when an earlier interrupted run had already written
-	// the values and this run only restarted and waited.
-	Resumed bool        `json:"resumed,omitempty"`
-	Keys    []KeyChange `json:"keys"`
-	// Previous names the companion holding the previous values.
-	Previous string `json:"previous,omitempty"`
-	// ExpiresAt is when the previous values may be deleted.
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
-	Warnings  []string   `json:"warnings,omitempty"`
-}
+type SecretResult = v1alpha1.SecretResult
 
 // KeyChange is one key's change, shown by fingerprints.
-type KeyChange struct {
-	Key    string `json:"key"`
-	Source string `json:"source,omitempty"`
-	// Old and New are fingerprints (values are never recorded).
-	Old     string `json:"old,omitempty"`
-	New     string `json:"new"`
-	Created bool   `json:"created,omitempty"`
-}
+type KeyChange = v1alpha1.KeyChange
 
 // Phases reported in Result.Phase.
 const (
@@ -168,27 +131,4 @@ func UndoCommand(namespace, name string) string {
 // CompanionName returns the name of a Secret's previous-values companion.
 func CompanionName(secret string) string { return secret + CompanionSuffix }
 
-// DeepCopyObject makes Result a runtime.Object for kubectl's printers.
-func (r *Result) DeepCopyObject() runtime.Object { return deepCopy(r) }
-
-// DeepCopyObject makes FinishResult a runtime.Object for kubectl's printers.
-func (r *FinishResult) DeepCopyObject() runtime.Object { return deepCopy(r) }
-
-func deepCopy[T any, P interface {
-	*T
-	runtime.Object
-}](in P) runtime.Object {
-	b, err := json.Marshal(in)
-	if err != nil {
-		panic(err)
-	}
-	out := P(new(T))
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-func typeMeta(kind string) metav1.TypeMeta {
-	return metav1.TypeMeta{APIVersion: APIVersion, Kind: kind}
-}
+func typeMeta(kind string) metav1.TypeMeta { return v1alpha1.TypeMeta(kind) }

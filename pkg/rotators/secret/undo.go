@@ -113,7 +113,7 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 		if u.Annotations == nil {
 			u.Annotations = map[string]string{}
 		}
-		entry := v1alpha1.Entry{Time: ro.Now().UTC().Truncate(time.Second), Action: v1alpha1.ActionUndo, Generation: sr.Generation, Keys: fps, By: ro.By}
+		entry := v1alpha1.Entry{Time: metav1.NewTime(ro.Now().UTC().Truncate(time.Second)), Action: v1alpha1.ActionUndo, Generation: sr.Generation, Keys: fps, By: ro.By}
 		if err := v1alpha1.Apply(u.Annotations, entry, v1alpha1.PhaseWritten); err != nil {
 			return nil, fmt.Errorf("secret/%s: %w", o.Name, err)
 		}
@@ -159,17 +159,8 @@ type FinishOptions struct {
 	Progress io.Writer
 }
 
-// FinishResult is what Finish did.
-type FinishResult struct {
-	metav1.TypeMeta `json:",inline"`
-	DryRun          string `json:"dryRun,omitempty"`
-	Secret          string `json:"secret"`
-	Namespace       string `json:"namespace"`
-	// Deleted names the companion removed.
-	Deleted   string                `json:"deleted"`
-	Consumers []consumers.Workload  `json:"consumers"`
-	Unhealthy []consumers.Unhealthy `json:"unhealthy,omitempty"`
-}
+// FinishResult is what Finish did: the SecretRotationFinish record.
+type FinishResult = v1alpha1.SecretRotationFinish
 
 // Finish deletes the companion holding a Secret's previous values once the
 // rotation is complete and every consumer is healthy (or with Force).

@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestApplyKeepsBoundedHistory(t *testing.T) {
 	ann := map[string]string{"unrelated": "kept"}
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := 1; i <= MaxHistory+5; i++ {
-		e := Entry{Time: start.Add(time.Duration(i) * time.Hour), Action: ActionRotate, Generation: int64(i),
+		e := Entry{Time: metav1.NewTime(start.Add(time.Duration(i) * time.Hour)), Action: ActionRotate, Generation: int64(i),
 			Keys: map[string]string{"B": "sha256:bbbbbbbbbbbb", "A": "sha256:aaaaaaaaaaaa"}, By: "alice"}
 		if err := Apply(ann, e, PhaseWritten); err != nil {
 			t.Fatal(err)
