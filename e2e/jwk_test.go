@@ -21,7 +21,7 @@ import (
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "pkg", "jwks", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "pkg", "model", "jwks", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

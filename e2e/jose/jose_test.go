@@ -375,7 +375,7 @@ func checkNoSigner(r *rotation) {
 func fixture(name string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join("..", "..", "pkg", "jwks", "testdata", name))
+		b, err := os.ReadFile(filepath.Join("..", "..", "pkg", "model", "jwks", "testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
