@@ -123,25 +123,18 @@ func sortedItems(ks *fi.Keyset) []*fi.KeysetItem {
 	return items
 }
 
-// Status returns the rotatable keysets (all, or those named) with their stages.
-func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, error) {
+// Statuses returns the rotatable keysets (all, or those named) with the
+// stage each one's keypairs show, and nothing else: the keysets are the
+// whole of it. (Status adds what the record knows: that a distrusted
+// rotation was rolled and exported, so it is over.)
+func (s *Store) Statuses(ctx context.Context, names []string) ([]KeysetStatus, error) {
 	_, keysets, err := s.withStatus(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := s.ReadRecord(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]KeysetStatus, 0, len(keysets))
 	for _, k := range keysets {
-		st := k.st
-		// The final roll and export are recorded after the distrust: the
-		// rotation is over.
-		if st.Stage == StageDistrusted && rec.Finished() {
-			st.Stage = StageIdle
-		}
-		out = append(out, st)
+		out = append(out, k.st)
 	}
 	return out, nil
 }
@@ -319,7 +312,9 @@ func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
 
 // Distrust distrusts every trusted keypair older than the primary in each
 // selected keyset. It refuses while any selected keyset still has a staged
-// keypair (not promoted), unless force.
+// keypair (not promoted), unless force. (The gate on the kubeconfig export
+// since the promote is the procedure's: it is in the record, not in the
+// keysets; see KeysetStep and Run.)
 func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Change, error) {
 	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
@@ -334,15 +329,6 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 		}
 		if len(notPromoted) > 0 {
 			return nil, fmt.Errorf("not promoted yet: %s; run `%s promote` (and roll the cluster) first, or pass --force", strings.Join(notPromoted, ", "), display.KopsRotate(ctx))
-		}
-		rec, err := s.ReadRecord(ctx)
-		if err != nil {
-			return nil, err
-		}
-		promoted, okP := rec.Done[StepPromote]
-		exported, okE := rec.Done[StepExportAfterProm]
-		if !okE || okP && exported.Before(promoted) {
-			return nil, fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (%s run does) or pass --force", display.KopsRotate(ctx))
 		}
 	}
 	now := time.Now().UTC().Round(0)

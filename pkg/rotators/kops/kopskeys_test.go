@@ -98,13 +98,13 @@ func TestFullProcedureAndRollbacks(t *testing.T) {
 			if err := s.MarkDone(ctx, StepPromote); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Distrust(ctx, nil, false); err == nil || !strings.Contains(err.Error(), "not been exported since the promote") {
+			if _, err := s.KeysetStep(ctx, StepDistrust, nil, false); err == nil || !strings.Contains(err.Error(), "not been exported since the promote") {
 				t.Errorf("distrust before the kubeconfig export: %v", err)
 			}
 			if err := s.MarkDone(ctx, StepExportAfterProm); err != nil {
 				t.Fatal(err)
 			}
-			distrusted, err := s.Distrust(ctx, nil, false)
+			distrusted, err := s.KeysetStep(ctx, StepDistrust, nil, false)
 			if err != nil || len(distrusted) != 3 {
 				t.Fatal(distrusted, err)
 			}
@@ -236,7 +236,7 @@ func TestRunResumesAtTheFailedStep(t *testing.T) {
 
 	// First run: fails at the second rolling update (after promote).
 	err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out})
-	if err == nil || !strings.Contains(err.Error(), "step "+StepRoll2+" failed") {
+	if err == nil || !strings.Contains(err.Error(), "("+StepRoll2+") failed") {
 		t.Fatalf("first run: %v", err)
 	}
 	allAt(t, s, StagePromoted)

@@ -2,14 +2,13 @@ package kops
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"k8s.io/kops/pkg/apis/kops/registry"
 	"k8s.io/kops/util/pkg/vfs"
-	"sigs.k8s.io/yaml"
+
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // Steps of kOps' procedure (docs/operations/rotate-secrets.md), in order.
@@ -33,9 +32,11 @@ const (
 var Procedure = []string{StepStage, StepUpdate1, StepRoll1, StepExport1, StepPromote, StepUpdate2, StepRoll2,
 	StepExportAfterProm, StepDistrust, StepUpdate3, StepRoll3, StepExportAfterDistr}
 
-// Record is the progress of one rotation, kept in the state store at
-// <configBase>/rotation/state.yaml so `run` can resume where it stopped and
-// `distrust` can check the kubeconfig was exported after promote.
+// Record is the progress of one rotation as `status` shows it: the steps
+// done in the rotation the keysets are in now. It is read from the journal
+// (Journal: <configBase>/rotation/state.yaml), keeping only the marks made
+// for the key ids the keysets hold now: a record from an earlier or
+// abandoned rotation shows nothing.
 type Record struct {
 	// Started is when the rotation's first step ran.
 	Started *time.Time `json:"started,omitempty"`
@@ -68,73 +69,48 @@ func (s *Store) recordPath() (vfs.Path, error) {
 	return base.Join("rotation", "state.yaml"), nil
 }
 
-// ReadRecord reads the rotation record; a missing one is empty.
+// ReadRecord reads the rotation record: the journal's marks that apply to
+// the keysets as they are (see Journal and the key ids in procedure.go); a
+// missing journal, or one from another rotation, is an empty record. It
+// writes nothing.
 func (s *Store) ReadRecord(ctx context.Context) (*Record, error) {
-	p, err := s.recordPath()
+	j, err := s.Journal()
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.ReadFile(ctx)
-	if errors.Is(err, os.ErrNotExist) {
-		return &Record{Done: map[string]time.Time{}}, nil
-	}
+	r, err := j.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
+		return nil, err
 	}
-	r := &Record{}
-	if err := yaml.UnmarshalStrict(b, r); err != nil {
-		return nil, fmt.Errorf("%s is not a kops-rotate record: %w", p, err)
+	out := &Record{Done: map[string]time.Time{}}
+	if r == nil {
+		return out, nil
 	}
-	if r.Done == nil {
-		r.Done = map[string]time.Time{}
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return r, nil
+	marks, err := validMarks(r, v)
+	if err != nil {
+		return nil, err
+	}
+	if len(marks) > 0 {
+		out.Done = marks
+		if !r.Started.IsZero() {
+			t := r.Started
+			out.Started = &t
+		}
+	}
+	return out, nil
 }
 
-// MarkDone records that step finished now.
+// MarkDone records, through the journal, that step finished now (a step
+// done by hand, such as a rolling update run outside kops-rotate).
 func (s *Store) MarkDone(ctx context.Context, step string) error {
-	r, err := s.ReadRecord(ctx)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC().Truncate(time.Second)
-	if r.Started == nil {
-		r.Started = &now
-	}
-	r.Done[step] = now
-	return s.writeRecord(ctx, r)
-}
-
-// ResetRecord forgets a finished (or rolled back) rotation.
-func (s *Store) ResetRecord(ctx context.Context) error {
-	return s.writeRecord(ctx, &Record{Done: map[string]time.Time{}})
-}
-
-func (s *Store) writeRecord(ctx context.Context, r *Record) error {
-	p, err := s.recordPath()
-	if err != nil {
-		return err
-	}
-	b, err := yaml.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := p.WriteFile(ctx, bytesReader(b), nil); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
-}
-
-// Unmark forgets steps (a rollback undoes them).
-func (s *Store) Unmark(ctx context.Context, steps ...string) error {
-	r, err := s.ReadRecord(ctx)
-	if err != nil {
-		return err
-	}
-	for _, st := range steps {
-		delete(r.Done, st)
-	}
-	return s.writeRecord(ctx, r)
+	return s.journaled(ctx, func(r *procedure.Record, _ *view) error {
+		r.Mark(step, time.Now())
+		return nil
+	})
 }
 
 // StepsFrom returns step and every step after it in the procedure.

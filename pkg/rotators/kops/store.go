@@ -30,6 +30,7 @@ type Store struct {
 	vfsContext *vfs.VFSContext
 	clientset  simple.Clientset
 	cluster    *kops.Cluster
+	hook       hook // tests only
 }
 
 // Open finds the cluster in the state store. vfsContext nil means kOps'
