@@ -351,14 +351,14 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%s: kind %s state %s source %q since %v; want %s %s %q", id, it.Kind, it.State, it.AgeSource, it.Since, want.kind, want.state, want.source)
 		}
 	}
-	if it := got["secret:"+ns+"/api-key"]; it.Since.Format(time.RFC3339) != apiKey.Annotations[v1alpha1.RotatedAt] ||
+	if it := got["secret:"+ns+"/api-key"]; it.Since.UTC().Format(time.RFC3339) != apiKey.Annotations[v1alpha1.RotatedAt] ||
 		it.AgeSeconds < int64(100*day/time.Second) || it.AgeSeconds > int64((100*day+10*time.Minute)/time.Second) || it.MaxAge != "90d" {
 		t.Errorf("api-key: since %v, ageSeconds %d, maxAge %s; want since %s, 100 days", it.Since, it.AgeSeconds, it.MaxAge, apiKey.Annotations[v1alpha1.RotatedAt])
 	}
 	if it := got["secret:"+ns+"/session-key"]; !strings.HasPrefix(it.Reason, "due in 9d") && !strings.HasPrefix(it.Reason, "due in 10d") {
 		t.Errorf("session-key reason %q, want due in ~10d", it.Reason)
 	}
-	if it := got["tls:"+ns+"/web-tls"]; it.NotAfter == nil || !it.NotAfter.Equal(cert.NotAfter) || it.Since == nil || !it.Since.Equal(cert.NotBefore) {
+	if it := got["tls:"+ns+"/web-tls"]; it.NotAfter == nil || !it.NotAfter.Time.Equal(cert.NotAfter) || it.Since == nil || !it.Since.Time.Equal(cert.NotBefore) {
 		t.Errorf("web-tls since %v, notAfter %v; want the certificate's %v, %v", it.Since, it.NotAfter, cert.NotBefore, cert.NotAfter)
 	}
 	if it := got["secret:"+ns+"/db-password"]; strings.Join(it.Commands, "; ") != "kubectl rotate secret db-password -n "+ns+" --key password --generate hex:32" {

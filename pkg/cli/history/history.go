@@ -4,14 +4,12 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -21,7 +19,6 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/target"
-	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
 
 var examples = templates.Examples(`
@@ -31,23 +28,8 @@ var examples = templates.Examples(`
 	# For audit tooling
 	kubectl rotate history secret/diracx-secrets -n diracx -o json`)
 
-// List is the history printed with -o json|yaml.
-type List struct {
-	metav1.TypeMeta `json:",inline"`
-	Secret          string           `json:"secret"`
-	Namespace       string           `json:"namespace"`
-	Phase           string           `json:"phase,omitempty"`
-	Previous        string           `json:"previous,omitempty"`
-	Items           []v1alpha1.Entry `json:"items"`
-}
-
-// DeepCopyObject makes List a runtime.Object for kubectl's printers.
-func (l *List) DeepCopyObject() runtime.Object {
-	b, _ := json.Marshal(l)
-	out := &List{}
-	_ = json.Unmarshal(b, out)
-	return out
-}
+// List is the history printed with -o json|yaml: a SecretRotationHistory.
+type List = v1alpha1.SecretRotationHistory
 
 // Options of `kubectl rotate history`.
 type Options struct {
@@ -84,7 +66,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("secret/%s: %w", o.Name, err)
 	}
-	l := &List{TypeMeta: metav1.TypeMeta{APIVersion: secret.APIVersion, Kind: "SecretRotationHistory"},
+	l := &List{TypeMeta: v1alpha1.TypeMeta(v1alpha1.KindSecretRotationHistory),
 		Secret: o.Name, Namespace: s.Namespace, Phase: s.Annotations[v1alpha1.Phase], Previous: s.Annotations[v1alpha1.Previous], Items: h}
 	if l.Items == nil {
 		l.Items = []v1alpha1.Entry{}

@@ -5,7 +5,6 @@ package jwk
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -21,6 +19,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
@@ -202,29 +201,11 @@ func (o *Options) save(ctx context.Context, r *jwks.Ring, action string) error {
 }
 
 // KeyList is the -o json|yaml form of `jwk list` and of the other
-// subcommands' results.
-type KeyList struct {
-	metav1.TypeMeta `json:",inline"`
-	Store           string     `json:"store"`
-	Layout          string     `json:"layout"`
-	DryRun          string     `json:"dryRun,omitempty"`
-	Changed         []string   `json:"changed,omitempty"`
-	Keys            []jwks.Row `json:"keys"`
-	// Warnings: what the set's system would make of it (a set it refuses,
-	// a signing key it rejects, no signing key, a key file it cannot read).
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// DeepCopyObject makes KeyList a runtime.Object for kubectl's printers.
-func (l *KeyList) DeepCopyObject() runtime.Object {
-	b, _ := json.Marshal(l)
-	out := &KeyList{}
-	_ = json.Unmarshal(b, out)
-	return out
-}
+// subcommands' results: a KeySet record.
+type KeyList = v1alpha1.KeySet
 
 func (o *Options) print(r *jwks.Ring, changed ...string) error {
-	l := &KeyList{TypeMeta: metav1.TypeMeta{APIVersion: secret.APIVersion, Kind: "KeySet"}, Store: o.store.String(),
+	l := &KeyList{TypeMeta: v1alpha1.TypeMeta(v1alpha1.KindKeySet), Store: o.store.String(),
 		Layout: string(r.Layout), Keys: r.Rows(), Changed: changed, Warnings: o.warnings(r)}
 	if o.DryRun != secret.DryRunNone {
 		l.DryRun = string(o.DryRun)
@@ -260,7 +241,7 @@ func (o *Options) print(r *jwks.Ring, changed ...string) error {
 		created, age := "unknown", "-"
 		if row.Created != nil {
 			created = row.Created.UTC().Format(time.RFC3339) + " (" + row.CreatedBy + ")"
-			age = kubeduration.HumanDuration(now.Sub(*row.Created))
+			age = kubeduration.HumanDuration(now.Sub(row.Created.Time))
 		}
 		typ := row.Kty
 		if row.Alg != "" {

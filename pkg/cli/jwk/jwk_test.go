@@ -195,7 +195,7 @@ func TestJWKList(t *testing.T) {
                 "verify"
             ],
             "state": "active",
-            "created": "2025-05-08T09:49:53.813Z",
+            "created": "2025-05-08T09:49:53Z",
             "createdFrom": "kid"
         },
         {
@@ -206,7 +206,7 @@ func TestJWKList(t *testing.T) {
                 "verify"
             ],
             "state": "retiring",
-            "created": "2025-05-08T09:49:43.986Z",
+            "created": "2025-05-08T09:49:43Z",
             "createdFrom": "kid"
         }
     ]
@@ -215,7 +215,7 @@ func TestJWKList(t *testing.T) {
 		{"yaml", "yaml", `apiVersion: rotate.kube-rotate.io/v1alpha1
 keys:
 - alg: Ed25519
-  created: "2025-05-08T09:49:53.813Z"
+  created: "2025-05-08T09:49:53Z"
   createdFrom: kid
   keyOps:
   - sign
@@ -224,7 +224,7 @@ keys:
   kty: OKP
   state: active
 - alg: Ed25519
-  created: "2025-05-08T09:49:43.986Z"
+  created: "2025-05-08T09:49:43Z"
   createdFrom: kid
   keyOps:
   - verify
@@ -314,7 +314,7 @@ NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN   OKP/Ed25519   verify        next       YYYY-M
                 "verify"
             ],
             "state": "active",
-            "created": "2025-05-08T09:49:53.813Z",
+            "created": "2025-05-08T09:49:53Z",
             "createdFrom": "kid"
         },
         {
@@ -336,7 +336,7 @@ NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN   OKP/Ed25519   verify        next       YYYY-M
                 "verify"
             ],
             "state": "retiring",
-            "created": "2025-05-08T09:49:43.986Z",
+            "created": "2025-05-08T09:49:43Z",
             "createdFrom": "kid"
         }
     ]

@@ -59,7 +59,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		now = time.Now()
 	}
 	now = now.UTC().Truncate(time.Second)
-	r := &Report{TypeMeta: metav1.TypeMeta{APIVersion: policy.APIVersion, Kind: Kind}, Generated: now, Policy: o.PolicyName, Items: []Item{}}
+	r := &Report{TypeMeta: metav1.TypeMeta{APIVersion: policy.APIVersion, Kind: Kind}, Generated: metav1.NewTime(now), Policy: o.PolicyName, Items: []Item{}}
 	if o.Kube != nil {
 		items, err := secretItems(ctx, o, now)
 		if err != nil {
@@ -81,7 +81,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 		}
 		r.Items = append(r.Items, items...)
 	}
-	r.finish()
+	finish(r)
 	return r, nil
 }
 
@@ -123,11 +123,11 @@ func secretItem(p *policy.Policy, s *inventory.Secret, now time.Time) Item {
 	if m.Namespace != "" {
 		it.Credential = m.Namespace + "/" + m.Name
 	}
-	it.setAge(s.Age.Since, s.Age.Source, now)
-	it.NotAfter = s.Age.NotAfter
+	setAge(&it, s.Age.Since, s.Age.Source, now)
+	it.NotAfter = v1alpha1.TimePtr(s.Age.NotAfter)
 	l, rule := p.For(policy.Credential{Kind: kind, Namespace: m.Namespace, Name: m.Name, Type: string(s.Type), Labels: m.Labels})
-	it.setLimits(l, rule)
-	it.evaluate(l, now)
+	setLimits(&it, l, rule)
+	evaluate(&it, l, now)
 	it.Commands = secretCommands(s, kind)
 	if it.State == policy.StateOK && m.Annotations[v1alpha1.Phase] == v1alpha1.PhaseWritten {
 		it.State, it.Reason = policy.StateWarn, "a rotation stopped before its consumers were restarted: re-run it to finish"
@@ -230,7 +230,7 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 	if perm := st.OthersPermission(); perm != "" && ring.Layout == jwks.LayoutSlurm {
 		for i := range items {
 			if strings.HasSuffix(items[i].ID, "#signing") {
-				items[i].warn(perm)
+				warn(&items[i], perm)
 			}
 		}
 	}
@@ -251,7 +251,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 		it := base
 		it.ID, it.KeyState = id+"#signing", "none"
 		l, rule := p.For(policy.Credential{Kind: policy.KindJWK, Namespace: base.Namespace, Name: base.Name, Labels: base.Labels})
-		it.setLimits(l, rule)
+		setLimits(&it, l, rule)
 		it.State, it.Reason = policy.StateOverdue, strings.Join(warnings, "; ")
 		promote := "kubectl rotate jwk promote" + target
 		if ring.NewestNext() == "" && len(ring.Set.Keys) > 0 {
@@ -264,25 +264,25 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 		it := base
 		it.KID, it.KeyState = k.KID, string(ring.State(i))
 		it.Credential = base.Credential + " kid " + shortKID(k.KID)
-		it.NotAfter = ring.Expires(k)
+		it.NotAfter = v1alpha1.TimePtr(ring.Expires(k))
 		l, rule := p.For(policy.Credential{Kind: policy.KindJWK, Namespace: base.Namespace, Name: base.Name, KID: k.KID, Labels: base.Labels})
-		it.setLimits(l, rule)
+		setLimits(&it, l, rule)
 		created, source := ring.Created(k)
 		switch {
 		case !created.IsZero():
-			it.setAge(created, source, now)
+			setAge(&it, created, source, now)
 		case i == active && fallback != nil:
-			it.setAge(fallback.Since, fallback.Source, now)
+			setAge(&it, fallback.Since, fallback.Source, now)
 		}
 		switch ring.State(i) {
 		case jwks.StateActive:
 			it.ID = id + "#signing"
-			it.evaluate(l, now)
+			evaluate(&it, l, now)
 			if it.State == StateUnknown {
 				it.Reason = "no creation time: the kid is no uuid7 and no record exists; `kubectl rotate jwk rotate` records one"
 			}
 			for _, w := range warnings {
-				it.warn(w)
+				warn(&it, w)
 			}
 			rotate := "kubectl rotate jwk rotate" + target
 			if l.Overlap.Set {
@@ -292,7 +292,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 		case jwks.StateExpired:
 			it.ID = id + "#expired:" + k.KID
 			it.State = policy.StateOK
-			it.Reason = "expired " + kubeduration.HumanDuration(now.Sub(*it.NotAfter)) + " ago (exp): Slurm rejects its tokens; delete it"
+			it.Reason = "expired " + kubeduration.HumanDuration(now.Sub(it.NotAfter.Time)) + " ago (exp): Slurm rejects its tokens; delete it"
 			it.Commands = []string{"kubectl rotate jwk delete" + target + " " + k.KID}
 		case jwks.StateRetiring:
 			it.ID = id + "#retiring:" + k.KID
@@ -322,7 +322,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 
 // warn adds a warning to an item's reason; an item that was ok (or of
 // unknown age) becomes warn.
-func (it *Item) warn(w string) {
+func warn(it *Item, w string) {
 	if it.State == policy.StateOK || it.State == StateUnknown || it.State == "" {
 		it.State = policy.StateWarn
 	}
@@ -361,11 +361,11 @@ func kopsItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
 		it := Item{ID: "kops-keyset:" + o.KopsCluster + "/" + k.Name, Kind: policy.KindKeyset, Cluster: o.KopsCluster, Keyset: k.Name,
 			Name: k.Name, Credential: o.KopsCluster + " keyset " + k.Name, KeyState: string(k.Stage)}
 		l, rule := o.Policy.For(policy.Credential{Kind: policy.KindKeyset, Keyset: k.Name, Name: k.Name})
-		it.setLimits(l, rule)
+		setLimits(&it, l, rule)
 		if !k.Primary.Created.IsZero() {
-			it.setAge(k.Primary.Created, "primary keypair "+k.Primary.ID, now)
+			setAge(&it, k.Primary.Created, "primary keypair "+k.Primary.ID, now)
 		}
-		it.evaluate(l, now)
+		evaluate(&it, l, now)
 		if overall == kops.StageIdle {
 			it.Commands = []string{"kops-rotate run --yes" + target}
 		} else {

@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 )
 
@@ -495,20 +496,8 @@ func (r *Ring) Public() ([]byte, error) {
 	return json.Marshal(set)
 }
 
-// Row is one line of `jwk list`: never key material.
-type Row struct {
-	KID       string     `json:"kid"`
-	Kty       string     `json:"kty"`
-	Alg       string     `json:"alg,omitempty"`
-	Use       string     `json:"use,omitempty"`
-	KeyOps    []string   `json:"keyOps,omitempty"`
-	State     State      `json:"state"`
-	Created   *time.Time `json:"created,omitempty"`
-	CreatedBy string     `json:"createdFrom,omitempty"`
-	Retired   *time.Time `json:"retired,omitempty"`
-	// Expires is Slurm's exp: tokens of this kid are rejected after it.
-	Expires *time.Time `json:"expires,omitempty"`
-}
+// Row is one key as `jwk list` shows it: a KeySet record's key.
+type Row = v1alpha1.KeyRow
 
 // Rows lists the keys in set order.
 func (r *Ring) Rows() []Row {
@@ -516,9 +505,9 @@ func (r *Ring) Rows() []Row {
 	for i, k := range r.Set.Keys {
 		m := members(k)
 		row := Row{KID: k.KID, Kty: str(m["kty"]), Alg: str(m["alg"]), Use: str(m["use"]), KeyOps: keyOps(k), State: r.State(i),
-			Retired: r.Records[k.KID].Retired, Expires: r.Expires(k)}
+			Retired: v1alpha1.TimePtr(r.Records[k.KID].Retired), Expires: v1alpha1.TimePtr(r.Expires(k))}
 		if t, src := r.Created(k); src != "" {
-			row.Created, row.CreatedBy = &t, src
+			row.Created, row.CreatedBy = v1alpha1.TimePtr(&t), src
 		}
 		rows = append(rows, row)
 	}

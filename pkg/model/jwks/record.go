@@ -4,21 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
-// State of a key in the rotation.
-type State string
+// State of a key in the rotation (an API type: key-set records print it).
+type State = v1alpha1.KeyState
 
 // States.
 const (
-	// StateNext: published for verification, not yet signing.
-	StateNext State = "next"
-	// StateActive: the signing key.
-	StateActive State = "active"
-	// StateRetiring: verifies tokens it signed earlier; signs no more.
-	StateRetiring State = "retiring"
-	// StateExpired: past Slurm's exp for the key; its tokens are rejected.
-	StateExpired State = "expired"
+	StateNext     = v1alpha1.KeyStateNext
+	StateActive   = v1alpha1.KeyStateActive
+	StateRetiring = v1alpha1.KeyStateRetiring
+	StateExpired  = v1alpha1.KeyStateExpired
 )
 
 // KeyRecord is what the tool remembers about a key beyond the set itself:

@@ -15,13 +15,14 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 )
 
 // APIVersion and Kind of a policy file.
 const (
-	APIVersion = "rotate.kube-rotate.io/v1alpha1"
-	Kind       = "RotationPolicy"
+	APIVersion = v1alpha1.APIVersion
+	Kind       = v1alpha1.KindRotationPolicy
 )
 
 // Credential kinds a rule can select.
@@ -263,15 +264,15 @@ func globAny(globs []string, s string) bool {
 	return false
 }
 
-// State of a credential against its limits.
-type State string
+// State of a credential against its limits (an API type: reports print it).
+type State = v1alpha1.CredentialState
 
 // States, from best to worst.
 const (
-	StateOK      State = "ok"
-	StateWarn    State = "warn"
-	StateOverdue State = "overdue"
-	StateExpired State = "expired"
+	StateOK      = v1alpha1.StateOK
+	StateWarn    = v1alpha1.StateWarn
+	StateOverdue = v1alpha1.StateOverdue
+	StateExpired = v1alpha1.StateExpired
 )
 
 // Evaluate returns the state of a credential of the given age; notAfter,

@@ -11,6 +11,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// SecretRotationHistory is a Secret's rotation history, as
+// `kubectl rotate history -o json|yaml` prints it.
+type SecretRotationHistory struct {
+	metav1.TypeMeta `json:",inline"`
+	Secret          string  `json:"secret"`
+	Namespace       string  `json:"namespace"`
+	Phase           string  `json:"phase,omitempty"`
+	Previous        string  `json:"previous,omitempty"`
+	Items           []Entry `json:"items"`
+}
+
 // Entry is one rotation in a Secret's history.
 type Entry struct {
 	Time       metav1.Time `json:"time"`
