@@ -21,7 +21,7 @@ CLUSTER_STATE ?= $(or $(TMPDIR),/tmp)/kube-rotate-cluster-$(shell id -u)/local
 CLUSTER       := $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)
 E2E_FLAGS     ?= -count=1 -timeout=20m
 
-.PHONY: build unit e2e e2e-kubeconfig test lint krew-check dist krew demo bench cluster-up cluster-env cluster-down cluster-build clean
+.PHONY: build generate verify-generated unit e2e e2e-kubeconfig test lint krew-check dist krew demo bench cluster-up cluster-env cluster-down cluster-build clean
 
 build: ## Build kubectl-rotate, kops-rotate (also as kubectl-kops_rotate) and the Action binary into bin/
 	@mkdir -p $(BIN)
@@ -29,6 +29,16 @@ build: ## Build kubectl-rotate, kops-rotate (also as kubectl-kops_rotate) and th
 	$(GOBUILD) -o $(BIN)/kops-rotate ./plugins/kops-rotate
 	$(GOBUILD) -o $(BIN)/kube-rotate-action ./action
 	@ln -sf kops-rotate $(BIN)/kubectl-kops_rotate
+
+APIS := ./pkg/apis/rotate/v1alpha1
+
+generate: ## Regenerate the deepcopy functions of pkg/apis (deepcopy-gen, a Go tool of go.mod)
+	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS)
+
+verify-generated: ## Fail when pkg/apis' generated code is not what deepcopy-gen makes of the types
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cp -r pkg/apis "$$tmp/"; \
+	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS); \
+	if ! diff -ru "$$tmp/apis" pkg/apis; then rm -rf pkg/apis && cp -r "$$tmp/apis" pkg/; echo "pkg/apis: generated code is stale: run make generate"; exit 1; fi
 
 $(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/internal -name '*.go') go.mod
 	@mkdir -p $(BIN)
@@ -47,7 +57,7 @@ e2e-kubeconfig: build ## Run the e2e suite against the cluster KUBECONFIG points
 	@test -n "$${KUBECONFIG:-}" || { echo "KUBECONFIG is not set: point it at a test cluster" >&2; exit 2; }
 	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/
 
-lint: ## gofmt, go vet, actionlint, krew manifests (validated and installed offline)
+lint: verify-generated ## gofmt, go vet, generated code up to date, actionlint, krew manifests (validated and installed offline)
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
