@@ -1,7 +1,9 @@
 // Package keysets implements the keyset steps of `kops-rotate`: stage,
 // promote, distrust and rollback. Each changes keysets through the kOps
-// libraries, records the step in the state store, and prints what it did
-// and the commands that follow.
+// libraries and journals the step through the core (kops.Store.KeysetStep:
+// the rotation's journal in the state store is written there and by the
+// engine `run` uses, never here), and prints what it did and the commands
+// that follow.
 package keysets
 
 import (
