@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,9 +32,9 @@ import (
 const (
 	LabelManagedBy  = "app.kubernetes.io/managed-by"
 	ManagedBy       = "kube-rotate"
-	LabelItem       = "rotate.kube-rotate.io/item"
-	LabelStep       = "rotate.kube-rotate.io/step"
-	LabelRotationID = "rotate.kube-rotate.io/rotation-id"
+	LabelItem       = v1alpha1.LabelItem
+	LabelStep       = v1alpha1.LabelStep
+	LabelRotationID = v1alpha1.LabelRotationID
 )
 
 // Where a Job hook finds the values: one file per key of each Secret.

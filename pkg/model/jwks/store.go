@@ -23,7 +23,7 @@ import (
 )
 
 // RecordsAnnotation holds the per-kid records on a Secret.
-const RecordsAnnotation = v1alpha1.Prefix + "jwks-keys"
+const RecordsAnnotation = v1alpha1.RecordsAnnotation
 
 // DefaultSecretKey is the data key DiracX keeps its key set under.
 const DefaultSecretKey = "jwks.json"

@@ -30,16 +30,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 )
 
-// APIVersion and Kind of a plan file.
+// APIVersion and Kind of a plan file, from the group's one declaration.
 const (
-	APIVersion = "rotate.kube-rotate.io/v1alpha1"
-	Kind       = "RotationPlan"
+	APIVersion = v1alpha1.APIVersion
+	Kind       = v1alpha1.KindRotationPlan
 )
 
 // Defaults the parser fills in (SetDefaults).
