@@ -46,7 +46,7 @@ const (
 )
 
 // SecretLabel labels a rotation's journal with the Secret it is for.
-const SecretLabel = v1alpha1.Prefix + "jwk-secret"
+const SecretLabel = v1alpha1.JWKSecretLabel
 
 // Target is a key set kept in one key of a Secret, and how its rotation
 // runs.
