@@ -167,6 +167,9 @@ func (o *Options) Validate(name string, args []string) error {
 	if err := output.ValidateFormat(o.Output); err != nil {
 		return err
 	}
+	if err := (jwks.AddOptions{Alg: jwks.Alg(o.Alg), Scheme: jwks.KIDScheme(o.KIDScheme)}).Check(); err != nil {
+		return err
+	}
 	if (name == "retire" || name == "delete") && len(args) != 1 {
 		return fmt.Errorf("name the key: kubectl rotate jwk %s KID", name)
 	}

@@ -253,7 +253,7 @@ func (r *Ring) newKeyJSON(o AddOptions, signing bool) ([]byte, string, error) {
 		}
 		rawKey, alg = secret, jwa.HS256()
 	default:
-		return nil, "", fmt.Errorf("--alg %q is not supported: use Ed25519, EdDSA, ES256, RS256 or HS256", o.Alg)
+		return nil, "", o.Check()
 	}
 	key, err := jwk.Import(rawKey)
 	if err != nil {
@@ -302,7 +302,23 @@ func newKID(s KIDScheme, key jwk.Key) (string, error) {
 		}
 		return base64.RawURLEncoding.EncodeToString(tp), nil
 	}
-	return "", fmt.Errorf("--kid-scheme %q is not supported: use uuid7, uuid4 or thumbprint", s)
+	return "", AddOptions{Scheme: s}.Check()
+}
+
+// Check refuses an algorithm or kid scheme Add cannot make ("" is the
+// layout's default), so that a command can refuse it before reading a set.
+func (o AddOptions) Check() error {
+	switch o.Alg {
+	case "", AlgEdDSA, AlgEd25519, AlgES256, AlgRS256, AlgHS256:
+	default:
+		return fmt.Errorf("--alg %q is not supported: use Ed25519, EdDSA, ES256, RS256 or HS256", o.Alg)
+	}
+	switch o.Scheme {
+	case "", KIDUUID7, KIDUUID4, KIDThumbprint:
+	default:
+		return fmt.Errorf("--kid-scheme %q is not supported: use uuid7, uuid4 or thumbprint", o.Scheme)
+	}
+	return nil
 }
 
 // NewestNext returns the kid of the most recently created next key, or "".
