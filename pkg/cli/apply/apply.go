@@ -108,7 +108,7 @@ func (o *Options) Validate() error { return output.ValidateFormat(o.Output) }
 // Run applies the plan.
 func (o *Options) Run(ctx context.Context) error {
 	j, err := rotateplan.Apply(ctx, rotateplan.Options{Plan: o.plan, Clients: secret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
-		Namespace: o.clients.Namespace, By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
+		Namespace: o.clients.Namespace, PlanFile: o.Filename, By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
 	if j != nil && o.Output != "" {
 		if perr := output.PrintObject(o.PrintFlags, o.Output, &Record{TypeMeta: metav1.TypeMeta{APIVersion: planspec.APIVersion, Kind: "RotationPlanRun"}, Journal: j}, o.Out); perr != nil && err == nil {
 			err = perr

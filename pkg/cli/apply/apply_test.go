@@ -341,20 +341,25 @@ updated: "<time>"
 // one line that says how to resume; what the hook printed is in it,
 // without the values.
 func TestApplyHookFails(t *testing.T) {
-	const resume = "; step set failed (the Secret in use changes only at finish): fix the cause and re-run `kubectl rotate apply` to resume at set, " +
-		"or roll the run back with `kubectl rotate undo -f` the plan (journal: configmap/kube-rotate-plan-db)"
+	// The engine's wording (pkg/procedure.StepError): start, token's four
+	// steps, pw's create, then pw's set; PLANFILE is the plan's path.
+	const (
+		failed = "error: step 7 of 9 (pw/set) failed: "
+		resume = ": re-run the same command to resume, or undo with kubectl rotate undo -f PLANFILE"
+	)
 	tests := []struct{ name, hook, want string }{
-		{"exit 3", hookFail, "error: hook set of item pw exited 3: connection refused" + resume},
+		{"exit 3", hookFail, failed + "hook set of item pw exited 3: connection refused" + resume},
 		{"prints the values", `["sh", "-c", "cat \"$KUBE_ROTATE_VALUES_FILE\" >&2; echo >&2; exit 4"]`,
-			`error: hook set of item pw exited 4: {"secret":"db","namespace":"ns","item":"pw","step":"set","rotationId":"<rotation-id>",` +
+			failed + `hook set of item pw exited 4: {"secret":"db","namespace":"ns","item":"pw","step":"set","rotationId":"<rotation-id>",` +
 				`"pending":{"URL":"[REDACTED]"},"current":{"URL":"[REDACTED]"}}` + resume},
-		{"prints the new password", printsPassword, "error: hook set of item pw exited 5: [REDACTED]" + resume},
+		{"prints the new password", printsPassword, failed + "hook set of item pw exited 5: [REDACTED]" + resume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := fixture(t)
 			start := time.Now()
-			r := run(t, a, "-f", planFile(t, planDoc, tt.hook))
+			path := planFile(t, planDoc, tt.hook)
+			r := run(t, a, "-f", path)
 			// The new password, from the pending URL: only checked for.
 			pending := string(a.SecretData(t, "db-pending")["URL"])
 			password := strings.TrimSuffix(strings.TrimPrefix(pending, "postgresql://app:"), "@db/app")
@@ -369,7 +374,7 @@ func TestApplyHookFails(t *testing.T) {
 				t.Errorf("the new password is in configmap/kube-rotate-plan-db")
 			}
 			r.Msg = rotationID.ReplaceAllString(r.Msg, "<rotation-id>")
-			cmdtest.CheckFatal(t, r, tt.want)
+			cmdtest.CheckFatal(t, r, strings.ReplaceAll(tt.want, "PLANFILE", path))
 			want := strings.Join(strings.SplitAfter(progress, "\n")[:5], "")
 			if got := stable(t, a, r.Out, start, time.Now()); got != want {
 				t.Errorf("stdout:\n%s\nwant:\n%s", got, want)

@@ -2,167 +2,222 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
 
-// Options of Apply.
+// Options of Apply and Undo.
 type Options struct {
 	Plan    *planspec.Plan
 	Clients secret.Clients
 	// Namespace is the kubeconfig's, for items and plans that name none.
 	Namespace string
-	By        string
-	Progress  io.Writer
-	Now       func() time.Time
+	// PlanFile is the plan's file as the user named it, for the undo
+	// command in messages; "" says PLAN.yaml.
+	PlanFile string
+	By       string
+	Progress io.Writer
+	Now      func() time.Time
 }
 
-// Apply runs every item of the plan through create, set, test and finish,
-// journaling each step, then restarts the consumers of every changed
-// Secret once (coalesced). A re-run resumes at the first unfinished step of
-// each item; a finished run is reported, not repeated.
-func Apply(ctx context.Context, o Options) (*Journal, error) {
+// run is one plan run: its items in order, and where its journal lives.
+type run struct {
+	o     Options
+	items []*planspec.Item
+	// journal is the ConfigMap kube-rotate-plan-NAME; steps that must
+	// journal a fact before they act (the kid published, the values'
+	// fingerprints before finish) write it through here too.
+	journal procedure.Journal
+}
+
+func newRun(o Options) (*run, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	p := o.Plan
-	ns := p.Spec.Namespace
+	items, err := o.Plan.Order()
+	if err != nil {
+		return nil, err
+	}
+	ns := o.Plan.Spec.Namespace
 	if ns == "" {
 		ns = o.Namespace
 	}
-	store := &Store{Client: o.Clients.Kube, Namespace: ns, Plan: p.Metadata.Name}
-	j, err := store.Load(ctx)
+	name := o.Plan.Metadata.Name
+	return &run{o: o, items: items, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
+		Name: JournalName(name), Labels: map[string]string{PlanLabel: name}}}, nil
+}
+
+// undoCommand is what rolls the run back, as the user types it.
+func (pr *run) undoCommand() string {
+	file := pr.o.PlanFile
+	if file == "" {
+		return "kubectl rotate undo -f PLAN.yaml"
+	}
+	if strings.ContainsAny(file, " \t'\"$`\\;&|<>()*?[]#~") {
+		file = "'" + strings.ReplaceAll(file, "'", `'\''`) + "'"
+	}
+	return "kubectl rotate undo -f " + file
+}
+
+// step is one step of the run; item is nil for start and restart.
+type step struct {
+	procedure.Func
+	item  *planspec.Item
+	short string // create, set, test, finish (or start, restart)
+}
+
+// procedure is the run on the engine: start, each item's create, set,
+// test and finish in plan order, then (restart: coalesced) the restart of
+// every consumer once.
+func (pr *run) procedure() *procedure.Procedure {
+	steps := []procedure.Step{pr.startStep()}
+	for _, it := range pr.items {
+		var its []*step
+		if it.JWKS != nil {
+			its = (&keySetItem{pr: pr, it: it}).steps()
+		} else {
+			its = (&secretItem{pr: pr, it: it, ns: it.Namespace(pr.o.Namespace)}).steps()
+		}
+		for _, s := range its {
+			steps = append(steps, s)
+		}
+	}
+	if pr.o.Plan.Spec.Restart == planspec.RestartCoalesced {
+		steps = append(steps, pr.restartStep())
+	}
+	return &procedure.Procedure{Name: "plan " + pr.o.Plan.Metadata.Name, Steps: steps, Journal: pr.journal,
+		UndoCommand: pr.undoCommand(), KeepJournal: true, Progress: pr.o.Progress, Now: pr.o.Now}
+}
+
+// Apply runs every item of the plan through create, set, test and finish
+// on the procedure engine, then restarts the consumers of every changed
+// Secret once (coalesced). A re-run resumes at the first step whose
+// effect is missing; a finished run is reported, not repeated.
+func Apply(ctx context.Context, o Options) (*Journal, error) {
+	pr, err := newRun(o)
+	if err != nil {
+		return nil, err
+	}
+	return pr.apply(ctx, pr.procedure())
+}
+
+func (pr *run) apply(ctx context.Context, proc *procedure.Procedure) (*Journal, error) {
+	p := pr.o.Plan
+	rec, err := pr.journal.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case j == nil:
-		if err := Preflight(ctx, o.Clients.Kube, p, o.Namespace); err != nil {
+	case rec == nil:
+		if err := Preflight(ctx, pr.o.Clients.Kube, p, pr.o.Namespace); err != nil {
 			return nil, err
 		}
-		now := o.Now().UTC().Truncate(time.Second)
-		j = &Journal{Plan: p.Metadata.Name, Fingerprint: p.Fingerprint(), RotationID: NewRotationID(now), Started: now}
-		if err := store.Save(ctx, j); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(o.Progress, "plan %s: rotation %s started\n", p.Metadata.Name, j.RotationID)
-	case j.Fingerprint != p.Fingerprint():
-		return j, fmt.Errorf("plan %s changed since rotation %s started: apply the plan it started with, or undo it (kubectl rotate undo -f PLAN) first", p.Metadata.Name, j.RotationID)
-	case j.done(p):
-		fmt.Fprintf(o.Progress, "plan %s: rotation %s already finished (%s); nothing to do: `kubectl rotate undo -f` rolls it back\n", p.Metadata.Name, j.RotationID, j.Updated.Format(time.RFC3339))
-		return j, nil
+	case rec.String(factFingerprint) != p.Fingerprint():
+		return view(p, rec), fmt.Errorf("plan %s changed since rotation %s started: apply the plan it started with, or undo it (%s) first",
+			p.Metadata.Name, rec.String(factRotationID), pr.undoCommand())
 	default:
-		fmt.Fprintf(o.Progress, "plan %s: resuming rotation %s\n", p.Metadata.Name, j.RotationID)
-	}
-	items, err := p.Order()
-	if err != nil {
-		return j, err
-	}
-	for _, it := range items {
-		apply := applyItem
-		if it.JWKS != nil {
-			apply = applyKeySet
-		}
-		if err := apply(ctx, o, store, j, it); err != nil {
-			return j, err
-		}
-	}
-	if p.Spec.Restart == planspec.RestartCoalesced && !j.Restarted {
-		restarted, err := restartCoalesced(ctx, o, items)
-		j.Restarts = append(j.Restarts, restarted...)
+		statuses, rec, err := proc.Plan(ctx)
 		if err != nil {
-			return j, err
+			return view(p, rec), err
 		}
-		j.Restarted = true
-		if err := store.Save(ctx, j); err != nil {
-			return j, err
+		done := true
+		for _, s := range statuses {
+			done = done && s.Done
 		}
+		if done {
+			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s already finished (%s); nothing to do: `kubectl rotate undo -f` rolls it back\n",
+				p.Metadata.Name, rec.String(factRotationID), rec.Updated.Format(time.RFC3339))
+			return view(p, rec), nil
+		}
+		fmt.Fprintf(pr.o.Progress, "plan %s: resuming rotation %s\n", p.Metadata.Name, rec.String(factRotationID))
 	}
-	return j, nil
+	rec, err = proc.Run(ctx)
+	return view(p, rec), err
 }
 
-// applyItem takes one item from its next step to finished.
-func applyItem(ctx context.Context, o Options, store *Store, j *Journal, it *planspec.Item) error {
-	p := o.Plan
-	ns := it.Namespace(o.Namespace)
-	step := j.Next(it.Name)
-	if step == "" {
-		return nil
-	}
-	cs, tokens, err := SecretChanges(it.Secret)
-	if err != nil {
-		return fmt.Errorf("item %s: %w", it.Name, err)
-	}
-	var pend *Pending
-	for ; step != ""; step = j.Next(it.Name) {
-		if pend == nil {
-			// create makes the values; later steps (also after a crash)
-			// read the same ones back from NAME-pending.
-			if pend, err = CreatePending(ctx, o.Clients.Kube, ns, it.Name, j.RotationID, it.Secret, cs, tokens); err != nil {
-				return fail(ctx, store, j, it.Name, step, err)
-			}
-		}
-		switch step {
-		case StepCreated:
-			j.item(it.Name).Fingerprints = pend.Fingerprints()
-			fmt.Fprintf(o.Progress, "item %s: new values in secret/%s\n", it.Name, PendingName(it.SecretName()))
-		case StepSet, StepTested:
-			res, err := RunHook(ctx, o.Clients.Kube, p, it, step, ns, j.RotationID, pend)
-			j.HookResult(it.Name, step, res)
-			if err != nil {
-				return fail(ctx, store, j, it.Name, step, err)
-			}
-			if res == nil {
-				// No hook: nothing happened that a crash could lose; the
-				// next step's journal write records this one too.
-				j.Mark(it.Name, step, o.Now())
-				continue
-			}
-			fmt.Fprintf(o.Progress, "item %s: %s hook succeeded%s\n", it.Name, step, jobNote(res.Job))
-		case StepFinished:
-			res, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
-				CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == planspec.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
-				PreviousTTL: p.Spec.PreviousTTL.Duration, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
-			if res != nil {
-				j.Restarts = append(j.Restarts, res.Restarted...)
-			}
-			if err != nil {
-				return fail(ctx, store, j, it.Name, step, err)
-			}
-			fmt.Fprintf(o.Progress, "item %s: secret/%s holds the new values; the old ones are in secret/%s-previous\n", it.Name, it.SecretName(), it.SecretName())
-			if live, gerr := o.Clients.Kube.CoreV1().Secrets(ns).Get(ctx, it.SecretName(), metav1.GetOptions{}); gerr == nil {
-				if eerr := recordEvent(ctx, o.Clients.Kube, live, p.Metadata.Name, it.Name, j.RotationID, pend.Fingerprints(), o.Now()); eerr != nil {
-					fmt.Fprintf(o.Progress, "item %s: warning: no Event recorded on secret/%s: %v\n", it.Name, it.SecretName(), eerr)
-				}
-			}
-		}
-		j.Mark(it.Name, step, o.Now())
-		if err := store.Save(ctx, j); err != nil {
-			return err
-		}
+// checkpoint writes the journal in the middle of a step, for a fact that
+// must be kept before the step acts on it.
+func (pr *run) checkpoint(ctx context.Context, r *procedure.Record) error {
+	r.Updated = pr.o.Now().UTC().Truncate(time.Second)
+	if err := pr.journal.Save(ctx, r); err != nil {
+		return fmt.Errorf("writing the journal %s: %w", pr.journal, err)
 	}
 	return nil
 }
 
-// fail journals a failed step and returns an error that says how to go on.
-func fail(ctx context.Context, store *Store, j *Journal, item, step string, err error) error {
-	j.Fail(item, step, err)
-	if serr := store.Save(ctx, j); serr != nil {
-		return errors.Join(err, serr)
-	}
-	return fmt.Errorf("%w; step %s failed (the Secret in use changes only at finish): fix the cause and re-run `kubectl rotate apply` to resume at %s, or roll the run back with `kubectl rotate undo -f` the plan (journal: configmap/%s)", err, step, step, JournalName(j.Plan))
+// started reports whether the run has a rotation id: before start, no
+// step of the run can be done.
+func started(r *procedure.Record) bool { return r.String(factRotationID) != "" }
+
+// startStep names the rotation. The journal cannot be derived from the
+// objects: the id is in it. Undoing the start is the last step of an undo:
+// the consumers of every Secret the undo restored restart once
+// (coalesced).
+func (pr *run) startStep() *step {
+	p := pr.o.Plan
+	return &step{short: StepStart, Func: procedure.Func{StepName: StepStart,
+		What: "name the rotation (its id keys the pending companions and hook Jobs) and start the journal in configmap/" + JournalName(p.Metadata.Name),
+		DoneFunc: func(_ context.Context, r *procedure.Record) (bool, error) { return started(r), nil },
+		DoFunc: func(_ context.Context, r *procedure.Record) error {
+			id := NewRotationID(pr.o.Now())
+			for k, v := range map[string]string{factPlan: p.Metadata.Name, factFingerprint: p.Fingerprint(), factRotationID: id} {
+				if err := r.Put(k, v); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s started\n", p.Metadata.Name, id)
+			return nil
+		},
+		UndoFunc: func(ctx context.Context, r *procedure.Record) error {
+			if p.Spec.Restart != planspec.RestartCoalesced {
+				return nil
+			}
+			var names []string
+			if _, err := r.Get(factRestored, &names); err != nil {
+				return err
+			}
+			var restored []*planspec.Item
+			for _, it := range pr.items {
+				for _, n := range names {
+					if n == it.Name {
+						restored = append(restored, it)
+					}
+				}
+			}
+			_, err := restartCoalesced(ctx, pr.o, restored)
+			return err
+		},
+	}}
+}
+
+// restartStep restarts every workload reading a changed key once, after
+// the last finish. A restart cannot be seen on the objects: it is
+// journaled, and a finish that runs again clears it.
+func (pr *run) restartStep() *step {
+	return &step{short: StepRestart, Func: procedure.Func{StepName: StepRestart,
+		What: "restart every workload reading a changed key, once, and wait until they are healthy",
+		DoneFunc: func(_ context.Context, r *procedure.Record) (bool, error) {
+			return started(r) && r.Marked(StepRestart), nil
+		},
+		DoFunc: func(ctx context.Context, r *procedure.Record) error {
+			restarted, err := restartCoalesced(ctx, pr.o, pr.items)
+			if ferr := appendFact(r, factRestarts, restarted...); ferr != nil && err == nil {
+				err = ferr
+			}
+			return err
+		},
+	}}
 }
 
 // restartCoalesced restarts every workload that reads a changed key once,
@@ -188,8 +243,13 @@ func restartCoalesced(ctx context.Context, o Options, items []*planspec.Item) ([
 			return nil, err
 		}
 		seen := map[string]bool{}
-		for secret, keys := range byNS[ns] {
-			for _, w := range ix.UsersOf(secret, keys) {
+		secrets := make([]string, 0, len(byNS[ns]))
+		for s := range byNS[ns] {
+			secrets = append(secrets, s)
+		}
+		sort.Strings(secrets)
+		for _, secret := range secrets {
+			for _, w := range ix.UsersOf(secret, byNS[ns][secret]) {
 				if id := w.Kind + "/" + w.Name; !seen[id] {
 					seen[id] = true
 					all = append(all, w)
@@ -213,12 +273,9 @@ func deliveries(it *planspec.Item, pend *Pending) []Delivery {
 	return []Delivery{{Secret: name, Key: key, Token: pend.Tokens[h.Key]}}
 }
 
-// done reports whether every item finished and the restarts happened.
-func (j *Journal) done(p *planspec.Plan) bool {
-	for _, it := range p.Spec.Items {
-		if j.Next(it.Name) != "" {
-			return false
-		}
+func jobNote(job string) string {
+	if job == "" {
+		return ""
 	}
-	return j.Restarted || p.Spec.Restart != planspec.RestartCoalesced
+	return " (job " + job + ", deleted)"
 }

@@ -53,7 +53,7 @@ spec:
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns", UID: "a"}, Data: map[string][]byte{"T": []byte("old-token-000000")}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns", UID: "d"}, Data: map[string][]byte{"URL": []byte("postgresql://app:old-pass@db/app")}},
 	)
-	o := Options{Plan: p, Clients: secret.Clients{Kube: kc}, Namespace: "default"}
+	o := Options{Plan: p, Clients: secret.Clients{Kube: kc}, Namespace: "default", PlanFile: filepath.Join(dir, "plan.yaml")}
 	ctx := context.Background()
 	get := func(name string) *corev1.Secret {
 		s, err := kc.CoreV1().Secrets("ns").Get(ctx, name, metav1.GetOptions{})
@@ -64,7 +64,9 @@ spec:
 	}
 
 	j, err := Apply(ctx, o)
-	if err == nil || !strings.Contains(err.Error(), "item pw") || !strings.Contains(err.Error(), "resume at set") || strings.Contains(err.Error(), "old-pass") {
+	// The engine's wording: start, token's 4 steps, then pw's create and set.
+	if err == nil || !strings.Contains(err.Error(), "item pw") || !strings.Contains(err.Error(), "step 7 of 10 (pw/set) failed: ") ||
+		!strings.HasSuffix(err.Error(), ": re-run the same command to resume, or undo with kubectl rotate undo -f "+o.PlanFile) || strings.Contains(err.Error(), "old-pass") {
 		t.Fatalf("first run: %v", err)
 	}
 	if h := j.Items["pw"].Hooks[StepSet]; h == nil || h.ExitCode != 2 || !strings.Contains(h.Output, "backend down") {

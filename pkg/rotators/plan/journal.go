@@ -1,26 +1,32 @@
-// Package plan carries out a rotation plan (pkg/model/planspec): for each item,
-// create the new values in a pending companion, run the set and test
-// hooks, then finish (move the values into place, keep the old ones,
-// restart consumers). Progress is journaled in the cluster after every
-// step, so a run stopped at any point resumes at the first unfinished
-// step of each item.
+// Package plan carries out a rotation plan (pkg/model/planspec) on the
+// staged-procedure engine (pkg/procedure): for each item, create the new
+// values in a pending companion, run the set and test hooks, then finish
+// (move the values into place, keep the old ones, restart consumers).
+//
+// State: a step's state is derived from the objects first. create is done
+// when NAME-pending holds this rotation's values (or the item finished),
+// finish when NAME-pending is gone and the Secret holds the values whose
+// fingerprints create journaled; a key-set item's create and finish are
+// read from its key set. The journal (a procedure.Record in the ConfigMap
+// kube-rotate-plan-NAME, every write resourceVersion-guarded) keeps only
+// what the objects cannot show: the rotation id, hook results and which
+// values each hook ran for, the restarts done, the kid a key-set item
+// published and the fingerprints of the values made. A run stopped at any
+// point resumes at the first step whose effect is missing.
 package plan
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
+	"sort"
+	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/hooks"
+	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	"github.com/kube-rotate/kube-rotate/pkg/model/values"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // Steps of an item, in order.
@@ -32,16 +38,52 @@ const (
 	StepFinished = "finish"
 )
 
-// Steps lists the four steps in order.
+// Steps lists the four steps of an item in order.
 var Steps = []string{StepCreated, StepSet, StepTested, StepFinished}
 
-// JournalKey is the ConfigMap data key holding the journal.
-const JournalKey = "journal.json"
+// Steps of the run around the items' steps.
+const (
+	// StepStart names the rotation (its id) and starts the journal.
+	StepStart = "start"
+	// StepRestart restarts every consumer once after the last finish
+	// (restart: coalesced only).
+	StepRestart = "restart"
+)
 
 // PlanLabel labels a journal ConfigMap with its plan's name.
 const PlanLabel = v1alpha1.Prefix + "plan"
 
-// Journal is a plan run's progress, kept in a ConfigMap.
+// Journal facts of the run (procedure.Record.Facts); an item's facts are
+// keyed ITEM/NAME (itemFact).
+const (
+	factPlan        = "plan"
+	factFingerprint = "fingerprint"
+	factRotationID  = "rotationId"
+	// factRestarts are the workloads restarted (kind/name), in order.
+	factRestarts = "restarts"
+	// factRestored are the items whose finish an undo reverted, for the
+	// restart that ends the undo.
+	factRestored = "undo/restored"
+
+	// factFingerprints: the fingerprints of the values create made, by key.
+	factFingerprints = "fingerprints"
+	// factKID: the key a key-set item published at create.
+	factKID = "kid"
+	// factHooks: the last result of each hook, by step.
+	factHooks = "hooks"
+	// factRanFor + step: what a hook succeeded for (the digest of the
+	// pending values' fingerprints, or the kid).
+	factRanFor = "ran-for/"
+)
+
+func itemFact(item, fact string) string { return item + "/" + fact }
+
+// stepName is the engine's name of an item's step: ITEM/STEP.
+func stepName(item, step string) string { return item + "/" + step }
+
+// Journal is what a plan run did, as `kubectl rotate apply -o json|yaml`
+// prints it: built from the run's procedure.Record (facts and marks); no
+// value, only fingerprints.
 type Journal struct {
 	Plan        string `json:"plan"`
 	Fingerprint string `json:"fingerprint"`
@@ -88,100 +130,13 @@ func NewRotationID(now time.Time) string {
 // JournalName is the ConfigMap holding a plan's journal.
 func JournalName(plan string) string { return "kube-rotate-plan-" + plan }
 
-// Store reads and writes a journal with resourceVersion preconditions.
-type Store struct {
-	Client    kubernetes.Interface
-	Namespace string
-	Plan      string
-	cm        *corev1.ConfigMap
-}
-
-// Load returns the journal, or nil when the plan never ran here.
-func (s *Store) Load(ctx context.Context) (*Journal, error) {
-	cm, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Get(ctx, JournalName(s.Plan), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		s.cm = nil
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the journal configmap/%s in namespace %s: %w", JournalName(s.Plan), s.Namespace, err)
-	}
-	s.cm = cm
-	j := &Journal{}
-	if err := json.Unmarshal([]byte(cm.Data[JournalKey]), j); err != nil {
-		return nil, fmt.Errorf("configmap/%s: the journal is not readable (%v): delete it to start the plan over", cm.Name, err)
-	}
-	if j.Items == nil {
-		j.Items = map[string]*ItemJournal{}
-	}
-	return j, nil
-}
-
-// Save writes the journal, guarded by the resourceVersion last read or
-// written: two runs of one plan cannot both make progress.
-func (s *Store) Save(ctx context.Context, j *Journal) error {
-	j.Updated = time.Now().UTC().Truncate(time.Second)
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	if s.cm == nil {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: JournalName(s.Plan), Namespace: s.Namespace,
-			Labels: map[string]string{PlanLabel: s.Plan, v1alpha1.ManagedByLabel: v1alpha1.ManagedBy}},
-			Data: map[string]string{JournalKey: string(b)}}
-		created, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: v1alpha1.ManagedBy})
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("configmap/%s appeared while this run started: another run of plan %s is going on; let it finish, then re-run", cm.Name, s.Plan)
-		}
-		if err != nil {
-			return fmt.Errorf("writing the journal configmap/%s: %w", cm.Name, err)
-		}
-		s.cm = created
-		return nil
-	}
-	cm := s.cm.DeepCopy()
-	cm.Data = map[string]string{JournalKey: string(b)}
-	updated, err := s.Client.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: v1alpha1.ManagedBy})
-	if apierrors.IsConflict(err) {
-		return fmt.Errorf("configmap/%s changed under this run: another run of plan %s is going on; let it finish, then re-run", cm.Name, s.Plan)
-	}
-	if err != nil {
-		return fmt.Errorf("writing the journal configmap/%s: %w", cm.Name, err)
-	}
-	s.cm = updated
-	return nil
-}
-
-// Delete removes the journal (after undo, or to start over).
-func (s *Store) Delete(ctx context.Context) error {
-	err := s.Client.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, JournalName(s.Plan), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting the journal configmap/%s: %w", JournalName(s.Plan), err)
-	}
-	s.cm = nil
-	return nil
-}
-
-// Mark records that step completed for item.
-func (j *Journal) Mark(item, step string, now time.Time) {
-	ij := j.item(item)
-	ij.Done, ij.Failed, ij.Error = step, "", ""
-	if ij.Steps == nil {
-		ij.Steps = map[string]time.Time{}
-	}
-	ij.Steps[step] = now.UTC().Truncate(time.Second)
-}
-
-// Fail records that step failed for item; err must hold no value.
-func (j *Journal) Fail(item, step string, err error) {
-	ij := j.item(item)
-	ij.Failed, ij.Error = step, err.Error()
-}
-
 // Next returns the first step item has not completed, or "" when it is
 // finished.
 func (j *Journal) Next(item string) string {
-	done := j.item(item).Done
+	done := StepPending
+	if ij := j.Items[item]; ij != nil {
+		done = ij.Done
+	}
 	if done == StepPending {
 		return Steps[0]
 	}
@@ -193,26 +148,76 @@ func (j *Journal) Next(item string) string {
 	return ""
 }
 
-func (j *Journal) item(name string) *ItemJournal {
-	if j.Items == nil {
-		j.Items = map[string]*ItemJournal{}
+// view builds the Journal users see from the engine's Record.
+func view(p *planspec.Plan, r *procedure.Record) *Journal {
+	if r == nil {
+		return nil
 	}
-	ij, ok := j.Items[name]
-	if !ok {
-		ij = &ItemJournal{}
-		j.Items[name] = ij
+	j := &Journal{Plan: r.String(factPlan), Fingerprint: r.String(factFingerprint), RotationID: r.String(factRotationID),
+		Started: r.Started, Updated: r.Updated, Items: map[string]*ItemJournal{}, Restarted: r.Marked(StepRestart)}
+	if j.Plan == "" {
+		j.Plan = p.Metadata.Name
 	}
-	return ij
+	_, _ = r.Get(factRestarts, &j.Restarts)
+	for _, it := range p.Spec.Items {
+		ij := &ItemJournal{KID: r.String(itemFact(it.Name, factKID))}
+		used := ij.KID != ""
+		if ok, _ := r.Get(itemFact(it.Name, factFingerprints), &ij.Fingerprints); ok {
+			used = true
+		}
+		if ok, _ := r.Get(itemFact(it.Name, factHooks), &ij.Hooks); ok {
+			used = true
+		}
+		consecutive := true
+		for _, s := range Steps {
+			at, ok := r.Steps[stepName(it.Name, s)]
+			if !ok {
+				consecutive = false
+				continue
+			}
+			if ij.Steps == nil {
+				ij.Steps = map[string]time.Time{}
+			}
+			ij.Steps[s] = at
+			if consecutive {
+				ij.Done = s
+			}
+			used = true
+		}
+		if step, ok := strings.CutPrefix(r.Failed, it.Name+"/"); ok {
+			ij.Failed, ij.Error = step, r.Error
+			used = true
+		}
+		if used {
+			j.Items[it.Name] = ij
+		}
+	}
+	return j
 }
 
-// HookResult records the result of item's hook for step.
-func (j *Journal) HookResult(item, step string, r *hooks.Result) {
-	if r == nil {
-		return
+// digest is a fingerprint of fingerprints: which values a hook ran for,
+// without a value.
+func digest(fps map[string]string) string {
+	keys := make([]string, 0, len(fps))
+	for k := range fps {
+		keys = append(keys, k)
 	}
-	ij := j.item(item)
-	if ij.Hooks == nil {
-		ij.Hooks = map[string]*hooks.Result{}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + fps[k] + "\n")
 	}
-	ij.Hooks[step] = r
+	return values.Fingerprint([]byte(b.String()))
+}
+
+// appendFact appends to a []string fact.
+func appendFact(r *procedure.Record, key string, more ...string) error {
+	if len(more) == 0 {
+		return nil
+	}
+	var cur []string
+	if _, err := r.Get(key, &cur); err != nil {
+		return err
+	}
+	return r.Put(key, append(cur, more...))
 }

@@ -116,13 +116,37 @@ func (p *Pending) Fingerprints() map[string]string {
 // regenerated: hooks of an interrupted run may already have applied it.
 // One of another rotation is refused.
 func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *planspec.SecretSpec, cs []secret.Change, tokens map[string][]byte) (*Pending, error) {
+	p, cur, err := readPending(ctx, kc, ns, item, rotationID, s, cs, tokens)
+	if err != nil || p.Reused {
+		return p, err
+	}
+	if err := makePending(ctx, kc, ns, item, rotationID, s, cs, tokens, cur, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ReadPending reads back the values create made for this rotation, or
+// returns nil when NAME-pending does not exist (one of another rotation is
+// refused, as by CreatePending). It writes nothing.
+func ReadPending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *planspec.SecretSpec, cs []secret.Change, tokens map[string][]byte) (*Pending, error) {
+	p, _, err := readPending(ctx, kc, ns, item, rotationID, s, cs, tokens)
+	if err != nil || !p.Reused {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readPending reads the Secret and its pending companion: p.Reused when
+// the companion holds this rotation's values.
+func readPending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *planspec.SecretSpec, cs []secret.Change, tokens map[string][]byte) (*Pending, *corev1.Secret, error) {
 	secrets := kc.CoreV1().Secrets(ns)
 	cur, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("item %s: secret/%s not found in namespace %s: create it or fix the plan", item, s.Name, ns)
+			return nil, nil, fmt.Errorf("item %s: secret/%s not found in namespace %s: create it or fix the plan", item, s.Name, ns)
 		}
-		return nil, fmt.Errorf("item %s: reading secret/%s: %w", item, s.Name, err)
+		return nil, nil, fmt.Errorf("item %s: reading secret/%s: %w", item, s.Name, err)
 	}
 	p := &Pending{Values: map[string][]byte{}, Current: map[string][]byte{}, Tokens: map[string][]byte{}}
 	for _, c := range cs {
@@ -133,40 +157,47 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 	name := PendingName(s.Name)
 	existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
-	case err == nil:
-		if existing.Labels[PendingOfLabel] != s.Name {
-			return nil, fmt.Errorf("item %s: secret/%s exists and is not kube-rotate's pending companion of secret/%s: rename it or delete it", item, name, s.Name)
-		}
-		if id := existing.Annotations[RotationIDAnnotation]; id != rotationID {
-			return nil, fmt.Errorf("item %s: secret/%s holds values of another rotation (%s): finish or undo that run, or delete the companion", item, name, id)
-		}
-		for _, c := range cs {
-			v, ok := existing.Data[c.Key]
-			if !ok {
-				return nil, fmt.Errorf("item %s: secret/%s lacks key %s: delete it and re-run to make the values again", item, name, c.Key)
-			}
-			p.Values[c.Key] = v
-		}
-		for k := range tokens {
-			v, ok := existing.Data[TokenKeyPrefix+k]
-			if !ok {
-				return nil, fmt.Errorf("item %s: secret/%s lacks the token of %s: delete it and re-run to make the values again", item, name, k)
-			}
-			p.Tokens[k] = v
-		}
-		p.Reused = true
-		return p, nil
-	case !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("item %s: reading secret/%s: %w", item, name, err)
+	case apierrors.IsNotFound(err):
+		return p, cur, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("item %s: reading secret/%s: %w", item, name, err)
 	}
+	if existing.Labels[PendingOfLabel] != s.Name {
+		return nil, nil, fmt.Errorf("item %s: secret/%s exists and is not kube-rotate's pending companion of secret/%s: rename it or delete it", item, name, s.Name)
+	}
+	if id := existing.Annotations[RotationIDAnnotation]; id != rotationID {
+		return nil, nil, fmt.Errorf("item %s: secret/%s holds values of another rotation (%s): finish or undo that run, or delete the companion", item, name, id)
+	}
+	for _, c := range cs {
+		v, ok := existing.Data[c.Key]
+		if !ok {
+			return nil, nil, fmt.Errorf("item %s: secret/%s lacks key %s: delete it and re-run to make the values again", item, name, c.Key)
+		}
+		p.Values[c.Key] = v
+	}
+	for k := range tokens {
+		v, ok := existing.Data[TokenKeyPrefix+k]
+		if !ok {
+			return nil, nil, fmt.Errorf("item %s: secret/%s lacks the token of %s: delete it and re-run to make the values again", item, name, k)
+		}
+		p.Tokens[k] = v
+	}
+	p.Reused = true
+	return p, cur, nil
+}
+
+// makePending makes the new values into p and writes NAME-pending.
+func makePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotationID string, s *planspec.SecretSpec, cs []secret.Change, tokens map[string][]byte, cur *corev1.Secret, p *Pending) error {
+	secrets := kc.CoreV1().Secrets(ns)
+	name := PendingName(s.Name)
 	for _, c := range cs {
 		old, ok := cur.Data[c.Key]
 		if !ok && !s.CreateKeys {
-			return nil, fmt.Errorf("item %s: secret/%s has no key %s: add it, or set createKeys: true", item, s.Name, c.Key)
+			return fmt.Errorf("item %s: secret/%s has no key %s: add it, or set createKeys: true", item, s.Name, c.Key)
 		}
 		v, err := c.Make(old, ok)
 		if err != nil {
-			return nil, fmt.Errorf("item %s: secret/%s key %s %v", item, s.Name, c.Key, err)
+			return fmt.Errorf("item %s: secret/%s key %s %v", item, s.Name, c.Key, err)
 		}
 		p.Values[c.Key] = v
 	}
@@ -188,9 +219,9 @@ func CreatePending(ctx context.Context, kc kubernetes.Interface, ns, item, rotat
 	}
 	if _, err := secrets.Create(ctx, ps, metav1.CreateOptions{FieldManager: v1alpha1.ManagedBy}); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("item %s: secret/%s appeared while this run made it: another run is going on; re-run when it ends", item, name)
+			return fmt.Errorf("item %s: secret/%s appeared while this run made it: another run is going on; re-run when it ends", item, name)
 		}
-		return nil, fmt.Errorf("item %s: writing secret/%s: %w", item, name, err)
+		return fmt.Errorf("item %s: writing secret/%s: %w", item, name, err)
 	}
-	return p, nil
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
 
 // Preflight checks, before anything is written, that every Secret the
@@ -60,40 +61,41 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 	return nil
 }
 
-// Describe prints what apply would do, item by item, and which workloads
-// would restart; it reads the cluster and changes nothing.
+// Describe prints what apply would do, item by item: the engine's list of
+// the run's steps (what each does and, for a run under way, which are
+// done), and which workloads would restart. It reads the cluster and
+// changes nothing.
 func Describe(ctx context.Context, w io.Writer, kc kubernetes.Interface, p *planspec.Plan, defaultNS string) error {
-	items, err := p.Order()
+	pr, err := newRun(Options{Plan: p, Clients: secret.Clients{Kube: kc}, Namespace: defaultNS})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "plan %s: %d items, restart %s\n", p.Metadata.Name, len(items), p.Spec.Restart)
+	proc := pr.procedure()
+	statuses, rec, err := proc.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	// Done marks only for a run of this very plan.
+	marks := rec.String(factFingerprint) == p.Fingerprint()
+	byItem := map[string][]string{}
+	for i, st := range statuses {
+		s := proc.Steps[i].(*step)
+		if s.item == nil {
+			continue
+		}
+		line := fmt.Sprintf("   %s: %s", s.short, st.What)
+		if marks && st.Done && st.What != "no hook" {
+			line += " (done)"
+		}
+		byItem[s.item.Name] = append(byItem[s.item.Name], line)
+	}
+	fmt.Fprintf(w, "plan %s: %d items, restart %s\n", p.Metadata.Name, len(pr.items), p.Spec.Restart)
 	indexes := map[string]*consumers.Index{}
-	for i, it := range items {
+	for i, it := range pr.items {
 		ns := it.Namespace(defaultNS)
 		fmt.Fprintf(w, "%d. %s: secret/%s in %s, keys %s\n", i+1, it.Name, it.SecretName(), ns, strings.Join(it.Keys(), ", "))
-		if it.JWKS != nil {
-			fmt.Fprintf(w, "   create: publish a new key as next in secret/%s, restart its verifiers\n", it.SecretName())
-		} else {
-			fmt.Fprintf(w, "   create: new values in secret/%s\n", PendingName(it.SecretName()))
-		}
-		for _, h := range []struct {
-			step string
-			hook *planspec.Hook
-		}{{StepSet, it.Hooks.Set}, {StepTested, it.Hooks.Test}} {
-			switch {
-			case h.hook == nil:
-				fmt.Fprintf(w, "   %s: no hook\n", h.step)
-			case h.hook.Exec != nil:
-				fmt.Fprintf(w, "   %s: run %s (values in a file or on stdin, never on the command line)\n", h.step, strings.Join(h.hook.Exec.Command, " "))
-			default:
-				fmt.Fprintf(w, "   %s: run a Job mounting secret/%s and secret/%s\n", h.step, PendingName(it.SecretName()), it.SecretName())
-			}
-		}
-		if it.JWKS != nil {
-			fmt.Fprintf(w, "   finish: the new key signs; the previous one keeps verifying\n")
-		} else {
-			fmt.Fprintf(w, "   finish: values into secret/%s, old ones kept in secret/%s%s\n", it.SecretName(), it.SecretName(), planspec.PreviousSuffix)
+		for _, line := range byItem[it.Name] {
+			fmt.Fprintln(w, line)
 		}
 		ix := indexes[ns]
 		if ix == nil {
