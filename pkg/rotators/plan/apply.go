@@ -167,7 +167,7 @@ func started(r *procedure.Record) bool { return r.String(factRotationID) != "" }
 func (pr *run) startStep() *step {
 	p := pr.o.Plan
 	return &step{short: StepStart, Func: procedure.Func{StepName: StepStart,
-		What: "name the rotation (its id keys the pending companions and hook Jobs) and start the journal in configmap/" + JournalName(p.Metadata.Name),
+		What:     "name the rotation (its id keys the pending companions and hook Jobs) and start the journal in configmap/" + JournalName(p.Metadata.Name),
 		DoneFunc: func(_ context.Context, r *procedure.Record) (bool, error) { return started(r), nil },
 		DoFunc: func(_ context.Context, r *procedure.Record) error {
 			id := NewRotationID(pr.o.Now())
