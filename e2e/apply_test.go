@@ -76,7 +76,8 @@ spec:
 	}
 
 	r := run(t, nil, "apply", "-f", planFile)
-	if r.code == 0 || !strings.Contains(r.stderr, "db-password") || !strings.Contains(r.stderr, "resume at set") {
+	if r.code == 0 || !strings.Contains(r.stderr, "db-password") || !strings.Contains(r.stderr, "(db-password/set) failed") ||
+		!strings.Contains(r.stderr, "re-run the same command to resume, or undo with kubectl rotate undo -f "+planFile) {
 		t.Fatalf("apply with a failing hook: exit %d\n%s", r.code, r.allOutput())
 	}
 	if got := string(getSecret(t, ns, "db-urls").Data["DB_URL"]); got != "postgresql://app:old-db-pass@db:5432/app" {
