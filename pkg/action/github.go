@@ -95,45 +95,12 @@ func proposeAndSync(ctx context.Context, gh *github.Client, in *Inputs, r *repor
 }
 
 // proposeFile takes the next rotation step of one key-set file on the
-// branch kube-rotate/FILE and keeps one pull request open for it. When a
-// pull request is already open, its step is kept (a new key is not
-// generated again) and only its description is refreshed. It returns nil
-// when no step applies.
+// branch kube-rotate/FILE and keeps one pull request open for it, as a
+// procedure on the engine (proposal, propose.go). When a pull request is
+// already open, its step is kept (a new key is not generated again) and
+// only its description is refreshed. It returns nil when no step applies.
 func proposeFile(ctx context.Context, gh *github.Client, in *Inputs, r *report.Report, file string, items []report.Item) (*github.PRResult, error) {
-	branch := "kube-rotate/" + strings.TrimPrefix(filepath.ToSlash(file), "./")
-	sidecar := file + ".kube-rotate.json"
-	open, err := gh.OpenPR(ctx, branch)
-	if err != nil {
-		return nil, err
-	}
-	var spec github.PRSpec
-	if open != nil {
-		var files []github.FileChange
-		for _, p := range []string{file, sidecar} {
-			b, found, err := gh.ReadFile(ctx, filepath.ToSlash(p), branch)
-			if err != nil {
-				return nil, err
-			}
-			if found {
-				files = append(files, github.FileChange{Path: filepath.ToSlash(p), Content: b})
-			}
-		}
-		spec = prSpec(branch, file, "the step proposed earlier in this pull request", items, r, in, files)
-	} else {
-		step, files, err := advanceFile(in, file, items)
-		if err != nil {
-			return nil, err
-		}
-		if !step.Changed() {
-			return nil, nil
-		}
-		spec = prSpec(branch, file, step.String(), items, r, in, files)
-	}
-	res, err := gh.ProposeFiles(ctx, spec, in.DryRun)
-	if err != nil {
-		return nil, fmt.Errorf("proposing the rotation of %s: %w", file, err)
-	}
-	return &res, nil
+	return newProposal(gh, in, r, file, items).run(ctx)
 }
 
 // advanceFile runs jwks.Ring.Advance on a copy of the file and its

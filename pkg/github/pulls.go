@@ -246,6 +246,13 @@ func (c *Client) ProposeFiles(ctx context.Context, spec PRSpec, dryRun bool) (PR
 		}
 	}
 
+	return c.ensurePR(ctx, spec, base, pr, filesChanged, dryRun, res)
+}
+
+// ensurePR opens the pull request from spec.Branch into base (pr nil), or
+// updates the open one's title, body and labels; filesChanged says the
+// branch got new commits (an open one is "updated" then).
+func (c *Client) ensurePR(ctx context.Context, spec PRSpec, base string, pr *gogithub.PullRequest, filesChanged, dryRun bool, res PRResult) (PRResult, error) {
 	if pr == nil {
 		if dryRun {
 			res.Action = ActionWouldOpen

@@ -605,6 +605,7 @@ func (s *Server) routes() {
 	s.handle("POST "+p+"/issues/{number}/labels", s.addIssueLabels)
 
 	s.handle("GET "+p+"/git/ref/{ref...}", s.getRef)
+	s.handle("GET "+p+"/git/commits/{sha}", s.getCommit)
 	s.handle("POST "+p+"/git/refs", s.createRef)
 	s.handle("PATCH "+p+"/git/refs/{ref...}", s.updateRef)
 	s.handle("DELETE "+p+"/git/refs/{ref...}", s.deleteRef)

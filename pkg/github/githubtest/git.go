@@ -52,6 +52,26 @@ func (s *Server) getRef(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.refJSON(b, sha))
 }
 
+func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.commits[r.PathValue("sha")]
+	if !ok {
+		notFound(w)
+		return
+	}
+	parents := make([]any, 0, len(c.parents))
+	for _, p := range c.parents {
+		parents = append(parents, map[string]any{"sha": p, "url": s.URL + s.repoPath("git/commits/"+p)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"sha":     c.sha,
+		"node_id": "C_fake",
+		"url":     s.URL + s.repoPath("git/commits/"+c.sha),
+		"message": c.message,
+		"parents": parents,
+		"author":  map[string]any{"name": BotLogin, "date": ts(c.date)},
+	})
+}
+
 func (s *Server) createRef(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Ref *string `json:"ref"`
