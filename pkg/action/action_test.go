@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -502,5 +503,121 @@ func TestPRModeSlurmNeverChangesWhoSigns(t *testing.T) {
 	}
 	if ring.ActiveIndex() != 0 || strings.Contains(string(s.Keys[2].Raw), `"use"`) {
 		t.Errorf("the proposed set changes who signs: active %d, new key %s", ring.ActiveIndex(), s.Keys[2].KID)
+	}
+}
+
+// TestPRModeResumesAfterAFailureAtEachStep: GitHub fails one request of
+// the pull-request procedure (advance, branch, commit, pull-request); the
+// run fails, and the next run finishes from GitHub's objects: a step whose
+// effect GitHub shows is not taken again, and a step committed whole is
+// kept (no second key).
+func TestPRModeResumesAfterAFailureAtEachStep(t *testing.T) {
+	const branch = "kube-rotate/keys/diracx.jwks"
+	tests := []struct {
+		name           string
+		method, path   string
+		failedStep     string
+		kept           bool     // the re-run proposes what the failed run committed
+		notInRerun     []string // writes the re-run must not make
+		wantRerunWrite []string
+	}{
+		{name: "advance: listing pull requests", method: "GET", path: "pulls", failedStep: StepAdvance,
+			wantRerunWrite: []string{"POST /repos/acme/infra/git/refs", "POST /repos/acme/infra/pulls"}},
+		{name: "branch: creating it", method: "POST", path: "git/refs", failedStep: StepBranch,
+			notInRerun: []string{"PATCH /repos/acme/infra/git/refs/heads/" + branch}, wantRerunWrite: []string{"POST /repos/acme/infra/git/refs"}},
+		{name: "commit: the records", method: "PUT", path: "contents/keys/diracx.jwks.kube-rotate.json", failedStep: StepCommit,
+			notInRerun: []string{"POST /repos/acme/infra/git/refs", "PATCH /repos/acme/infra/git/refs/heads/" + branch}},
+		{name: "commit: the key set, after its records", method: "PUT", path: "contents/keys/diracx.jwks", failedStep: StepCommit,
+			// Half a step is not kept: the branch is reset and the step taken anew.
+			notInRerun: []string{"POST /repos/acme/infra/git/refs"}, wantRerunWrite: []string{"PATCH /repos/acme/infra/git/refs/heads/" + branch}},
+		{name: "pull-request: opening it", method: "POST", path: "pulls", failedStep: StepPullRequest, kept: true,
+			notInRerun: []string{"POST /repos/acme/infra/git/refs", "PATCH /repos/acme/infra/git/refs/heads/" + branch, "PUT /repos/acme/infra/contents/keys/diracx.jwks", "PUT /repos/acme/infra/contents/keys/diracx.jwks.kube-rotate.json"}},
+		{name: "pull-request: labeling it", method: "POST", path: "issues/*/labels", failedStep: StepPullRequest, kept: true,
+			notInRerun: []string{"POST /repos/acme/infra/pulls", "POST /repos/acme/infra/git/refs", "PUT /repos/acme/infra/contents/keys/diracx.jwks"},
+			wantRerunWrite: []string{"POST /repos/acme/infra/issues/1/labels"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRunner(t)
+			base := fixture(t, "diracx.json")
+			r.file("keys/diracx.jwks", base)
+			r.gh.SetFile("main", "keys/diracx.jwks", base)
+			r.env["INPUT_MODE"] = "pr"
+			r.env["INPUT_JWKS_FILES"] = "keys/diracx.jwks"
+			r.gh.FailNext(tt.method, tt.path, 403, "Resource not accessible by integration", 1)
+			code, log := r.run()
+			if code != ExitError || !strings.Contains(log, "("+tt.failedStep+") failed") {
+				t.Fatalf("first run: exit %d, want %d with step %s failed:\n%s", code, ExitError, tt.failedStep, log)
+			}
+			before, _ := r.gh.File(branch, "keys/diracx.jwks")
+			r.gh.ClearFaults()
+			r.gh.ResetRequests()
+			if code, log := r.run(); code != 0 {
+				t.Fatalf("re-run: exit %d\n%s", code, log)
+			}
+			w := writes(r.gh)
+			for _, not := range tt.notInRerun {
+				if slices.Contains(w, not) {
+					t.Errorf("the re-run did %s again: %v", not, w)
+				}
+			}
+			for _, want := range tt.wantRerunWrite {
+				if !slices.Contains(w, want) {
+					t.Errorf("the re-run did not %s: %v", want, w)
+				}
+			}
+			pulls := r.gh.Pulls()
+			if len(pulls) != 1 || pulls[0].Head != branch || !slices.Contains(pulls[0].Labels, "kube-rotate") {
+				t.Fatalf("pull requests after the re-run: %+v", pulls)
+			}
+			proposed, ok := r.gh.File(branch, "keys/diracx.jwks")
+			if !ok {
+				t.Fatal("the key-set file is not on the branch")
+			}
+			s, err := jwks.Parse(proposed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := jwks.Parse(base)
+			if len(s.Keys) != len(orig.Keys)+1 {
+				t.Errorf("branch has %d keys, base %d: want one new key", len(s.Keys), len(orig.Keys))
+			}
+			if tt.kept && !bytes.Equal(proposed, before) {
+				t.Error("the re-run made another key instead of keeping the step the failed run committed")
+			}
+			var newKID string
+			for _, k := range s.Keys {
+				if orig.Find(k.KID) < 0 {
+					newKID = k.KID
+				}
+			}
+			if side, ok := r.gh.File(branch, "keys/diracx.jwks.kube-rotate.json"); !ok || newKID == "" || !strings.Contains(string(side), newKID) {
+				t.Errorf("the records on the branch do not know the new key:\n%s", side)
+			}
+			if len(openIssues(r.gh)) != 0 {
+				t.Errorf("issues opened: %+v", openIssues(r.gh))
+			}
+		})
+	}
+}
+
+// TestPRModeDryRunWritesNothing: mode pr with dry_run says what would
+// happen and writes nothing.
+func TestPRModeDryRunWritesNothing(t *testing.T) {
+	r := newRunner(t)
+	base := fixture(t, "diracx.json")
+	r.file("keys/diracx.jwks", base)
+	r.gh.SetFile("main", "keys/diracx.jwks", base)
+	r.env["INPUT_MODE"] = "pr"
+	r.env["INPUT_JWKS_FILES"] = "keys/diracx.jwks"
+	r.env["INPUT_DRY_RUN"] = "true"
+	if code, log := r.run(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, log)
+	}
+	if w := writes(r.gh); len(w) != 0 {
+		t.Errorf("dry run wrote %v", w)
+	}
+	if s := r.read("GITHUB_STEP_SUMMARY"); !strings.Contains(s, "pull request on branch kube-rotate/keys/diracx.jwks would open") {
+		t.Errorf("summary:\n%s", s)
 	}
 }
