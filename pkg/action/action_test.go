@@ -533,7 +533,7 @@ func TestPRModeResumesAfterAFailureAtEachStep(t *testing.T) {
 		{name: "pull-request: opening it", method: "POST", path: "pulls", failedStep: StepPullRequest, kept: true,
 			notInRerun: []string{"POST /repos/acme/infra/git/refs", "PATCH /repos/acme/infra/git/refs/heads/" + branch, "PUT /repos/acme/infra/contents/keys/diracx.jwks", "PUT /repos/acme/infra/contents/keys/diracx.jwks.kube-rotate.json"}},
 		{name: "pull-request: labeling it", method: "POST", path: "issues/*/labels", failedStep: StepPullRequest, kept: true,
-			notInRerun: []string{"POST /repos/acme/infra/pulls", "POST /repos/acme/infra/git/refs", "PUT /repos/acme/infra/contents/keys/diracx.jwks"},
+			notInRerun:     []string{"POST /repos/acme/infra/pulls", "POST /repos/acme/infra/git/refs", "PUT /repos/acme/infra/contents/keys/diracx.jwks"},
 			wantRerunWrite: []string{"POST /repos/acme/infra/issues/1/labels"}},
 	}
 	for _, tt := range tests {
