@@ -219,7 +219,9 @@ func (c *cluster) finished(t *testing.T, j *Journal) {
 	}
 }
 
-func fingerprint(v []byte) string { return (&Pending{Values: map[string][]byte{"k": v}}).Fingerprints()["k"] }
+func fingerprint(v []byte) string {
+	return (&Pending{Values: map[string][]byte{"k": v}}).Fingerprints()["k"]
+}
 
 // killable is the journal of a process that can be killed: once killed,
 // nothing it writes reaches the cluster.
