@@ -25,6 +25,10 @@ type ConfigMapJournal struct {
 	Client          kubernetes.Interface
 	Namespace, Name string
 	Labels          map[string]string
+	// Legacy, when set, reads a ConfigMap that has no RecordKey: a journal
+	// an earlier version wrote in its own format (nil, nil: none there).
+	// The next Save writes it as a Record.
+	Legacy func(cm *corev1.ConfigMap) (*Record, error)
 
 	cm *corev1.ConfigMap
 }
@@ -57,6 +61,15 @@ func (j *ConfigMapJournal) Load(ctx context.Context) (*Record, error) {
 		return nil, fmt.Errorf("reading the journal configmap/%s in namespace %s: %w", j.Name, j.Namespace, err)
 	}
 	j.cm = cm
+	if _, ok := cm.Data[RecordKey]; !ok && j.Legacy != nil {
+		r, err := j.Legacy(cm)
+		if err != nil {
+			return nil, fmt.Errorf("configmap/%s: the journal is not readable (%v): delete it to start over", j.Name, err)
+		}
+		if r != nil {
+			return r, nil
+		}
+	}
 	r := &Record{}
 	if err := json.Unmarshal([]byte(cm.Data[RecordKey]), r); err != nil {
 		return nil, fmt.Errorf("configmap/%s: the journal is not readable (%v): delete it to start over", j.Name, err)

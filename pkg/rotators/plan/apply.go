@@ -55,7 +55,7 @@ func newRun(o Options) (*run, error) {
 	}
 	name := o.Plan.Metadata.Name
 	return &run{o: o, items: items, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
-		Name: JournalName(name), Labels: map[string]string{PlanLabel: name}}}, nil
+		Name: JournalName(name), Labels: map[string]string{PlanLabel: name}, Legacy: readLegacy}}, nil
 }
 
 // undoCommand is what rolls the run back, as the user types it.

@@ -2,10 +2,12 @@ package plan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -103,5 +105,48 @@ func TestJournalStepsAndPreconditions(t *testing.T) {
 	}
 	if r, err := other.Load(ctx); err != nil || r != nil {
 		t.Fatalf("after delete: %v %v", r, err)
+	}
+}
+
+// A run an earlier version started (its journal in journal.json, each
+// item's last step) resumes with the same rotation id and pending values;
+// the next write turns the journal into the engine's Record.
+func TestApplyResumesALegacyJournal(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, everyKind)
+	spec := c.o.Plan.Spec.Items[0].Secret
+	cs, tokens, err := SecretChanges(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, err := CreatePending(ctx, c.kc, "ns", "pw", "20261123t120000-abcdef", spec, cs, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	old, _ := json.Marshal(map[string]any{"plan": "every", "fingerprint": c.o.Plan.Fingerprint(), "rotationId": "20261123t120000-abcdef",
+		"started": at, "updated": at, "items": map[string]any{"pw": map[string]any{"done": "set", "fingerprints": pend.Fingerprints(),
+			"steps": map[string]time.Time{"create": at, "set": at}}}})
+	if _, err := c.kc.CoreV1().ConfigMaps("ns").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: JournalName("every"), Namespace: "ns"},
+		Data: map[string]string{legacyKey: string(old)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := Apply(ctx, c.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.RotationID != "20261123t120000-abcdef" || !j.Items["pw"].Steps[StepSet].Equal(at) {
+		t.Errorf("the resumed run: %s, set at %s", j.RotationID, j.Items["pw"].Steps[StepSet])
+	}
+	c.finished(t, j)
+	if string(c.secret(t, "db").Data["K"]) != string(pend.Values["K"]) {
+		t.Error("secret/db does not hold the values the earlier run made")
+	}
+	if got := c.calls(t); got["pw set"] != 0 || got["pw test"] != 1 {
+		t.Errorf("hook calls %v: the set hook the earlier run ran ran again, or the test hook did not run", got)
+	}
+	cm, err := c.kc.CoreV1().ConfigMaps("ns").Get(ctx, JournalName("every"), metav1.GetOptions{})
+	if _, legacy := cm.Data[legacyKey]; err != nil || legacy || cm.Data[procedure.RecordKey] == "" {
+		t.Errorf("the journal was not rewritten as a Record: %v %v", err, cm.Data)
 	}
 }

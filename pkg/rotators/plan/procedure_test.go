@@ -597,3 +597,45 @@ func otherRunWrites(t *testing.T, kc *fake.Clientset, plan string) {
 		t.Error(err)
 	}
 }
+
+// kubectl rotate plan lists the engine's steps; for a run under way it
+// marks those done, reading the journal and the objects, writing nothing.
+func TestDescribeMarksTheDoneSteps(t *testing.T) {
+	c := newCluster(t, everyKind)
+	var before bytes.Buffer
+	if err := Describe(context.Background(), &before, c.kc, c.o.Plan, ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(before.String(), "(done)") {
+		t.Errorf("a plan that never ran has done steps:\n%s", before.String())
+	}
+	if err := c.applyStoppingAt(t, 4, false); err == nil {
+		t.Fatal("the run did not stop")
+	}
+	c.kc.ClearActions()
+	var b bytes.Buffer
+	if err := Describe(context.Background(), &b, c.kc, c.o.Plan, ""); err != nil {
+		t.Fatal(err)
+	}
+	want := `plan every: 2 items, restart coalesced
+1. pw: secret/db in ns, keys K
+   create: new values in secret/db-pending (done)
+   set: run ./hook.sh (values in a file or on stdin, never on the command line) (done)
+   test: run ./hook.sh (values in a file or on stdin, never on the command line)
+   finish: values into secret/db, old ones kept in secret/db-previous
+   consumer: deployment/web
+2. signing-key: secret/diracx-jwks in ns, keys jwks.json
+   create: publish a new key as next in secret/diracx-jwks, restart its verifiers
+   set: run ./hook.sh (values in a file or on stdin, never on the command line)
+   test: run ./hook.sh (values in a file or on stdin, never on the command line)
+   finish: the new key signs; the previous one keeps verifying
+`
+	if b.String() != want {
+		t.Errorf("describe:\n%s\nwant:\n%s", b.String(), want)
+	}
+	for _, a := range c.kc.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" {
+			t.Errorf("describe wrote: %s %s", v, a.GetResource().Resource)
+		}
+	}
+}
