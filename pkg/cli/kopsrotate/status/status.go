@@ -5,14 +5,12 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	kubeduration "k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -20,31 +18,14 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops"
-	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
 
-// Report is the -o json|yaml form.
-type Report struct {
-	metav1.TypeMeta `json:",inline"`
-	Cluster         string              `json:"cluster"`
-	StateStore      string              `json:"stateStore"`
-	Stage           kops.Stage          `json:"stage"`
-	Next            []string            `json:"next,omitempty"`
-	Rollback        []string            `json:"rollback,omitempty"`
-	Keysets         []kops.KeysetStatus `json:"keysets"`
-	Record          *kops.Record        `json:"record,omitempty"`
-}
-
-// DeepCopyObject makes Report a runtime.Object for kubectl's printers.
-func (r *Report) DeepCopyObject() runtime.Object {
-	b, _ := json.Marshal(r)
-	out := &Report{}
-	_ = json.Unmarshal(b, out)
-	return out
-}
+// Report is the -o json|yaml form: a KeysetRotationStatus.
+type Report = v1alpha1.KeysetRotationStatus
 
 // Options of `kops-rotate status`.
 type Options struct {
@@ -93,11 +74,11 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 		return err
 	}
 	stage := kops.Overall(sts)
-	rep := &Report{TypeMeta: metav1.TypeMeta{APIVersion: secret.APIVersion, Kind: "KeysetRotationStatus"},
-		Cluster: o.Cluster.Name, StateStore: o.Cluster.State, Stage: stage, Keysets: sts,
+	rep := &Report{TypeMeta: v1alpha1.TypeMeta(v1alpha1.KindKeysetRotationStatus),
+		Cluster: o.Cluster.Name, StateStore: o.Cluster.State, Stage: string(stage), Keysets: apiKeysets(sts),
 		Rollback: kops.RollbackCommands(ctx, stage, o.Cluster.Name, o.Cluster.State)}
 	if len(rec.Done) > 0 {
-		rep.Record = rec
+		rep.Record = apiRecord(rec)
 	}
 	rep.Next = kops.NextCommands(ctx, stage, rec, o.Cluster.Name, o.Cluster.State)
 	if o.Output == "json" || o.Output == "yaml" {
@@ -120,4 +101,38 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 		fmt.Fprintf(o.Out, "Rollback of this stage:\n  %s\n", strings.Join(rep.Rollback, "\n  "))
 	}
 	return nil
+}
+
+// apiKeysets converts the model's keyset stages to the printed form.
+func apiKeysets(sts []kops.KeysetStatus) []v1alpha1.Keyset {
+	out := make([]v1alpha1.Keyset, 0, len(sts))
+	for _, st := range sts {
+		out = append(out, v1alpha1.Keyset{Name: st.Name, Primary: apiKeypair(st.Primary), Staged: apiKeypairs(st.Staged),
+			Previous: apiKeypairs(st.Previous), Distrusted: apiKeypairs(st.Distrusted), Stage: string(st.Stage)})
+	}
+	return out
+}
+
+func apiKeypairs(items []kops.Item) []v1alpha1.KeysetKeypair {
+	if items == nil {
+		return nil
+	}
+	out := make([]v1alpha1.KeysetKeypair, 0, len(items))
+	for _, it := range items {
+		out = append(out, apiKeypair(it))
+	}
+	return out
+}
+
+func apiKeypair(it kops.Item) v1alpha1.KeysetKeypair {
+	return v1alpha1.KeysetKeypair{ID: it.ID, Created: metav1.NewTime(it.Created), Distrusted: v1alpha1.TimePtr(it.Distrusted)}
+}
+
+// apiRecord converts the journal's steps done to the printed form.
+func apiRecord(r *kops.Record) *v1alpha1.KeysetRotationRecord {
+	out := &v1alpha1.KeysetRotationRecord{Started: v1alpha1.TimePtr(r.Started), Done: map[string]metav1.Time{}}
+	for step, t := range r.Done {
+		out.Done[step] = metav1.NewTime(t)
+	}
+	return out
 }
