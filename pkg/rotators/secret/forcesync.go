@@ -15,12 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // ForceSyncAnnotation is what the External Secrets operator watches to
@@ -42,6 +44,12 @@ type ForceSyncOptions struct {
 // force-sync annotation on the ExternalSecret, waits until the operator has
 // changed the Secret's data, and restarts the consumers of the keys that
 // changed. The Secret's data is never written here.
+//
+// It runs on the engine with the steps keep-previous, request-sync,
+// wait-sync (which records the change, phase written), restart, wait and
+// complete, and no journal: a force-sync is not resumed by a re-run (a
+// re-run requests another sync), so what it does and says is what it did
+// before the engine. Its errors are each step's own, unwrapped.
 func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, error) {
 	o.defaults()
 	if o.SyncTimeout == 0 {
@@ -97,31 +105,83 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 	if o.DryRun == DryRunClient {
 		return res, nil
 	}
-	var dryRun []string
+	fs := &forceSync{o: &o, c: c, es: es, owner: owner.Name, s: s, gen: gen, keys: keys, p: p, ix: ix, res: res,
+		now: o.Now().UTC().Truncate(time.Second)}
+	rec, err := fs.procedure().Run(ctx)
+	res.Restarted = append(res.Restarted, restartedIn(rec)...)
+	var serr *procedure.StepError
+	if errors.As(err, &serr) {
+		err = serr.Err
+	}
+	return res, err
+}
+
+// forceSync is one run of ForceSync.
+type forceSync struct {
+	o       *ForceSyncOptions
+	c       Clients
+	es      dynamic.ResourceInterface
+	owner   string
+	s       *corev1.Secret // as read at planning
+	synced  *corev1.Secret // as the operator wrote it
+	gen     int64
+	keys    []string
+	p       *planned
+	ix      *consumers.Index
+	res     *Result
+	targets []consumers.Workload
+	now     time.Time
+}
+
+func (fs *forceSync) procedure() *procedure.Procedure {
+	o := fs.o
+	name := fmt.Sprintf("force-sync secret/%s -n %s", o.Name, o.Namespace)
+	rs := &restarts{c: fs.c, namespace: o.Namespace, secrets: []string{o.Name}, enabled: o.Restart,
+		targets: func() []consumers.Workload { return fs.targets }, timeout: o.Timeout, progress: o.Progress,
+		res: fs.res, proc: name, now: o.Now}
+	keep := &procedure.Func{StepName: StepKeepPrevious, What: "keep the current values in secret/" + CompanionName(o.Name),
+		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
+			return o.writeCompanion(ctx, fs.c, fs.p, fs.now, o.dryRunOpt())
+		}}
+	if !o.KeepPrevious {
+		keep.What = "previous values not kept (--no-keep-previous)"
+		keep.DoneFunc = func(context.Context, *procedure.Record) (bool, error) { return true, nil }
+	}
+	p := &procedure.Procedure{Name: name, Now: o.Now, Steps: []procedure.Step{
+		keep,
+		&procedure.Func{StepName: StepRequestSync, What: "set the force-sync annotation on externalsecret/" + fs.owner, DoFunc: fs.request},
+		&procedure.Func{StepName: StepWaitSync, What: "wait until externalsecret/" + fs.owner + " changes the data of secret/" + o.Name + ", and record the change (phase written)", DoFunc: fs.waitSync},
+		rs.restartStep(), rs.waitStep(),
+		rs.completeStep("record phase complete on secret/" + o.Name),
+	}}
 	if o.DryRun == DryRunServer {
-		dryRun = []string{metav1.DryRunAll}
+		p.Steps = p.Steps[:2]
 	}
-	now := o.Now().UTC().Truncate(time.Second)
-	if o.KeepPrevious {
-		if err := o.writeCompanion(ctx, c, p, now, dryRun); err != nil {
-			return res, err
-		}
+	return p
+}
+
+func (fs *forceSync) request(ctx context.Context, _ *procedure.Record) error {
+	o := fs.o
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ForceSyncAnnotation, strconv.FormatInt(fs.now.UnixNano(), 10))
+	if _, err := fs.es.Patch(ctx, fs.owner, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager, DryRun: o.dryRunOpt()}); err != nil {
+		return describeAPIError(err, "patch", "externalsecret/"+fs.owner, o.Namespace)
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ForceSyncAnnotation, strconv.FormatInt(now.UnixNano(), 10))
-	if _, err := es.Patch(ctx, owner.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager, DryRun: dryRun}); err != nil {
-		return res, describeAPIError(err, "patch", "externalsecret/"+owner.Name, o.Namespace)
+	if o.DryRun == DryRunNone {
+		fmt.Fprintf(o.Progress, "externalsecret/%s: force-sync requested; waiting for it to update secret/%s\n", fs.owner, o.Name)
 	}
-	if o.DryRun == DryRunServer {
-		return res, nil
-	}
-	fmt.Fprintf(o.Progress, "externalsecret/%s: force-sync requested; waiting for it to update secret/%s\n", owner.Name, o.Name)
-	synced, err := waitForDataChange(ctx, c, s, o.SyncTimeout)
+	return nil
+}
+
+func (fs *forceSync) waitSync(ctx context.Context, _ *procedure.Record) error {
+	o, s, res := fs.o, fs.s, fs.res
+	synced, err := waitForDataChange(ctx, fs.c, s, o.SyncTimeout)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out") {
-			return res, fmt.Errorf("externalsecret/%s did not change secret/%s within %s: is the new value in the secret store? check `kubectl describe externalsecret %s -n %s`", owner.Name, o.Name, o.SyncTimeout, owner.Name, o.Namespace)
+			return fmt.Errorf("externalsecret/%s did not change secret/%s within %s: is the new value in the secret store? check `kubectl describe externalsecret %s -n %s`", fs.owner, o.Name, o.SyncTimeout, fs.owner, o.Namespace)
 		}
-		return res, err
+		return err
 	}
+	fs.synced = synced
 	var changed []string
 	fps := map[string]string{}
 	for _, k := range sortedKeys(synced.Data) {
@@ -130,53 +190,40 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 			fps[k] = values.Fingerprint(synced.Data[k])
 		}
 	}
-	for _, k := range keys {
+	for _, k := range fs.keys {
 		if _, ok := synced.Data[k]; !ok {
 			changed = append(changed, k)
 			fps[k] = "(removed)"
 		}
 	}
-	fmt.Fprintf(o.Progress, "secret/%s: %s changed by externalsecret/%s\n", o.Name, strings.Join(changed, ", "), owner.Name)
+	fmt.Fprintf(o.Progress, "secret/%s: %s changed by externalsecret/%s\n", o.Name, strings.Join(changed, ", "), fs.owner)
 	// Record on the Secret's metadata only: its data belongs to the operator.
 	ann := map[string]string{}
 	for k, v := range synced.Annotations {
 		ann[k] = v
 	}
-	entry := v1alpha1.Entry{Time: metav1.NewTime(now), Action: v1alpha1.ActionForceSync, Generation: gen + 1, Keys: fps, By: o.By}
+	entry := v1alpha1.Entry{Time: metav1.NewTime(fs.now), Action: v1alpha1.ActionForceSync, Generation: fs.gen + 1, Keys: fps, By: o.By}
 	if err := v1alpha1.Apply(ann, entry, v1alpha1.PhaseWritten); err != nil {
-		return res, err
+		return err
 	}
 	if o.KeepPrevious {
 		ann[v1alpha1.Previous] = CompanionName(o.Name)
 	}
-	if err := patchAnnotations(ctx, c, synced, ann); err != nil {
-		return res, err
+	if err := patchAnnotations(ctx, fs.c, synced, ann); err != nil {
+		return err
 	}
 	// Only consumers of keys that really changed are restarted.
+	p := fs.p
 	res.Consumers = nil
 	p.keys = changed
 	p.result.Keys = nil
 	for _, k := range changed {
-		p.result.Keys = append(p.result.Keys, KeyChange{Key: k, Source: "externalsecret/" + owner.Name, Old: values.Fingerprint(s.Data[k]), New: fps[k]})
+		p.result.Keys = append(p.result.Keys, KeyChange{Key: k, Source: "externalsecret/" + fs.owner, Old: values.Fingerprint(s.Data[k]), New: fps[k]})
 	}
 	res.Secrets = []SecretResult{p.result}
-	targets := collectTargets(ix, []*planned{p}, o.ExtraTargets, res)
+	fs.targets = collectTargets(fs.ix, []*planned{p}, o.ExtraTargets, res)
 	res.Undo = nil
-	if !o.Restart {
-		res.Phase = PhaseComplete
-		return res, setPhase(ctx, c, synced, v1alpha1.PhaseComplete)
-	}
-	if err := restartAndWait(ctx, c, &o.Options, targets, res); err != nil {
-		var we *consumers.WaitError
-		if errors.As(err, &we) {
-			res.Unhealthy = we.Unhealthy
-			res.Phase = PhaseFailed
-			_ = setPhase(ctx, c, synced, v1alpha1.PhaseFailed)
-		}
-		return res, err
-	}
-	res.Phase = PhaseComplete
-	return res, setPhase(ctx, c, synced, v1alpha1.PhaseComplete)
+	return nil
 }
 
 // waitForDataChange watches the Secret until its data differs from s's.

@@ -13,12 +13,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // planned is one Secret's rotation, worked out before any write.
@@ -32,8 +32,66 @@ type planned struct {
 	result  SecretResult
 }
 
-// Rotate rotates the Secrets of o.
+// Rotate rotates the Secrets of o as a procedure on the engine
+// (pkg/procedure): every Secret is read and planned first (any bad input
+// stops the run there, before a write), then the steps run in order:
+//
+//  1. keep-previous: NAME-previous holds the values about to change;
+//  2. write: the new values and the records, phase written, with the
+//     resourceVersion read at planning as precondition;
+//  3. restart: each consuming workload once;
+//  4. wait: until they are healthy;
+//  5. complete: phase complete.
+//
+// State: steps 1, 2 and 5 are read from the objects (the companion's
+// generation and data, the Secret's generation and phase annotations);
+// step 3's restarts are journaled (JournalAnnotation on the first Secret,
+// see secretJournal) for the write they were made for; step 4 is read
+// again by waiting. A re-run of a run killed after its write resumes at
+// the first step not done: it never writes other values, and never
+// restarts a workload the journal says was restarted for these values.
 func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
+	if o.DryRun == DryRunClient {
+		res, _, err := Plan(ctx, c, o)
+		return res, err
+	}
+	rt, err := newRotation(ctx, c, o)
+	if err != nil {
+		return nil, err
+	}
+	return rt.run(ctx)
+}
+
+// Plan is Rotate's client dry run: what Rotate would do (the Result), and
+// the procedure's steps (procedure.Procedure.Plan), each with whether it is
+// done already (a run to resume). Nothing is written.
+func Plan(ctx context.Context, c Clients, o Options) (*Result, []procedure.StepStatus, error) {
+	o.DryRun = DryRunClient
+	rt, err := newRotation(ctx, c, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps, _, err := rt.procedure().Plan(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt.res, steps, nil
+}
+
+// rotation is one run of Rotate: the plans, and what the steps share.
+type rotation struct {
+	o       *Options
+	c       Clients
+	plans   []*planned
+	targets []consumers.Workload
+	res     *Result
+	journal *secretJournal
+	// written names the Secrets whose new values are in place (resumed or
+	// written by this run), for the undo command of a failed write.
+	written []string
+}
+
+func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	o.defaults()
 	res := &Result{TypeMeta: typeMeta(KindRotation), Phase: PhasePlanned}
 	if o.DryRun != DryRunNone {
@@ -46,14 +104,14 @@ func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 		return nil, errors.New("nothing to change: give --key with --generate, --from-file, --from-stdin, --url-password or --json-field")
 	}
 
-	// 1. Read and plan everything; any bad input stops here, before a write.
-	var plans []*planned
+	// Read and plan everything; any bad input stops here, before a write.
+	rt := &rotation{o: &o, c: c, res: res}
 	for _, name := range o.Secrets {
 		p, err := o.plan(ctx, c, name)
 		if err != nil {
 			return nil, err
 		}
-		plans = append(plans, p)
+		rt.plans = append(rt.plans, p)
 		res.Secrets = append(res.Secrets, p.result)
 	}
 	if err := checkTargets(ctx, c, o.Namespace, o.ExtraTargets); err != nil {
@@ -63,81 +121,212 @@ func Rotate(ctx context.Context, c Clients, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := collectTargets(ix, plans, o.ExtraTargets, res)
-	if o.DryRun == DryRunClient {
-		return res, nil
-	}
+	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, res)
+	rt.journal = newSecretJournal(c.Kube, o.Namespace, o.Secrets[0], rt.name(), StepRestart)
+	return rt, nil
+}
 
-	// 2. Write: previous values first, then the new ones, every write
-	// guarded by the resourceVersion read in step 1.
+func (rt *rotation) name() string {
+	return fmt.Sprintf("rotate %s -n %s", refs(rt.o.Secrets), rt.o.Namespace)
+}
+
+// undoCommands are the commands that put the previous values of names
+// back (none for a Secret whose previous values were not kept).
+func (rt *rotation) undoCommands(names []string) string {
+	var cmds []string
+	for _, p := range rt.plans {
+		for _, n := range names {
+			if p.secret.Name == n && p.result.Previous != "" {
+				cmds = append(cmds, UndoCommand(rt.o.Namespace, n))
+			}
+		}
+	}
+	return strings.Join(cmds, " && ")
+}
+
+// procedure is the rotation on the engine. A server dry run is the first
+// two steps with dryRun=All and no journal.
+func (rt *rotation) procedure() *procedure.Procedure {
+	o := rt.o
+	rs := &restarts{c: rt.c, namespace: o.Namespace, secrets: o.Secrets, enabled: o.Restart,
+		targets: func() []consumers.Workload { return rt.targets }, timeout: o.Timeout, progress: o.Progress,
+		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now}
+	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(o.Secrets),
+		Progress: o.Progress, Now: o.Now,
+		Steps: []procedure.Step{rt.keepPreviousStep(), rt.writeStep(), rs.restartStep(), rs.waitStep(),
+			rs.completeStep("record phase complete on " + refs(o.Secrets))}}
+	if o.DryRun == DryRunServer {
+		p.Steps, p.Journal = p.Steps[:2], nil
+	}
+	return p
+}
+
+func (rt *rotation) keepPreviousStep() procedure.Step {
+	o := rt.o
+	s := &procedure.Func{StepName: StepKeepPrevious, What: "keep the values about to change in NAME-previous (" + refs(companions(o.Secrets)) + ")",
+		DoneFunc: func(ctx context.Context, _ *procedure.Record) (bool, error) {
+			if o.DryRun == DryRunServer {
+				return false, nil // the API server checks every write
+			}
+			for _, p := range rt.plans {
+				if p.resumed {
+					continue
+				}
+				if ok, err := o.companionHolds(ctx, rt.c, p); err != nil || !ok {
+					return false, err
+				}
+			}
+			return true, nil
+		},
+		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
+			now := o.Now().UTC().Truncate(time.Second)
+			for _, p := range rt.plans {
+				if p.resumed {
+					continue
+				}
+				if o.DryRun == DryRunNone {
+					if ok, err := o.companionHolds(ctx, rt.c, p); err != nil {
+						return err
+					} else if ok {
+						continue
+					}
+				}
+				if err := o.writeCompanion(ctx, rt.c, p, now, o.dryRunOpt()); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	if !o.KeepPrevious {
+		s.What = "previous values not kept (--no-keep-previous)"
+		s.DoneFunc = func(context.Context, *procedure.Record) (bool, error) { return true, nil }
+	}
+	return s
+}
+
+func companions(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = CompanionName(n)
+	}
+	return out
+}
+
+func (rt *rotation) writeStep() procedure.Step {
+	o := rt.o
+	return &procedure.Func{StepName: StepWrite, What: "write the new values and the records (phase written) to " + refs(o.Secrets) + ", guarded by the resourceVersion read",
+		DoneFunc: func(ctx context.Context, _ *procedure.Record) (bool, error) {
+			if o.DryRun == DryRunServer {
+				return false, nil
+			}
+			for _, p := range rt.plans {
+				if ok, err := rt.isWritten(ctx, p); err != nil || !ok {
+					return false, err
+				}
+			}
+			return true, nil
+		},
+		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
+			for i, p := range rt.plans {
+				if o.DryRun == DryRunNone {
+					if ok, err := rt.isWritten(ctx, p); err != nil {
+						return err
+					} else if ok {
+						continue
+					}
+				} else if p.resumed {
+					continue
+				}
+				if err := o.write(ctx, rt.c, p); err != nil {
+					return err
+				}
+				rt.written = append(rt.written, p.secret.Name)
+				rt.res.Secrets[i] = p.result
+			}
+			return nil
+		},
+	}
+}
+
+// isWritten reports whether the Secret holds the planned generation,
+// written (phase written or failed).
+func (rt *rotation) isWritten(ctx context.Context, p *planned) (bool, error) {
+	s, err := rt.c.Kube.CoreV1().Secrets(rt.o.Namespace).Get(ctx, p.secret.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, describeAPIError(err, "get", "secret/"+p.secret.Name, rt.o.Namespace)
+	}
+	gen, err := v1alpha1.GenerationOf(s.Annotations)
+	if err != nil {
+		return false, fmt.Errorf("secret/%s: %w: fix or remove the annotation", s.Name, err)
+	}
+	ph := s.Annotations[v1alpha1.Phase]
+	return gen == p.result.Generation && (ph == v1alpha1.PhaseWritten || ph == v1alpha1.PhaseFailed), nil
+}
+
+func (rt *rotation) run(ctx context.Context) (*Result, error) {
+	o, res := rt.o, rt.res
 	writes := false
-	for _, p := range plans {
+	for _, p := range rt.plans {
 		writes = writes || !p.resumed
+		if p.resumed {
+			rt.written = append(rt.written, p.secret.Name)
+		}
 	}
 	if writes && o.DryRun == DryRunNone && o.BeforeWrite != nil {
 		if err := o.BeforeWrite(ctx); err != nil {
 			return nil, err
 		}
 	}
-	for i, p := range plans {
+	for _, p := range rt.plans {
 		if p.resumed {
 			fmt.Fprintf(o.Progress, "secret/%s: resuming generation %d: new values were already written by an interrupted run\n", p.secret.Name, p.result.Generation)
-			continue
 		}
-		if err := o.write(ctx, c, p); err != nil {
-			if i == 0 && o.DryRun == DryRunNone && o.AfterFailedWrite != nil {
-				o.AfterFailedWrite(ctx)
-			}
+	}
+	proc := rt.procedure()
+	rec, err := proc.Run(ctx)
+	res.Restarted = append(res.Restarted, restartedIn(rec)...)
+	var serr *procedure.StepError
+	failed := ""
+	if errors.As(err, &serr) {
+		failed = serr.Step
+	}
+	if err == nil || failed != "" && failed != StepKeepPrevious && failed != StepWrite {
+		for _, p := range rt.plans {
+			res.Undo = append(res.Undo, UndoCommand(o.Namespace, p.secret.Name))
+		}
+	}
+	if err == nil {
+		return res, nil
+	}
+	switch failed {
+	case StepKeepPrevious, StepWrite:
+		if len(rt.written) == 0 && o.DryRun == DryRunNone && o.AfterFailedWrite != nil {
+			o.AfterFailedWrite(ctx)
+		}
+		// Only what was written can be undone.
+		serr.UndoCommand = rt.undoCommands(rt.written)
+		return res, serr
+	case StepWait:
+		var we *consumers.WaitError
+		if !errors.As(err, &we) || !o.UndoOnFailure {
 			return res, err
 		}
-		res.Secrets[i] = p.result
+	default:
+		return res, err
 	}
-	for _, p := range plans {
-		res.Undo = append(res.Undo, UndoCommand(o.Namespace, p.secret.Name))
-	}
-	if o.DryRun == DryRunServer {
-		return res, nil
-	}
-
-	// 3. Restart each workload once, then 4. wait for all of them.
-	if !o.Restart {
-		for _, p := range plans {
-			if err := setPhase(ctx, c, p.secret, v1alpha1.PhaseComplete); err != nil {
-				return res, err
-			}
-		}
-		res.Phase = PhaseComplete
-		return res, nil
-	}
-	waitErr := restartAndWait(ctx, c, &o, targets, res)
-	if waitErr == nil {
-		for _, p := range plans {
-			if err := setPhase(ctx, c, p.secret, v1alpha1.PhaseComplete); err != nil {
-				return res, err
-			}
-		}
-		res.Phase = PhaseComplete
-		return res, nil
-	}
-	var we *consumers.WaitError
-	if !errors.As(waitErr, &we) {
-		return res, waitErr
-	}
-	res.Unhealthy = we.Unhealthy
-	res.Phase = PhaseFailed
-	for _, p := range plans {
-		_ = setPhase(ctx, c, p.secret, v1alpha1.PhaseFailed)
-	}
-	if !o.UndoOnFailure {
-		return res, fmt.Errorf("%w; the new values stay in place: put the previous ones back with %s", waitErr, strings.Join(res.Undo, " && "))
-	}
+	waitErr := serr.Err
 	fmt.Fprintf(o.Progress, "rollout failed; restoring the previous values (--undo-on-failure)\n")
 	var stillBad []string
-	for _, p := range plans {
-		ur, err := Undo(ctx, c, UndoOptions{Namespace: o.Namespace, Name: p.secret.Name, Restart: true, Timeout: o.Timeout,
+	for _, p := range rt.plans {
+		ur, err := Undo(ctx, rt.c, UndoOptions{Namespace: o.Namespace, Name: p.secret.Name, Restart: true, Timeout: o.Timeout,
 			By: o.By, Now: o.Now, Progress: o.Progress})
 		if err != nil && (ur == nil || ur.Phase != PhaseFailed) {
-			return res, fmt.Errorf("%w; undo after the failed rollout also failed: %v", waitErr, err)
+			var userr *procedure.StepError
+			if errors.As(err, &userr) {
+				err = userr.Err
+			}
+			return res, fmt.Errorf("%w; undo after the failed rollout also failed: %v: put the previous values back with %s", waitErr, err, UndoCommand(o.Namespace, p.secret.Name))
 		}
 		if ur != nil {
 			for _, u := range ur.Unhealthy {
@@ -237,6 +426,9 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	}
 	p.result.Generation = gen + 1
 	if o.KeepPrevious {
+		if err := o.checkCompanion(ctx, c, s); err != nil {
+			return nil, err
+		}
 		p.result.Previous = CompanionName(name)
 		exp := metav1.NewTime(o.Now().Add(o.PreviousTTL).UTC().Truncate(time.Second))
 		p.result.ExpiresAt = &exp
@@ -244,20 +436,21 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	return p, nil
 }
 
-// write stores the previous values in the companion, then the new values
-// in the Secret, with the Secret's read resourceVersion as precondition.
+// dryRunOpt is the API's dryRun option for o.DryRun.
+func (o *Options) dryRunOpt() []string {
+	if o.DryRun == DryRunServer {
+		return []string{metav1.DryRunAll}
+	}
+	return nil
+}
+
+// write stores the new values in the Secret, with the Secret's read
+// resourceVersion as precondition (the previous values are in the
+// companion already: step keep-previous).
 func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
 	s := p.secret.DeepCopy()
 	now := o.Now().UTC().Truncate(time.Second)
-	var dryRun []string
-	if o.DryRun == DryRunServer {
-		dryRun = []string{metav1.DryRunAll}
-	}
-	if o.KeepPrevious {
-		if err := o.writeCompanion(ctx, c, p, now, dryRun); err != nil {
-			return err
-		}
-	}
+	dryRun := o.dryRunOpt()
 	if s.Data == nil {
 		s.Data = map[string][]byte{}
 	}
@@ -287,7 +480,7 @@ func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
 	updated, err := c.Kube.CoreV1().Secrets(o.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun})
 	if err != nil {
 		if apierrors.IsConflict(err) {
-			return fmt.Errorf("secret/%s changed while it was being rotated (resourceVersion %s is stale): nothing was written to it; re-run the command", s.Name, s.ResourceVersion)
+			return fmt.Errorf("secret/%s changed while it was being rotated (resourceVersion %s is stale): nothing was written to it", s.Name, s.ResourceVersion)
 		}
 		return describeAPIError(err, "update", "secret/"+s.Name, o.Namespace)
 	}
@@ -303,6 +496,46 @@ func previousNote(r SecretResult) string {
 		return "; previous values not kept"
 	}
 	return "; previous values in secret/" + r.Previous
+}
+
+// companionHolds reports whether NAME-previous holds what p's
+// keep-previous writes: p's generation, the values about to change and
+// the keys p creates (a run stopped between the companion and the write
+// left it so).
+func (o *Options) companionHolds(ctx context.Context, c Clients, p *planned) (bool, error) {
+	name := CompanionName(p.secret.Name)
+	comp, err := c.Kube.CoreV1().Secrets(p.secret.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, describeAPIError(err, "get", "secret/"+name, p.secret.Namespace)
+	}
+	return comp.Labels[v1alpha1.CompanionOf] == p.secret.Name &&
+		comp.Annotations[v1alpha1.Generation] == fmt.Sprint(p.result.Generation) &&
+		comp.Annotations[CreatedKeys] == strings.Join(p.created, ",") &&
+		equalData(comp.Data, p.oldData), nil
+}
+
+// checkCompanion refuses, at planning, a NAME-previous that is not this
+// Secret's companion: it would stop the run at its first write.
+func (o *Options) checkCompanion(ctx context.Context, c Clients, s *corev1.Secret) error {
+	name := CompanionName(s.Name)
+	comp, err := c.Kube.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return describeAPIError(err, "get", "secret/"+name, s.Namespace)
+	}
+	if comp.Labels[v1alpha1.CompanionOf] != s.Name {
+		return foreignCompanion(name, s.Name)
+	}
+	return nil
+}
+
+func foreignCompanion(name, of string) error {
+	return fmt.Errorf("secret/%s exists but is not kube-rotate's copy of secret/%s's previous values: rename it, or rotate with --no-keep-previous", name, of)
 }
 
 // writeCompanion creates or replaces NAME-previous with the values the
@@ -343,7 +576,7 @@ func (o *Options) writeCompanion(ctx context.Context, c Clients, p *planned, now
 		return describeAPIError(err, "get", "secret/"+name, src.Namespace)
 	}
 	if existing.Labels[v1alpha1.CompanionOf] != src.Name {
-		return fmt.Errorf("secret/%s exists but is not kube-rotate's copy of secret/%s's previous values: rename it, or rotate with --no-keep-previous", name, src.Name)
+		return foreignCompanion(name, src.Name)
 	}
 	comp.ResourceVersion = existing.ResourceVersion
 	if _, err := secrets.Update(ctx, comp, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun}); err != nil {
@@ -388,28 +621,6 @@ func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Wor
 		targets = append(targets, w)
 	}
 	return targets
-}
-
-// restartAndWait restarts every target once, then waits for all.
-func restartAndWait(ctx context.Context, c Clients, o *Options, targets []consumers.Workload, res *Result) error {
-	restarted, err := consumers.RestartAndWait(ctx, c.Kube, c.Dynamic, targets, o.Progress, o.Timeout)
-	res.Restarted = append(res.Restarted, restarted...)
-	var we *consumers.WaitError
-	if err != nil && !errors.As(err, &we) && len(restarted) < len(targets) {
-		w := targets[len(restarted)]
-		return describeAPIError(err, "patch", w.Ref(), w.Namespace)
-	}
-	return err
-}
-
-// setPhase records the rotation's phase on the Secret.
-func setPhase(ctx context.Context, c Clients, s *corev1.Secret, phase string) error {
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.Phase, phase)
-	_, err := c.Kube.CoreV1().Secrets(s.Namespace).Patch(ctx, s.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager})
-	if err != nil {
-		return describeAPIError(err, "patch", "secret/"+s.Name, s.Namespace)
-	}
-	return nil
 }
 
 func externalSecretOwner(s *corev1.Secret) string {

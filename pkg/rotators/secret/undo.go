@@ -2,7 +2,6 @@ package secret
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // UndoOptions of Undo.
@@ -31,8 +31,12 @@ type UndoOptions struct {
 
 // Undo puts back the values kept in the Secret's companion, removes keys
 // the rotation created, restarts the consumers of those keys and waits for
-// them. Re-running it after an interruption resumes; once the previous
-// values are in place and consumers healthy it changes nothing.
+// them: a procedure on the engine with the steps restore (read from the
+// objects: the Secret holds the previous values), restart (journaled in
+// JournalAnnotation on the Secret, for the restore it was made for), wait
+// and complete. Re-running it after an interruption resumes at the first
+// step not done; once the previous values are in place and consumers
+// healthy it changes nothing.
 func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	ro := Options{Namespace: o.Namespace, Timeout: o.Timeout, DryRun: o.DryRun, By: o.By, Now: o.Now, Progress: o.Progress, Restart: o.Restart}
 	ro.defaults()
@@ -40,7 +44,6 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	if ro.DryRun != DryRunNone {
 		res.DryRun = string(ro.DryRun)
 	}
-	secrets := c.Kube.CoreV1().Secrets(o.Namespace)
 	s, comp, err := loadCompanion(ctx, c, o.Namespace, o.Name)
 	if err != nil {
 		return nil, err
@@ -103,51 +106,87 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	if ro.DryRun == DryRunClient {
 		return res, nil
 	}
-	if !alreadyRestored {
-		var dryRun []string
-		if ro.DryRun == DryRunServer {
-			dryRun = []string{metav1.DryRunAll}
-		}
-		u := s.DeepCopy()
-		u.Data = restored
-		if u.Annotations == nil {
-			u.Annotations = map[string]string{}
-		}
-		entry := v1alpha1.Entry{Time: metav1.NewTime(ro.Now().UTC().Truncate(time.Second)), Action: v1alpha1.ActionUndo, Generation: sr.Generation, Keys: fps, By: ro.By}
-		if err := v1alpha1.Apply(u.Annotations, entry, v1alpha1.PhaseWritten); err != nil {
-			return nil, fmt.Errorf("secret/%s: %w", o.Name, err)
-		}
-		updated, err := secrets.Update(ctx, u, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun})
-		if err != nil {
-			if apierrors.IsConflict(err) {
-				return res, fmt.Errorf("secret/%s changed while it was being restored: nothing was written; re-run the command", o.Name)
-			}
-			return res, describeAPIError(err, "update", "secret/"+o.Name, o.Namespace)
-		}
-		if ro.DryRun == DryRunServer {
-			return res, nil
-		}
-		s = updated
-		fmt.Fprintf(ro.Progress, "secret/%s: previous values of %s restored (generation %d)\n", o.Name, strings.Join(keys, ", "), sr.Generation)
-	} else {
+	u := &undoing{o: &ro, c: c, s: s, restored: restored, keys: keys, fps: fps, sr: sr, res: res, targets: targets}
+	if alreadyRestored && ro.DryRun == DryRunNone {
 		fmt.Fprintf(ro.Progress, "secret/%s: previous values already restored by an interrupted undo; resuming\n", o.Name)
 	}
-	if ro.Restart {
-		if err := restartAndWait(ctx, c, &ro, targets, res); err != nil {
-			var we *consumers.WaitError
-			if errors.As(err, &we) {
-				res.Unhealthy = we.Unhealthy
-				res.Phase = PhaseFailed
-				_ = setPhase(ctx, c, s, v1alpha1.PhaseFailed)
+	_, err = u.procedure().Run(ctx)
+	return res, err
+}
+
+// undoing is one run of Undo.
+type undoing struct {
+	o        *Options
+	c        Clients
+	s        *corev1.Secret // as read at planning
+	restored map[string][]byte
+	keys     []string
+	fps      map[string]string
+	sr       SecretResult
+	res      *Result
+	targets  []consumers.Workload
+}
+
+func (u *undoing) name() string {
+	return fmt.Sprintf("undo secret/%s -n %s", u.s.Name, u.o.Namespace)
+}
+
+// procedure is the undo on the engine; a server dry run is its restore
+// step with dryRun=All and no journal.
+func (u *undoing) procedure() *procedure.Procedure {
+	o := u.o
+	j := newSecretJournal(u.c.Kube, o.Namespace, u.s.Name, u.name(), StepRestart)
+	rs := &restarts{c: u.c, namespace: o.Namespace, secrets: []string{u.s.Name}, enabled: o.Restart,
+		targets: func() []consumers.Workload { return u.targets }, timeout: o.Timeout, progress: o.Progress,
+		res: u.res, journal: j, proc: u.name(), now: o.Now}
+	p := &procedure.Procedure{Name: u.name(), Journal: j, Progress: o.Progress, Now: o.Now,
+		Steps: []procedure.Step{u.restoreStep(), rs.restartStep(), rs.waitStep(),
+			rs.completeStep("record phase complete on secret/" + u.s.Name)}}
+	if o.DryRun == DryRunServer {
+		p.Steps, p.Journal = p.Steps[:1], nil
+	}
+	return p
+}
+
+func (u *undoing) restoreStep() procedure.Step {
+	o := u.o
+	return &procedure.Func{StepName: StepRestore, What: "write the values kept in secret/" + CompanionName(u.s.Name) + " back to secret/" + u.s.Name + " (phase written), guarded by the resourceVersion read",
+		DoneFunc: func(ctx context.Context, _ *procedure.Record) (bool, error) {
+			if o.DryRun == DryRunServer {
+				return false, nil
 			}
-			return res, err
-		}
+			cur, err := u.c.Kube.CoreV1().Secrets(o.Namespace).Get(ctx, u.s.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, describeAPIError(err, "get", "secret/"+u.s.Name, o.Namespace)
+			}
+			return equalData(u.restored, cur.Data), nil
+		},
+		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
+			if u.sr.Resumed {
+				return nil // a server dry run of a restore done already
+			}
+			w := u.s.DeepCopy()
+			w.Data = u.restored
+			if w.Annotations == nil {
+				w.Annotations = map[string]string{}
+			}
+			entry := v1alpha1.Entry{Time: metav1.NewTime(o.Now().UTC().Truncate(time.Second)), Action: v1alpha1.ActionUndo, Generation: u.sr.Generation, Keys: u.fps, By: o.By}
+			if err := v1alpha1.Apply(w.Annotations, entry, v1alpha1.PhaseWritten); err != nil {
+				return fmt.Errorf("secret/%s: %w", u.s.Name, err)
+			}
+			_, err := u.c.Kube.CoreV1().Secrets(o.Namespace).Update(ctx, w, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: o.dryRunOpt()})
+			if err != nil {
+				if apierrors.IsConflict(err) {
+					return fmt.Errorf("secret/%s changed while it was being restored: nothing was written", u.s.Name)
+				}
+				return describeAPIError(err, "update", "secret/"+u.s.Name, o.Namespace)
+			}
+			if o.DryRun == DryRunNone {
+				fmt.Fprintf(o.Progress, "secret/%s: previous values of %s restored (generation %d)\n", u.s.Name, strings.Join(u.keys, ", "), u.sr.Generation)
+			}
+			return nil
+		},
 	}
-	if err := setPhase(ctx, c, s, v1alpha1.PhaseComplete); err != nil {
-		return res, err
-	}
-	res.Phase = PhaseComplete
-	return res, nil
 }
 
 // FinishOptions of Finish.

@@ -1,0 +1,282 @@
+package secret
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
+)
+
+// Steps of the procedures (procedure.Step names).
+const (
+	// StepKeepPrevious writes NAME-previous with the values about to change.
+	StepKeepPrevious = "keep-previous"
+	// StepWrite writes the new values and the records (phase written).
+	StepWrite = "write"
+	// StepRestore writes the previous values back (undo; phase written).
+	StepRestore = "restore"
+	// StepRequestSync sets force-sync on the ExternalSecret.
+	StepRequestSync = "request-sync"
+	// StepWaitSync waits until the operator has changed the data, and
+	// records the change (phase written).
+	StepWaitSync = "wait-sync"
+	// StepRestart restarts each consumer once (journaled).
+	StepRestart = "restart"
+	// StepWait waits until the consumers are healthy.
+	StepWait = "wait"
+	// StepComplete records phase complete.
+	StepComplete = "complete"
+)
+
+// Journal facts.
+const (
+	// FactWritten maps each Secret to the write its restarts are for (its
+	// UID, generation and rotated-at): restarts journaled for another write
+	// are not done for this one.
+	FactWritten = "written"
+	// FactRestarted lists the workloads restarted for it (kind/name).
+	FactRestarted = "restarted"
+)
+
+// restarts are the restart and wait steps of a procedure, and the phase
+// it records on its Secrets.
+type restarts struct {
+	c         Clients
+	namespace string
+	// secrets the procedure wrote; the first one holds the journal.
+	secrets []string
+	// enabled is --restart=rollout.
+	enabled bool
+	// targets returns the workloads to restart, each once.
+	targets  func() []consumers.Workload
+	timeout  time.Duration
+	progress io.Writer
+	res      *Result
+	// journal keeps the restarts done; nil keeps them in memory for the
+	// run only.
+	journal *secretJournal
+	// proc names the procedure, for messages.
+	proc string
+	now  func() time.Time
+}
+
+// writeIDs identifies the write of each Secret the restarts are for; ok
+// is false when one of them is not written (phase written or failed).
+func (rs *restarts) writeIDs(ctx context.Context) (map[string]string, bool, error) {
+	ids := map[string]string{}
+	ok := true
+	for _, name := range rs.secrets {
+		s, err := rs.c.Kube.CoreV1().Secrets(rs.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, false, describeAPIError(err, "get", "secret/"+name, rs.namespace)
+		}
+		ph := s.Annotations[v1alpha1.Phase]
+		if ph != v1alpha1.PhaseWritten && ph != v1alpha1.PhaseFailed {
+			ok = false
+		}
+		ids[name] = fmt.Sprintf("uid %s generation %s rotated-at %s", s.UID, s.Annotations[v1alpha1.Generation], s.Annotations[v1alpha1.RotatedAt])
+	}
+	return ids, ok, nil
+}
+
+func sameIDs(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// journaledRestarts returns the workloads the journal says were restarted
+// for the writes in place now, and those writes.
+func (rs *restarts) journaledRestarts(ctx context.Context, r *procedure.Record) ([]string, map[string]string, bool, error) {
+	ids, written, err := rs.writeIDs(ctx)
+	if err != nil || !written {
+		return nil, ids, false, err
+	}
+	var got map[string]string
+	if ok, err := r.Get(FactWritten, &got); !ok || err != nil || !sameIDs(got, ids) {
+		return nil, ids, false, nil
+	}
+	var done []string
+	if _, err := r.Get(FactRestarted, &done); err != nil {
+		return nil, ids, false, nil
+	}
+	return done, ids, true, nil
+}
+
+func (rs *restarts) none() bool { return !rs.enabled || len(rs.targets()) == 0 }
+
+func (rs *restarts) restartStep() procedure.Step {
+	what := "restart each workload that reads a changed key, once"
+	if !rs.enabled {
+		what = "no restart (--restart=none)"
+	}
+	return &procedure.Func{StepName: StepRestart, What: what,
+		DoneFunc: func(ctx context.Context, r *procedure.Record) (bool, error) {
+			if rs.none() {
+				return true, nil
+			}
+			if rs.journal == nil {
+				return r.Marked(StepRestart), nil
+			}
+			// Derived first: restarts journaled for another write (an
+			// earlier rotation, an undo) are not done for this one.
+			_, _, match, err := rs.journaledRestarts(ctx, r)
+			return match && r.Marked(StepRestart), err
+		},
+		DoFunc: rs.restart,
+	}
+}
+
+func (rs *restarts) restart(ctx context.Context, r *procedure.Record) error {
+	var done []string
+	if rs.journal != nil {
+		d, ids, match, err := rs.journaledRestarts(ctx, r)
+		if err != nil {
+			return err
+		}
+		if match {
+			done = d
+		} else if err := r.Put(FactWritten, ids); err != nil {
+			return err
+		}
+	} else {
+		_, _ = r.Get(FactRestarted, &done)
+	}
+	if err := r.Put(FactRestarted, done); err != nil {
+		return err
+	}
+	restarted := map[string]bool{}
+	for _, ref := range done {
+		restarted[ref] = true
+	}
+	for _, w := range rs.targets() {
+		if restarted[w.Ref()] {
+			fmt.Fprintf(rs.progress, "%s: restarted already by an interrupted run (journal %s); not restarted again\n", w.Ref(), rs.journal.String())
+			continue
+		}
+		if _, err := consumers.Restart(ctx, rs.c.Kube, w); err != nil {
+			return describeAPIError(err, "patch", w.Ref(), w.Namespace)
+		}
+		restarted[w.Ref()] = true
+		done = append(done, w.Ref())
+		fmt.Fprintf(rs.progress, "%s restarted\n", w.Ref())
+		if err := r.Put(FactRestarted, done); err != nil {
+			return err
+		}
+		// Each restart is journaled as soon as it is done: a run killed
+		// between two restarts does not restart the first one again.
+		if err := rs.save(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// save writes the journal from inside the restart step (the engine saves
+// after each step; this is after each workload).
+func (rs *restarts) save(ctx context.Context, r *procedure.Record) error {
+	if rs.journal == nil {
+		return nil
+	}
+	r.Procedure = rs.proc
+	r.Updated = rs.now().UTC().Truncate(time.Second)
+	if err := rs.journal.Save(ctx, r); err != nil {
+		if errors.Is(err, procedure.ErrConflict) {
+			return fmt.Errorf("%s: %w: another run of %s is going on; let it finish, then re-run", rs.journal, err, rs.proc)
+		}
+		return fmt.Errorf("writing the journal %s: %w", rs.journal, err)
+	}
+	return nil
+}
+
+// restarted returns the workloads the run's Record says were restarted.
+func restartedIn(r *procedure.Record) []string {
+	var done []string
+	if r != nil {
+		_, _ = r.Get(FactRestarted, &done)
+	}
+	return done
+}
+
+func (rs *restarts) waitStep() procedure.Step {
+	what := "wait until every restarted workload is healthy (rollout complete)"
+	if !rs.enabled {
+		what = "no wait (--restart=none)"
+	}
+	return &procedure.Func{StepName: StepWait, What: what,
+		// Never skipped while there is something to wait for: waiting is
+		// how the state (healthy now) is read, and returns at once when
+		// the rollouts are complete.
+		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return rs.none(), nil },
+		DoFunc: func(ctx context.Context, r *procedure.Record) error {
+			waiter := &consumers.Waiter{Client: rs.c.Dynamic, Out: rs.progress, Timeout: rs.timeout}
+			err := waiter.WaitAll(ctx, rs.targets())
+			var we *consumers.WaitError
+			if errors.As(err, &we) {
+				rs.res.Unhealthy = we.Unhealthy
+				rs.res.Phase = PhaseFailed
+				for _, name := range rs.secrets {
+					_ = setPhaseOf(ctx, rs.c, rs.namespace, name, v1alpha1.PhaseFailed)
+				}
+			}
+			return err
+		},
+	}
+}
+
+// completeStep records phase complete on every Secret; the journal goes
+// in the same write.
+func (rs *restarts) completeStep(what string) procedure.Step {
+	return &procedure.Func{StepName: StepComplete, What: what,
+		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return false, nil },
+		DoFunc: func(ctx context.Context, r *procedure.Record) error {
+			for i, name := range rs.secrets {
+				if i == 0 && rs.journal != nil {
+					if err := rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete}); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := setPhaseOf(ctx, rs.c, rs.namespace, name, v1alpha1.PhaseComplete); err != nil {
+					return err
+				}
+			}
+			rs.res.Phase = PhaseComplete
+			return nil
+		},
+	}
+}
+
+// setPhaseOf records a procedure's phase on a Secret.
+func setPhaseOf(ctx context.Context, c Clients, namespace, name, phase string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.Phase, phase)
+	_, err := c.Kube.CoreV1().Secrets(namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
+		return describeAPIError(err, "patch", "secret/"+name, namespace)
+	}
+	return nil
+}
+
+// refs names Secrets for a procedure's name.
+func refs(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "secret/" + n
+	}
+	return strings.Join(out, " ")
+}
