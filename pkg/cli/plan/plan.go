@@ -39,7 +39,8 @@ func NewCmdPlan(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Co
 		Long: templates.LongDesc(`
 			Read a RotationPlan strictly, check that every Secret it changes exists with the
 			keys it edits, and print each item's steps (create, set, test, finish), its hooks
-			and the workloads that would restart. Nothing is written.`),
+			and the workloads that would restart; while a run of the plan is under way, the
+			steps already done are marked (done). Nothing is written.`),
 		Example: examples,
 		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, args []string) {

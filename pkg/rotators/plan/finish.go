@@ -40,7 +40,7 @@ type Delivery struct {
 }
 
 // FinishSecret is the finish step: the pending values move into place
-// through rotation.Rotate (the old values kept in NAME-previous, written
+// through secret.Rotate (the old values kept in NAME-previous, written
 // with resourceVersion preconditions), then NAME-pending is deleted. A
 // re-run after a crash between the two finds the values in place and only
 // deletes the companion: it never rotates twice, which would overwrite the
