@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -40,8 +41,8 @@ const (
 // Journal facts.
 const (
 	// FactWritten maps each Secret to the write its restarts are for (its
-	// UID, generation and rotated-at): restarts journaled for another write
-	// are not done for this one.
+	// UID, generation, rotated-at and fingerprints): restarts journaled for
+	// another write are not done for this one.
 	FactWritten = "written"
 	// FactRestarted lists the workloads restarted for it (kind/name).
 	FactRestarted = "restarted"
@@ -83,9 +84,16 @@ func (rs *restarts) writeIDs(ctx context.Context) (map[string]string, bool, erro
 		if ph != v1alpha1.PhaseWritten && ph != v1alpha1.PhaseFailed {
 			ok = false
 		}
-		ids[name] = fmt.Sprintf("uid %s generation %s rotated-at %s", s.UID, s.Annotations[v1alpha1.Generation], s.Annotations[v1alpha1.RotatedAt])
+		ids[name] = writeID(s)
 	}
 	return ids, ok, nil
+}
+
+// writeID identifies the last write of a Secret's values: the Secret (its
+// UID), the generation, when, and the fingerprints of the values written.
+func writeID(s *corev1.Secret) string {
+	return fmt.Sprintf("uid %s generation %s rotated-at %s fingerprints %s", s.UID, s.Annotations[v1alpha1.Generation],
+		s.Annotations[v1alpha1.RotatedAt], s.Annotations[v1alpha1.Fingerprints])
 }
 
 func sameIDs(a, b map[string]string) bool {
