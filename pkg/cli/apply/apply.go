@@ -4,18 +4,16 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
@@ -33,20 +31,6 @@ var examples = templates.Examples(`
 
 	# A record of the run for audit: ids, steps, times, fingerprints (no values)
 	kubectl rotate apply -f diracx-db.yaml -o json`)
-
-// Record is the journal printed with -o json|yaml.
-type Record struct {
-	metav1.TypeMeta `json:",inline"`
-	*rotateplan.Journal
-}
-
-// DeepCopyObject makes Record a runtime.Object for kubectl's printers.
-func (r *Record) DeepCopyObject() runtime.Object {
-	b, _ := json.Marshal(r)
-	out := &Record{}
-	_ = json.Unmarshal(b, out)
-	return out
-}
 
 // Options of `kubectl rotate apply`.
 type Options struct {
@@ -110,7 +94,8 @@ func (o *Options) Run(ctx context.Context) error {
 	j, err := rotateplan.Apply(ctx, rotateplan.Options{Plan: o.plan, Clients: secret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
 		Namespace: o.clients.Namespace, PlanFile: o.Filename, By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
 	if j != nil && o.Output != "" {
-		if perr := output.PrintObject(o.PrintFlags, o.Output, &Record{TypeMeta: metav1.TypeMeta{APIVersion: planspec.APIVersion, Kind: "RotationPlanRun"}, Journal: j}, o.Out); perr != nil && err == nil {
+		j.TypeMeta = v1alpha1.TypeMeta(v1alpha1.KindRotationPlanRun)
+		if perr := output.PrintObject(o.PrintFlags, o.Output, j, o.Out); perr != nil && err == nil {
 			err = perr
 		}
 	}

@@ -72,7 +72,7 @@ spec:
 	if h := j.Items["pw"].Hooks[StepSet]; h == nil || h.ExitCode != 2 || !strings.Contains(h.Output, "backend down") {
 		t.Errorf("the failed hook's result is not journaled: %+v", h)
 	}
-	if j.Next("token") != "" || j.Next("pw") != StepSet || j.Items["pw"].Failed != StepSet {
+	if NextStep(j, "token") != "" || NextStep(j, "pw") != StepSet || j.Items["pw"].Failed != StepSet {
 		t.Fatalf("journal after the failure: %+v %+v", j.Items["token"], j.Items["pw"])
 	}
 	if string(get("db").Data["URL"]) != "postgresql://app:old-pass@db/app" {
@@ -85,7 +85,7 @@ spec:
 	if err != nil {
 		t.Fatalf("re-run: %v", err)
 	}
-	if j2.RotationID != j.RotationID || j2.Next("pw") != "" || !j2.Restarted {
+	if j2.RotationID != j.RotationID || NextStep(j2, "pw") != "" || !j2.Restarted {
 		t.Fatalf("re-run journal: %+v", j2)
 	}
 	if got := string(get("db").Data["URL"]); got != pending {

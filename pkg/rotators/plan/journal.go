@@ -22,8 +22,9 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
-	"github.com/kube-rotate/kube-rotate/pkg/cluster/hooks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
@@ -82,43 +83,11 @@ func itemFact(item, fact string) string { return item + "/" + fact }
 func stepName(item, step string) string { return item + "/" + step }
 
 // Journal is what a plan run did, as `kubectl rotate apply -o json|yaml`
-// prints it: built from the run's procedure.Record (facts and marks); no
-// value, only fingerprints.
-type Journal struct {
-	Plan        string `json:"plan"`
-	Fingerprint string `json:"fingerprint"`
-	// RotationID keys every step of this run: pending companions and hook
-	// Jobs carry it, so a re-run knows its own work.
-	RotationID string                  `json:"rotationId"`
-	Started    time.Time               `json:"started"`
-	Updated    time.Time               `json:"updated"`
-	Items      map[string]*ItemJournal `json:"items"`
-	// Restarted is set once the coalesced restarts after the last finish
-	// completed.
-	Restarted bool `json:"restarted,omitempty"`
-	// Restarts are the workloads restarted (kind/name), in order.
-	Restarts []string `json:"restarts,omitempty"`
-}
+// prints it (a RotationPlanRun), built from the run's procedure.Record.
+type Journal = v1alpha1.RotationPlanRun
 
 // ItemJournal is one item's progress.
-type ItemJournal struct {
-	// Done is the last step that completed ("" for none).
-	Done string `json:"done"`
-	// Failed is the step that failed last, with its error (one line, no
-	// value); cleared when that step succeeds.
-	Failed string `json:"failed,omitempty"`
-	Error  string `json:"error,omitempty"`
-	// KID is the key a key-set item published at create and promotes at
-	// finish.
-	KID string `json:"kid,omitempty"`
-	// Fingerprints of the pending values, by key.
-	Fingerprints map[string]string `json:"fingerprints,omitempty"`
-	// Steps records when each step finished.
-	Steps map[string]time.Time `json:"steps,omitempty"`
-	// Hooks are the last result of each hook that ran (exit code, times,
-	// redacted output tail), by step.
-	Hooks map[string]*hooks.Result `json:"hooks,omitempty"`
-}
+type ItemJournal = v1alpha1.PlanRunItem
 
 // NewRotationID returns a fresh id: UTC time and 6 random hex digits.
 func NewRotationID(now time.Time) string {
@@ -130,9 +99,9 @@ func NewRotationID(now time.Time) string {
 // JournalName is the ConfigMap holding a plan's journal.
 func JournalName(plan string) string { return "kube-rotate-plan-" + plan }
 
-// Next returns the first step item has not completed, or "" when it is
-// finished.
-func (j *Journal) Next(item string) string {
+// NextStep returns the first step item has not completed in j, or "" when
+// it is finished.
+func NextStep(j *Journal, item string) string {
 	done := StepPending
 	if ij := j.Items[item]; ij != nil {
 		done = ij.Done
@@ -154,7 +123,7 @@ func view(p *planspec.Plan, r *procedure.Record) *Journal {
 		return nil
 	}
 	j := &Journal{Plan: r.String(factPlan), Fingerprint: r.String(factFingerprint), RotationID: r.String(factRotationID),
-		Started: r.Started, Updated: r.Updated, Items: map[string]*ItemJournal{}, Restarted: r.Marked(StepRestart)}
+		Started: metav1.NewTime(r.Started), Updated: metav1.NewTime(r.Updated), Items: map[string]*ItemJournal{}, Restarted: r.Marked(StepRestart)}
 	if j.Plan == "" {
 		j.Plan = p.Metadata.Name
 	}
@@ -176,9 +145,9 @@ func view(p *planspec.Plan, r *procedure.Record) *Journal {
 				continue
 			}
 			if ij.Steps == nil {
-				ij.Steps = map[string]time.Time{}
+				ij.Steps = map[string]metav1.Time{}
 			}
-			ij.Steps[s] = at
+			ij.Steps[s] = metav1.NewTime(at)
 			if consecutive {
 				ij.Done = s
 			}

@@ -63,7 +63,7 @@ func TestJournalStepsAndPreconditions(t *testing.T) {
 			if s.done != "" {
 				r.Mark(stepName("a", s.done), now)
 			}
-			if got := view(p, r).Next("a"); got != s.next {
+			if got := NextStep(view(p, r), "a"); got != s.next {
 				t.Errorf("next %q, want %q", got, s.next)
 			}
 			if err := st.Save(ctx, r); err != nil {
@@ -87,7 +87,7 @@ func TestJournalStepsAndPreconditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := view(p, back)
-	if v.RotationID != r.String(factRotationID) || v.Next("a") != "" || v.Items["b"].Failed != StepSet || v.Items["b"].Error == "" || v.Next("b") != StepCreated {
+	if v.RotationID != r.String(factRotationID) || NextStep(v, "a") != "" || v.Items["b"].Failed != StepSet || v.Items["b"].Error == "" || NextStep(v, "b") != StepCreated {
 		t.Fatalf("journal read back: %+v", v)
 	}
 	// The second run writes: the first one's next write is refused.
@@ -135,7 +135,7 @@ func TestApplyResumesALegacyJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.RotationID != "20261123t120000-abcdef" || !j.Items["pw"].Steps[StepSet].Equal(at) {
+	if j.RotationID != "20261123t120000-abcdef" || !j.Items["pw"].Steps[StepSet].Time.Equal(at) {
 		t.Errorf("the resumed run: %s, set at %s", j.RotationID, j.Items["pw"].Steps[StepSet])
 	}
 	c.finished(t, j)

@@ -185,8 +185,8 @@ func (c *cluster) writeRecord(t *testing.T, r *procedure.Record) {
 func (c *cluster) finished(t *testing.T, j *Journal) {
 	t.Helper()
 	for _, it := range []string{"pw", "signing-key"} {
-		if j.Next(it) != "" {
-			t.Errorf("item %s: next step %q, want none", it, j.Next(it))
+		if NextStep(j, it) != "" {
+			t.Errorf("item %s: next step %q, want none", it, NextStep(j, it))
 		}
 	}
 	if !j.Restarted {
