@@ -37,8 +37,10 @@ var (
 		annotated or taken from the command line: fingerprints (short sha256
 		prefixes) stand in for them.
 
-		A run interrupted after the values were written resumes on re-run (restarts
-		and waits) instead of rotating again. Undo with 'kubectl rotate undo', drop
+		A run interrupted after the values were written resumes on re-run at the first
+		step not done (the restarts not yet done, then the wait) instead of rotating
+		again: a workload the journal on the Secret says was restarted for these
+		values is not restarted twice. Undo with 'kubectl rotate undo', drop
 		the previous values with 'kubectl rotate finish'.`)
 
 	examples = templates.Examples(`

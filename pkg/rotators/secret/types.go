@@ -2,9 +2,12 @@
 // validate and plan everything first; keep the previous values in a
 // companion Secret; write the new values with resourceVersion
 // preconditions; restart each consuming workload once; wait until they are
-// healthy; record the result on the Secret. A run killed at any point can
-// be re-run: a Secret whose new values are written but whose consumers are
-// not yet healthy is resumed, never rotated a second time.
+// healthy; record the result on the Secret. Rotate, Undo and ForceSync
+// run as procedures on the engine (pkg/procedure). A run killed at any
+// point can be re-run: a Secret whose new values are written but whose
+// consumers are not yet healthy is resumed at the first step not done,
+// never rotated a second time, and the restarts journaled for its values
+// (JournalAnnotation) are not done again.
 package secret
 
 import (
