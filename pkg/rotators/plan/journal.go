@@ -52,7 +52,7 @@ const (
 )
 
 // PlanLabel labels a journal ConfigMap with its plan's name.
-const PlanLabel = v1alpha1.Prefix + "plan"
+const PlanLabel = v1alpha1.PlanLabel
 
 // Journal facts of the run (procedure.Record.Facts); an item's facts are
 // keyed ITEM/NAME (itemFact).

@@ -19,11 +19,11 @@ import (
 // Annotations on a pending companion.
 const (
 	// RotationIDAnnotation names the plan run that made the pending values.
-	RotationIDAnnotation = v1alpha1.Prefix + "rotation-id"
+	RotationIDAnnotation = v1alpha1.RotationIDAnnotation
 	// PendingOfLabel labels a pending companion with its Secret's name.
-	PendingOfLabel = v1alpha1.Prefix + "pending-of"
+	PendingOfLabel = v1alpha1.PendingOfLabel
 	// ItemAnnotation names the plan item.
-	ItemAnnotation = v1alpha1.Prefix + "plan-item"
+	ItemAnnotation = v1alpha1.ItemAnnotation
 )
 
 // TokenKeyPrefix prefixes, in a pending companion, the plaintext token of a

@@ -19,7 +19,7 @@ import (
 // procedure.Record, JSON) of the rotation or undo going on: the restarts
 // done, which the objects cannot show. It holds no value, and is removed
 // when the procedure completes.
-const JournalAnnotation = v1alpha1.Prefix + "journal"
+const JournalAnnotation = v1alpha1.JournalAnnotation
 
 // secretJournal is a procedure.Journal kept in an annotation of the Secret
 // the procedure works on (the first one named, for a rotation of several).

@@ -589,7 +589,7 @@ func (o *Options) writeCompanion(ctx context.Context, c Clients, p *planned, now
 }
 
 // CreatedKeys on a companion lists keys the rotation added, so undo removes them.
-const CreatedKeys = v1alpha1.Prefix + "created-keys"
+const CreatedKeys = v1alpha1.CreatedKeys
 
 // collectTargets finds the consumers of every changed key and returns the
 // restartable ones, each once, plus the extra targets.

@@ -76,6 +76,11 @@ const (
 	// CreatedKeys on a companion lists keys the rotation added, so undo
 	// removes them.
 	CreatedKeys = Prefix + "created-keys"
+	// JournalAnnotation on a rotated Secret holds the journal (a procedure
+	// record, JSON, no value) of the rotation, force-sync or undo going on:
+	// the restarts done, which the objects cannot show. It is removed when
+	// the procedure completes.
+	JournalAnnotation = Prefix + "journal"
 	// RecordsAnnotation on a key-set Secret keeps when each kid was made
 	// and retired (JSON), for key sets that cannot say it themselves.
 	RecordsAnnotation = Prefix + "jwks-keys"
