@@ -21,7 +21,6 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
-	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
@@ -169,7 +168,8 @@ func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	return cmd
 }
 
-// Complete reads flags and builds clients.
+// Complete reads the flags, builds the clients, parses --restart-target
+// and makes the changes: files and stdin read, values generated.
 func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
 	o.Names = args
 	dr, err := cmdutil.GetDryRunStrategy(cmd)
@@ -177,12 +177,28 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		return err
 	}
 	o.DryRun = output.DryRun(dr)
-	o.clients, err = kube.NewClients(f)
+	if o.clients, err = kube.NewClients(f); err != nil {
+		return err
+	}
+	for _, t := range o.RestartTargets {
+		w, err := parseTarget(t, o.clients.Namespace)
+		if err != nil {
+			return err
+		}
+		o.targets = append(o.targets, w)
+	}
+	if o.ForceSync {
+		// The values come from the secret store; Validate refuses value flags.
+		return nil
+	}
+	// Files and stdin are read and values generated here, before any API
+	// call; Validate only checks what this made.
+	o.changes, o.hashed, err = buildChanges(o)
 	return err
 }
 
-// Validate checks the flags and prepares the changes; nothing is read
-// from the cluster yet.
+// Validate checks the flags and the changes Complete made; it reads and
+// writes nothing.
 func (o *Options) Validate() error {
 	if len(o.Names) > 0 && o.Selector != "" {
 		return errors.New("give Secret names or -l SELECTOR, not both")
@@ -202,13 +218,6 @@ func (o *Options) Validate() error {
 	if len(o.RestartTargets) > 0 && o.Restart == "none" {
 		return errors.New("--restart-target restarts workloads, --restart=none restarts none: drop one of them")
 	}
-	for _, t := range o.RestartTargets {
-		w, err := parseTarget(t, o.clients.Namespace)
-		if err != nil {
-			return err
-		}
-		o.targets = append(o.targets, w)
-	}
 	if o.ForceSync {
 		if len(o.Names) != 1 {
 			return errors.New("--force-sync takes exactly one Secret name")
@@ -218,21 +227,16 @@ func (o *Options) Validate() error {
 		}
 		return nil
 	}
-	changes, d, err := buildChanges(o)
-	if err != nil {
-		return err
-	}
-	if len(changes) == 0 {
+	if len(o.changes) == 0 {
 		return errors.New("nothing to change: give --key with --generate, --from-file, --from-stdin, --url-password, --json-field or --hashed")
 	}
 	seen := map[string]bool{}
-	for _, c := range changes {
+	for _, c := range o.changes {
 		if seen[c.Key] {
 			return fmt.Errorf("key %s is given twice: change each key with one flag", c.Key)
 		}
 		seen[c.Key] = true
 	}
-	o.changes, o.hashed = changes, d
 	return nil
 }
 
@@ -266,20 +270,7 @@ func (o *Options) Run(ctx context.Context) error {
 		if err := h.target.Check(names[0]); err != nil {
 			return fmt.Errorf("--deliver: %w", err)
 		}
-		// The token is handed over after planning and before any write:
-		// if delivery fails nothing changed; if the write then fails, the
-		// token is taken back. A resumed run delivers nothing.
-		var done *delivery.Delivered
-		ro.BeforeWrite = func(ctx context.Context) error {
-			d, err := delivery.Deliver(ctx, o.clients.Kube, h.target, h.token)
-			done = d
-			return err
-		}
-		ro.AfterFailedWrite = func(ctx context.Context) {
-			if done != nil {
-				done.TakeBack(ctx, o.clients.Kube, o.ErrOut)
-			}
-		}
+		ro.Handover = &rotatesecret.Handover{Target: h.target, Token: h.token, ErrOut: o.ErrOut}
 	}
 	res, err := rotatesecret.Rotate(ctx, rotatesecret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, ro)
 	if res != nil {

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -210,10 +214,12 @@ func TestRotateResumesAtEveryStep(t *testing.T) {
 			w.fail = tt.fail
 			var progress bytes.Buffer
 			o := rotateOpts("first", &progress)
-			tookBack := false
-			o.BeforeWrite = func(context.Context) error { return nil }
-			o.AfterFailedWrite = func(context.Context) { tookBack = true }
+			// A token handed over before the first write is taken back when
+			// nothing could be written.
+			o.Handover = &Handover{Target: delivery.Target{Namespace: "ns", Secret: "app-token", Key: "token"}, Token: []byte("tok")}
 			_, err := Rotate(context.Background(), w.c, o)
+			_, terr := w.kc.CoreV1().Secrets("ns").Get(context.Background(), "app-token", metav1.GetOptions{})
+			tookBack := apierrors.IsNotFound(terr)
 			var serr *procedure.StepError
 			if !errors.As(err, &serr) || serr.Step != tt.step || !strings.Contains(err.Error(), "re-run the same command to resume") {
 				t.Fatalf("first run: %v, want step %s to fail", err, tt.step)
@@ -222,7 +228,7 @@ func TestRotateResumesAtEveryStep(t *testing.T) {
 				t.Errorf("first run: %v: names the undo command: %v, want %v", err, got, tt.undo)
 			}
 			if tookBack != tt.afterFailedWrite {
-				t.Errorf("AfterFailedWrite called: %v, want %v", tookBack, tt.afterFailedWrite)
+				t.Errorf("token taken back: %v (%v), want %v", tookBack, terr, tt.afterFailedWrite)
 			}
 			if tt.step == StepWait {
 				want := "step 4 of 5 (wait) failed: 1 workload(s) did not become healthy: deployment/web2 (not rolled out within 300ms"

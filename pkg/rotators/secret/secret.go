@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -273,10 +275,13 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 			rt.written = append(rt.written, p.secret.Name)
 		}
 	}
-	if writes && o.DryRun == DryRunNone && o.BeforeWrite != nil {
-		if err := o.BeforeWrite(ctx); err != nil {
+	var handedOver *delivery.Delivered
+	if h := o.Handover; writes && o.DryRun == DryRunNone && h != nil {
+		d, err := delivery.Deliver(ctx, rt.c.Kube, h.Target, h.Token)
+		if err != nil {
 			return nil, err
 		}
+		handedOver = d
 	}
 	for _, p := range rt.plans {
 		if p.resumed {
@@ -301,8 +306,12 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 	}
 	switch failed {
 	case StepKeepPrevious, StepWrite:
-		if len(rt.written) == 0 && o.DryRun == DryRunNone && o.AfterFailedWrite != nil {
-			o.AfterFailedWrite(ctx)
+		if len(rt.written) == 0 && handedOver != nil {
+			errOut := o.Handover.ErrOut
+			if errOut == nil {
+				errOut = io.Discard
+			}
+			handedOver.TakeBack(ctx, rt.c.Kube, errOut)
 		}
 		// Only what was written can be undone.
 		serr.UndoCommand = rt.undoCommands(rt.written)

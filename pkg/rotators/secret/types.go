@@ -11,10 +11,11 @@
 package secret
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -99,13 +100,20 @@ type Options struct {
 	Now func() time.Time
 	// Progress receives progress lines (never values); nil discards them.
 	Progress io.Writer
-	// BeforeWrite, if set, runs after planning and before the first write
-	// of a real (not dry) run that changes values, e.g. to hand a token
-	// over; an error stops the run with nothing changed.
-	BeforeWrite func(context.Context) error
-	// AfterFailedWrite, if set, runs when writing failed after BeforeWrite
-	// succeeded, to take back what BeforeWrite handed out.
-	AfterFailedWrite func(context.Context)
+	// Handover, if set, is a token handed over once (cluster/delivery)
+	// after planning and before the first write of a real run that
+	// changes values; a failed hand-over stops the run with nothing
+	// changed, and the token is taken back if the values cannot be
+	// written. A resumed run hands nothing over.
+	Handover *Handover
+}
+
+// Handover is a token and where it goes (the --hashed pair's plain half).
+type Handover struct {
+	Target delivery.Target
+	Token  []byte
+	// ErrOut is told when a token is taken back; nil discards it.
+	ErrOut io.Writer
 }
 
 // Result is what a rotation did (or, in a dry run, would do): the
