@@ -169,11 +169,11 @@ func TestFinishDeletesPrevious(t *testing.T) {
     "secret": "app",
     "namespace": "ns",
     "deleted": "app-previous",
-    "consumers": null
+    "consumers": []
 }
 `, progress},
 		{"yaml", []string{"-o", "yaml"}, nil, `apiVersion: rotate.kube-rotate.io/v1alpha1
-consumers: null
+consumers: []
 deleted: app-previous
 kind: SecretRotationFinish
 namespace: ns
@@ -245,7 +245,7 @@ func TestFinishDryRun(t *testing.T) {
     "secret": "app",
     "namespace": "ns",
     "deleted": "app-previous",
-    "consumers": null
+    "consumers": []
 }
 `, ""},
 		{"server", []string{"--dry-run=server"}, would, "delete secrets ns/app-previous (dry run)"},

@@ -310,12 +310,13 @@ secrets:
 	}
 }
 
-// summary is what a rotation of one key (%[1]s) of secret/app prints.
+// summary is what a rotation of one key (%[1]s) of secret/app prints
+// with --restart=none; %[2]s is the line of each consumer not restarted.
 const summary = `secret/app: %[1]s changed (generation 1); previous values in secret/app-previous
 
 rotation complete: 1 secret(s), 0 workload(s) restarted
   secret/app generation 1: %[1]s
-  undo: kubectl rotate undo secret/app -n ns
+%[2]s  undo: kubectl rotate undo secret/app -n ns
 `
 
 // A rotation without restarts: the value changes, the old one is kept in
@@ -323,7 +324,7 @@ rotation complete: 1 secret(s), 0 workload(s) restarted
 func TestSecretRotates(t *testing.T) {
 	a := fixture(t)
 	r := run(t, a, "", "app", "--key", "token", "--generate", "hex:16", "--restart=none")
-	want := fmt.Sprintf(summary, "token")
+	want := fmt.Sprintf(summary, "token", "  deployment/web not restarted: restarts are off in this run\n")
 	if r.Code != 0 || r.Out != want || r.ErrOut != "" {
 		t.Fatalf("exit %d (%s)\nstdout:\n%s\nwant:\n%s\nstderr %q", r.Code, r.Msg, r.Out, want, r.ErrOut)
 	}
@@ -386,7 +387,8 @@ func TestSecretOutputFormats(t *testing.T) {
                     ]
                 }
             ],
-            "restart": true
+            "restart": false,
+            "note": "restarts are off in this run"
         }
     ],
     "phase": "complete",
@@ -400,12 +402,13 @@ consumers:
 - kind: Deployment
   name: web
   namespace: ns
+  note: restarts are off in this run
   references:
   - container: web
     how: env
     keys:
     - token
-  restart: true
+  restart: false
 kind: SecretRotation
 phase: complete
 secrets:
@@ -473,7 +476,7 @@ secret/app (namespace ns, generation 1)
 func TestSecretHashedDelivery(t *testing.T) {
 	a := fixture(t)
 	r := run(t, a, "", "app", "--hashed", "hash", "--deliver", "secret:out:tok", "--create-key", "--restart=none")
-	want := fmt.Sprintf(summary, "hash")
+	want := fmt.Sprintf(summary, "hash", "")
 	if r.Code != 0 || r.Out != want || r.ErrOut != "" {
 		t.Fatalf("exit %d (%s)\nstdout:\n%s\nwant:\n%s\nstderr %q", r.Code, r.Msg, r.Out, want, r.ErrOut)
 	}

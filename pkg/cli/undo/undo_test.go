@@ -153,12 +153,12 @@ Undo after the rotation:
             "previous": "app-previous"
         }
     ],
-    "consumers": null,
+    "consumers": [],
     "phase": "planned"
 }
 `},
 		{"yaml", []string{"-o", "yaml"}, `apiVersion: rotate.kube-rotate.io/v1alpha1
-consumers: null
+consumers: []
 dryRun: client
 kind: SecretRotation
 phase: planned
@@ -249,12 +249,12 @@ func TestUndoOutputFormats(t *testing.T) {
             "previous": "app-previous"
         }
     ],
-    "consumers": null,
+    "consumers": [],
     "phase": "complete"
 }
 `},
 		{"yaml", `apiVersion: rotate.kube-rotate.io/v1alpha1
-consumers: null
+consumers: []
 kind: SecretRotation
 phase: complete
 secrets:

@@ -101,7 +101,7 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	collectTargets(ix, []*planned{p}, o.ExtraTargets, res)
+	collectTargets(ix, []*planned{p}, o.ExtraTargets, o.Restart, res)
 	if o.DryRun == DryRunClient {
 		return res, nil
 	}
@@ -221,7 +221,7 @@ func (fs *forceSync) waitSync(ctx context.Context, _ *procedure.Record) error {
 		p.result.Keys = append(p.result.Keys, KeyChange{Key: k, Source: "externalsecret/" + fs.owner, Old: values.Fingerprint(s.Data[k]), New: fps[k]})
 	}
 	res.Secrets = []SecretResult{p.result}
-	fs.targets = collectTargets(fs.ix, []*planned{p}, o.ExtraTargets, res)
+	fs.targets = collectTargets(fs.ix, []*planned{p}, o.ExtraTargets, o.Restart, res)
 	res.Undo = nil
 	return nil
 }

@@ -123,7 +123,7 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, res)
+	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, o.Restart, res)
 	rt.journal = newSecretJournal(c.Kube, o.Namespace, o.Secrets[0], rt.name(), StepRestart)
 	return rt, nil
 }
@@ -601,8 +601,13 @@ func (o *Options) writeCompanion(ctx context.Context, c Clients, p *planned, now
 const CreatedKeys = v1alpha1.CreatedKeys
 
 // collectTargets finds the consumers of every changed key and returns the
-// restartable ones, each once, plus the extra targets.
-func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Workload, res *Result) []consumers.Workload {
+// restartable ones, each once, plus the extra targets. With restart off,
+// the consumers are listed as not restarted, with why. res.Consumers is an
+// empty list, not null, when nothing reads the keys.
+func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Workload, restart bool, res *Result) []consumers.Workload {
+	if res.Consumers == nil {
+		res.Consumers = []consumers.Workload{}
+	}
 	seen := map[string]bool{}
 	var targets []consumers.Workload
 	for _, p := range plans {
@@ -612,6 +617,9 @@ func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Wor
 				continue
 			}
 			seen[id] = true
+			if w.Restart && !restart {
+				w.Restart, w.Note = false, "restarts are off in this run"
+			}
 			res.Consumers = append(res.Consumers, w)
 			if w.Restart {
 				targets = append(targets, w)

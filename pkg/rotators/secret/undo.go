@@ -102,7 +102,7 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 		return nil, err
 	}
 	p := &planned{secret: s, keys: keys, resumed: alreadyRestored, result: sr}
-	targets := collectTargets(ix, []*planned{p}, nil, res)
+	targets := collectTargets(ix, []*planned{p}, nil, ro.Restart, res)
 	if ro.DryRun == DryRunClient {
 		return res, nil
 	}
@@ -223,6 +223,9 @@ func Finish(ctx context.Context, c Clients, o FinishOptions) (*FinishResult, err
 	}
 	users := ix.UsersOf(o.Name, splitKeys(s.Annotations[v1alpha1.Keys]))
 	res.Consumers = users
+	if users == nil {
+		res.Consumers = []consumers.Workload{}
+	}
 	if !o.Force {
 		if ph := s.Annotations[v1alpha1.Phase]; ph != v1alpha1.PhaseComplete {
 			return res, fmt.Errorf("secret/%s: the last rotation is %q, not complete: its consumers were not seen healthy; re-run the rotation to resume it, undo it, or pass --force", o.Name, ph)
