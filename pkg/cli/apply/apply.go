@@ -5,7 +5,6 @@ package apply
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -99,11 +98,5 @@ func (o *Options) Run(ctx context.Context) error {
 			err = perr
 		}
 	}
-	if err != nil {
-		return err
-	}
-	if o.Output == "" {
-		fmt.Fprintf(o.Out, "plan %s: rotation %s complete\n", o.plan.Metadata.Name, j.RotationID)
-	}
-	return nil
+	return err
 }

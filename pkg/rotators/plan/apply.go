@@ -136,13 +136,16 @@ func (pr *run) apply(ctx context.Context, proc *procedure.Procedure) (*Journal, 
 			done = done && s.Done
 		}
 		if done {
-			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s already finished (%s); nothing to do: `kubectl rotate undo -f` rolls it back\n",
-				p.Metadata.Name, rec.String(factRotationID), rec.Updated.Format(time.RFC3339))
+			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s already finished (%s); nothing to do: `%s` rolls it back\n",
+				p.Metadata.Name, rec.String(factRotationID), rec.Updated.Format(time.RFC3339), pr.undoCommand())
 			return view(p, rec), nil
 		}
 		fmt.Fprintf(pr.o.Progress, "plan %s: resuming rotation %s\n", p.Metadata.Name, rec.String(factRotationID))
 	}
 	rec, err = proc.Run(ctx)
+	if err == nil {
+		fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s complete\n", p.Metadata.Name, rec.String(factRotationID))
+	}
 	return view(p, rec), err
 }
 
