@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/github"
 )
 
@@ -54,7 +55,7 @@ func IssueBody(it report.Item, r *report.Report, runURL string) string {
 	if len(it.Commands) > 0 {
 		b.WriteString("\n### Rotate it\n\n```sh\n")
 		for _, c := range it.Commands {
-			if strings.HasPrefix(c, "kubectl rotate secret ") {
+			if strings.HasPrefix(c, display.DefaultKubectlRotate+" secret ") {
 				b.WriteString("# plan first: keys, fingerprints, consumers, undo command\n" + c + " --dry-run=client\n")
 			}
 			b.WriteString(c + "\n")

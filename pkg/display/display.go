@@ -28,3 +28,25 @@ func KopsRotate(ctx context.Context) string {
 	}
 	return DefaultKopsRotate
 }
+
+type kubectlRotateKey struct{}
+
+// DefaultKubectlRotate is the name of kubectl-rotate: users run it through
+// kubectl's plugin dispatch (and the Action suggests commands to type).
+const DefaultKubectlRotate = "kubectl rotate"
+
+// WithKubectlRotate returns ctx carrying the name kubectl-rotate runs as.
+func WithKubectlRotate(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, kubectlRotateKey{}, name)
+}
+
+// KubectlRotate returns the name kubectl-rotate runs as, from ctx, else
+// DefaultKubectlRotate.
+func KubectlRotate(ctx context.Context) string {
+	if ctx != nil {
+		if n, ok := ctx.Value(kubectlRotateKey{}).(string); ok && n != "" {
+			return n
+		}
+	}
+	return DefaultKubectlRotate
+}

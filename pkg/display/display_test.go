@@ -13,3 +13,12 @@ func TestKopsRotate(t *testing.T) {
 		t.Errorf("from the context %q", got)
 	}
 }
+
+func TestKubectlRotate(t *testing.T) {
+	if got := KubectlRotate(context.Background()); got != "kubectl rotate" {
+		t.Errorf("default %q", got)
+	}
+	if got := KubectlRotate(WithKubectlRotate(context.Background(), "kubectl-rotate")); got != "kubectl-rotate" {
+		t.Errorf("from the context %q", got)
+	}
+}

@@ -4,11 +4,13 @@
 package output
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/spf13/cobra"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -41,7 +43,7 @@ func PrintObject(flags *genericclioptions.JSONYamlPrintFlags, format string, obj
 }
 
 // PrintPlan prints what a client dry run would do.
-func PrintPlan(w io.Writer, r *secret.Result) error {
+func PrintPlan(ctx context.Context, w io.Writer, r *secret.Result) error {
 	fmt.Fprintln(w, "Plan (dry run: nothing was changed)")
 	for _, s := range r.Secrets {
 		printSecret(w, s)
@@ -51,7 +53,7 @@ func PrintPlan(w io.Writer, r *secret.Result) error {
 		fmt.Fprintln(w, "\nUndo after the rotation:")
 		for _, s := range r.Secrets {
 			if s.Previous != "" {
-				fmt.Fprintf(w, "  %s\n", secret.UndoCommand(s.Namespace, s.Name))
+				fmt.Fprintf(w, "  %s\n", secret.UndoCommand(ctx, s.Namespace, s.Name))
 			} else {
 				fmt.Fprintf(w, "  (none for secret/%s: --no-keep-previous)\n", s.Name)
 			}

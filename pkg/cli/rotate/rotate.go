@@ -20,6 +20,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cli/verbosity"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/version"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 // DisplayName is how the command presents itself in help and examples:
@@ -46,6 +47,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SetContext(display.WithKubectlRotate(cmd.Context(), DisplayName))
 			if err := verbosity.Validate(); err != nil {
 				return err
 			}

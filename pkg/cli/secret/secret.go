@@ -260,7 +260,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.ForceSync {
 		res, err := rotatesecret.ForceSync(ctx, rotatesecret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotatesecret.ForceSyncOptions{Options: ro, Name: names[0]})
 		if res != nil {
-			if perr := o.print(res); perr != nil {
+			if perr := o.print(ctx, res); perr != nil {
 				return perr
 			}
 		}
@@ -274,19 +274,19 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	res, err := rotatesecret.Rotate(ctx, rotatesecret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, ro)
 	if res != nil {
-		if perr := o.print(res); perr != nil {
+		if perr := o.print(ctx, res); perr != nil {
 			return perr
 		}
 	}
 	return err
 }
 
-func (o *Options) print(res *rotatesecret.Result) error {
+func (o *Options) print(ctx context.Context, res *rotatesecret.Result) error {
 	if o.Output != "" {
 		return output.PrintObject(o.PrintFlags, o.Output, res, o.Out)
 	}
 	if res.DryRun == string(rotatesecret.DryRunClient) {
-		return output.PrintPlan(o.Out, res)
+		return output.PrintPlan(ctx, o.Out, res)
 	}
 	return output.PrintSummary(o.Out, res)
 }

@@ -100,7 +100,7 @@ func (o *Options) Run(ctx context.Context) error {
 	case o.Output != "":
 		return errors.Join(output.PrintObject(o.PrintFlags, o.Output, res, o.Out), err)
 	case res.DryRun == string(secret.DryRunClient):
-		return errors.Join(output.PrintPlan(o.Out, res), err)
+		return errors.Join(output.PrintPlan(ctx, o.Out, res), err)
 	case res.DryRun != "":
 		if err == nil {
 			fmt.Fprintf(o.Out, "\nundo accepted by the API server (dry run): secret/%s was not changed\n", o.Name)

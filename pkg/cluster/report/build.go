@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/inventory"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
@@ -87,6 +88,7 @@ func Build(ctx context.Context, o Options) (*Report, error) {
 
 // secretItems checks the Secrets of the cluster.
 func secretItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
+	tool := display.KubectlRotate(ctx)
 	types := o.Policy.Types()
 	secrets, err := inventory.Scan(ctx, o.Metadata, o.Kube, inventory.ScanOptions{
 		Namespace: o.Namespace, Selector: o.Selector, Types: types,
@@ -102,18 +104,18 @@ func secretItems(ctx context.Context, o Options, now time.Time) ([]Item, error) 
 	for i := range secrets {
 		s := &secrets[i]
 		if s.Full != nil && s.Type != corev1.SecretTypeTLS {
-			if ks := keySetItems(o.Policy, s, now); ks != nil {
+			if ks := keySetItems(tool, o.Policy, s, now); ks != nil {
 				items = append(items, ks...)
 				continue
 			}
 		}
-		items = append(items, secretItem(o.Policy, s, now))
+		items = append(items, secretItem(tool, o.Policy, s, now))
 	}
 	return items, nil
 }
 
 // secretItem checks one Secret (or TLS certificate) as a whole.
-func secretItem(p *policy.Policy, s *inventory.Secret, now time.Time) Item {
+func secretItem(tool string, p *policy.Policy, s *inventory.Secret, now time.Time) Item {
 	m := &s.Meta
 	kind, id := policy.KindSecret, "secret:"
 	if s.Type == corev1.SecretTypeTLS {
@@ -128,7 +130,7 @@ func secretItem(p *policy.Policy, s *inventory.Secret, now time.Time) Item {
 	l, rule := p.For(policy.Credential{Kind: kind, Namespace: m.Namespace, Name: m.Name, Type: string(s.Type), Labels: m.Labels})
 	setLimits(&it, l, rule)
 	evaluate(&it, l, now)
-	it.Commands = secretCommands(s, kind)
+	it.Commands = secretCommands(tool, s, kind)
 	if it.State == policy.StateOK && m.Annotations[v1alpha1.Phase] == v1alpha1.PhaseWritten {
 		it.State, it.Reason = policy.StateWarn, "a rotation stopped before its consumers were restarted: re-run it to finish"
 	}
@@ -138,29 +140,29 @@ func secretItem(p *policy.Policy, s *inventory.Secret, now time.Time) Item {
 // secretCommands says how to rotate a Secret: the way it was rotated
 // last, an ExternalSecret's force-sync, cert-manager's renew, or a new
 // random value for each key it holds.
-func secretCommands(s *inventory.Secret, kind string) []string {
+func secretCommands(tool string, s *inventory.Secret, kind string) []string {
 	m := &s.Meta
 	target := m.Name + nsFlag(m.Namespace)
 	for _, or := range m.OwnerReferences {
 		if or.Kind == "ExternalSecret" {
-			return []string{"kubectl rotate secret " + target + " --force-sync"}
+			return []string{tool + " secret " + target + " --force-sync"}
 		}
 	}
 	if kind == policy.KindTLS {
 		if cert := m.Annotations["cert-manager.io/certificate-name"]; cert != "" {
 			return []string{"cmctl renew " + cert + nsFlag(m.Namespace)}
 		}
-		return []string{"kubectl rotate secret " + target + " --from-file tls.crt=NEW.crt --from-file tls.key=NEW.key"}
+		return []string{tool + " secret " + target + " --from-file tls.crt=NEW.crt --from-file tls.key=NEW.key"}
 	}
 	if method := m.Annotations[v1alpha1.Method]; method != "" {
-		return []string{"kubectl rotate secret " + target + " " + method}
+		return []string{tool + " secret " + target + " " + method}
 	}
 	keys := s.DataKeys
 	if len(keys) == 0 {
 		keys = []string{"KEY"}
 	}
 	var b strings.Builder
-	b.WriteString("kubectl rotate secret " + target)
+	b.WriteString(tool + " secret " + target)
 	for _, k := range keys {
 		b.WriteString(" --key " + k)
 	}
@@ -178,7 +180,7 @@ func nsFlag(ns string) string {
 // keySetItems checks the key sets a Secret holds (nil when none of its
 // data parses as a JWKS). When no key carries its creation time, the
 // Secret's data age stands in for the signing key's (a lower bound).
-func keySetItems(p *policy.Policy, s *inventory.Secret, now time.Time) []Item {
+func keySetItems(tool string, p *policy.Policy, s *inventory.Secret, now time.Time) []Item {
 	m := &s.Meta
 	keys := make([]string, 0, len(s.Full.Data))
 	if k := m.Labels[v1alpha1.JWKSKeyLabel]; k != "" && s.Full.Data[k] != nil {
@@ -206,7 +208,7 @@ func keySetItems(p *policy.Policy, s *inventory.Secret, now time.Time) []Item {
 		// The data was last written when the set last changed: the signing
 		// key is at least that old.
 		fallback := &inventory.Age{Since: s.Age.Since, Source: "Secret data written (" + s.Age.Source + "; lower bound)"}
-		items = append(items, ringItems(p, ring, base, "jwk:"+m.Namespace+"/"+m.Name+"/"+k, target, fallback, now)...)
+		items = append(items, ringItems(tool, p, ring, base, "jwk:"+m.Namespace+"/"+m.Name+"/"+k, target, fallback, now)...)
 	}
 	return items
 }
@@ -226,7 +228,7 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 		// last changed at the earliest (a checkout resets it).
 		fallback = &inventory.Age{Since: fi.ModTime(), Source: "file mtime (lower bound)"}
 	}
-	items := ringItems(p, ring, base, "jwk-file:"+path, " --file "+path, fallback, now)
+	items := ringItems(display.KubectlRotate(ctx), p, ring, base, "jwk-file:"+path, " --file "+path, fallback, now)
 	if perm := st.OthersPermission(); perm != "" && ring.Layout == jwks.LayoutSlurm {
 		for i := range items {
 			if strings.HasSuffix(items[i].ID, "#signing") {
@@ -240,7 +242,7 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 // ringItems checks a key set: its signing key's age against maxAge, and
 // each retiring key's time since it stopped signing against overlap.
 // Next keys are listed as ok: they sign nothing yet.
-func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, fallback *inventory.Age, now time.Time) []Item {
+func ringItems(tool string, p *policy.Policy, ring *jwks.Ring, base Item, id, target string, fallback *inventory.Age, now time.Time) []Item {
 	var items []Item
 	ring.Now = func() time.Time { return now }
 	active := ring.ActiveIndex()
@@ -253,7 +255,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 		l, rule := p.For(policy.Credential{Kind: policy.KindJWK, Namespace: base.Namespace, Name: base.Name, Labels: base.Labels})
 		setLimits(&it, l, rule)
 		it.State, it.Reason = policy.StateOverdue, strings.Join(warnings, "; ")
-		promote := "kubectl rotate jwk promote" + target
+		promote := tool + " jwk promote" + target
 		if ring.NewestNext() == "" && len(ring.Set.Keys) > 0 {
 			promote += " " + ring.Set.Keys[len(ring.Set.Keys)-1].KID
 		}
@@ -284,7 +286,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 			for _, w := range warnings {
 				warn(&it, w)
 			}
-			rotate := "kubectl rotate jwk rotate" + target
+			rotate := tool + " jwk rotate" + target
 			if l.Overlap.Set {
 				rotate += " --delete-older-than " + duration.Format(l.Overlap.Duration)
 			}
@@ -293,7 +295,7 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 			it.ID = id + "#expired:" + k.KID
 			it.State = policy.StateOK
 			it.Reason = "expired " + kubeduration.HumanDuration(now.Sub(it.NotAfter.Time)) + " ago (exp): Slurm rejects its tokens; delete it"
-			it.Commands = []string{"kubectl rotate jwk delete" + target + " " + k.KID}
+			it.Commands = []string{tool + " jwk delete" + target + " " + k.KID}
 		case jwks.StateRetiring:
 			it.ID = id + "#retiring:" + k.KID
 			it.State = policy.StateOK
@@ -309,11 +311,11 @@ func ringItems(p *policy.Policy, ring *jwks.Ring, base Item, id, target string, 
 			default:
 				it.Reason = "retiring: may be deleted in " + kubeduration.HumanDuration(l.Overlap.Duration-now.Sub(*retired))
 			}
-			it.Commands = []string{"kubectl rotate jwk delete" + target + " " + k.KID}
+			it.Commands = []string{tool + " jwk delete" + target + " " + k.KID}
 		default:
 			it.ID = id + "#next:" + k.KID
 			it.State, it.Reason = policy.StateOK, "published, not signing yet"
-			it.Commands = []string{"kubectl rotate jwk promote" + target + " " + k.KID}
+			it.Commands = []string{tool + " jwk promote" + target + " " + k.KID}
 		}
 		items = append(items, it)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
@@ -36,9 +37,11 @@ type run struct {
 	// journal a fact before they act (the kid published, the values'
 	// fingerprints before finish) write it through here too.
 	journal procedure.Journal
+	// tool is the name kubectl-rotate runs as, for the commands suggested.
+	tool string
 }
 
-func newRun(o Options) (*run, error) {
+func newRun(ctx context.Context, o Options) (*run, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -54,7 +57,7 @@ func newRun(o Options) (*run, error) {
 		ns = o.Namespace
 	}
 	name := o.Plan.Metadata.Name
-	return &run{o: o, items: items, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
+	return &run{o: o, tool: display.KubectlRotate(ctx), items: items, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
 		Name: JournalName(name), Labels: map[string]string{PlanLabel: name}, Legacy: readLegacy}}, nil
 }
 
@@ -62,12 +65,12 @@ func newRun(o Options) (*run, error) {
 func (pr *run) undoCommand() string {
 	file := pr.o.PlanFile
 	if file == "" {
-		return "kubectl rotate undo -f PLAN.yaml"
+		return pr.tool + " undo -f PLAN.yaml"
 	}
 	if strings.ContainsAny(file, " \t'\"$`\\;&|<>()*?[]#~") {
 		file = "'" + strings.ReplaceAll(file, "'", `'\''`) + "'"
 	}
-	return "kubectl rotate undo -f " + file
+	return pr.tool + " undo -f " + file
 }
 
 // step is one step of the run; item is nil for start and restart.
@@ -105,7 +108,7 @@ func (pr *run) procedure() *procedure.Procedure {
 // Secret once (coalesced). A re-run resumes at the first step whose
 // effect is missing; a finished run is reported, not repeated.
 func Apply(ctx context.Context, o Options) (*Journal, error) {
-	pr, err := newRun(o)
+	pr, err := newRun(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func TestJournalStepsAndPreconditions(t *testing.T) {
 	kc := fake.NewClientset()
 	enforceResourceVersion(kc)
 	journal := func() procedure.Journal {
-		pr, err := newRun(Options{Plan: p, Clients: secret.Clients{Kube: kc}})
+		pr, err := newRun(ctx, Options{Plan: p, Clients: secret.Clients{Kube: kc}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 // done), and which workloads would restart. It reads the cluster and
 // changes nothing.
 func Describe(ctx context.Context, w io.Writer, kc kubernetes.Interface, p *planspec.Plan, defaultNS string) error {
-	pr, err := newRun(Options{Plan: p, Clients: secret.Clients{Kube: kc}, Namespace: defaultNS})
+	pr, err := newRun(ctx, Options{Plan: p, Clients: secret.Clients{Kube: kc}, Namespace: defaultNS})
 	if err != nil {
 		return err
 	}

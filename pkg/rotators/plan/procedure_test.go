@@ -153,7 +153,7 @@ func (c *cluster) restarts() int {
 // record reads the plan's journal.
 func (c *cluster) record(t *testing.T) *procedure.Record {
 	t.Helper()
-	pr, err := newRun(c.o)
+	pr, err := newRun(context.Background(), c.o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func (s *stopAt) Do(ctx context.Context, r *procedure.Record) error {
 // applyStoppingAt runs the plan with step k (1-based) stopping.
 func (c *cluster) applyStoppingAt(t *testing.T, k int, after bool) error {
 	t.Helper()
-	pr, err := newRun(c.o)
+	pr, err := newRun(context.Background(), c.o)
 	if err != nil {
 		t.Fatal(err)
 	}

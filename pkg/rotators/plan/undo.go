@@ -14,7 +14,7 @@ import (
 // deleted. Backing systems changed by set hooks are not changed back: the
 // progress output names the items whose set hook ran.
 func Undo(ctx context.Context, o Options) error {
-	pr, err := newRun(o)
+	pr, err := newRun(ctx, o)
 	if err != nil {
 		return err
 	}

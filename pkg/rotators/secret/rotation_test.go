@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 )
 
 var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -256,5 +257,24 @@ func TestUndoRefusesExternalSecretOwnedSecrets(t *testing.T) {
 	}
 	if string(get(t, c, "app").Data["a"]) != "from-store" {
 		t.Error("undo wrote an operator-owned Secret")
+	}
+}
+
+// The undo command is worded with the name the tool runs as, from the
+// context, not a name written into the core.
+func TestUndoCommandUsesTheDisplayName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{
+		{"default", context.Background(), "kubectl rotate undo secret/app -n ns"},
+		{"as run", display.WithKubectlRotate(context.Background(), "kubectl-rotate"), "kubectl-rotate undo secret/app -n ns"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := UndoCommand(tt.ctx, "ns", "app"); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

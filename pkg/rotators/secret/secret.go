@@ -73,7 +73,7 @@ func Plan(ctx context.Context, c Clients, o Options) (*Result, []procedure.StepS
 	if err != nil {
 		return nil, nil, err
 	}
-	steps, _, err := rt.procedure().Plan(ctx)
+	steps, _, err := rt.procedure(ctx).Plan(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,12 +134,12 @@ func (rt *rotation) name() string {
 
 // undoCommands are the commands that put the previous values of names
 // back (none for a Secret whose previous values were not kept).
-func (rt *rotation) undoCommands(names []string) string {
+func (rt *rotation) undoCommands(ctx context.Context, names []string) string {
 	var cmds []string
 	for _, p := range rt.plans {
 		for _, n := range names {
 			if p.secret.Name == n && p.result.Previous != "" {
-				cmds = append(cmds, UndoCommand(rt.o.Namespace, n))
+				cmds = append(cmds, UndoCommand(ctx, rt.o.Namespace, n))
 			}
 		}
 	}
@@ -148,12 +148,12 @@ func (rt *rotation) undoCommands(names []string) string {
 
 // procedure is the rotation on the engine. A server dry run is the first
 // two steps with dryRun=All and no journal.
-func (rt *rotation) procedure() *procedure.Procedure {
+func (rt *rotation) procedure(ctx context.Context) *procedure.Procedure {
 	o := rt.o
 	rs := &restarts{c: rt.c, namespace: o.Namespace, secrets: o.Secrets, enabled: o.Restart,
 		targets: func() []consumers.Workload { return rt.targets }, timeout: o.Timeout, progress: o.Progress,
 		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now}
-	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(o.Secrets),
+	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(ctx, o.Secrets),
 		Progress: o.Progress, Now: o.Now,
 		Steps: []procedure.Step{rt.keepPreviousStep(), rt.writeStep(), rs.restartStep(), rs.waitStep(),
 			rs.completeStep("record phase complete on " + refs(o.Secrets))}}
@@ -288,7 +288,7 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 			fmt.Fprintf(o.Progress, "secret/%s: resuming generation %d: new values were already written by an interrupted run\n", p.secret.Name, p.result.Generation)
 		}
 	}
-	proc := rt.procedure()
+	proc := rt.procedure(ctx)
 	rec, err := proc.Run(ctx)
 	res.Restarted = append(res.Restarted, restartedIn(rec)...)
 	var serr *procedure.StepError
@@ -298,7 +298,7 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 	}
 	if err == nil || failed != "" && failed != StepKeepPrevious && failed != StepWrite {
 		for _, p := range rt.plans {
-			res.Undo = append(res.Undo, UndoCommand(o.Namespace, p.secret.Name))
+			res.Undo = append(res.Undo, UndoCommand(ctx, o.Namespace, p.secret.Name))
 		}
 	}
 	if err == nil {
@@ -314,7 +314,7 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 			handedOver.TakeBack(ctx, rt.c.Kube, errOut)
 		}
 		// Only what was written can be undone.
-		serr.UndoCommand = rt.undoCommands(rt.written)
+		serr.UndoCommand = rt.undoCommands(ctx, rt.written)
 		return res, serr
 	case StepWait:
 		var we *consumers.WaitError
@@ -335,7 +335,7 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 			if errors.As(err, &userr) {
 				err = userr.Err
 			}
-			return res, fmt.Errorf("%w; undo after the failed rollout also failed: %v: put the previous values back with %s", waitErr, err, UndoCommand(o.Namespace, p.secret.Name))
+			return res, fmt.Errorf("%w; undo after the failed rollout also failed: %v: put the previous values back with %s", waitErr, err, UndoCommand(ctx, o.Namespace, p.secret.Name))
 		}
 		if ur != nil {
 			for _, u := range ur.Unhealthy {

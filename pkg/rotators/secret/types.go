@@ -11,11 +11,13 @@
 package secret
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -135,8 +137,8 @@ const (
 )
 
 // UndoCommand returns the command that restores a Secret's previous values.
-func UndoCommand(namespace, name string) string {
-	return fmt.Sprintf("kubectl rotate undo secret/%s -n %s", name, namespace)
+func UndoCommand(ctx context.Context, namespace, name string) string {
+	return fmt.Sprintf("%s undo secret/%s -n %s", display.KubectlRotate(ctx), name, namespace)
 }
 
 // CompanionName returns the name of a Secret's previous-values companion.
