@@ -367,13 +367,15 @@ func kopsItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
 		if !k.Primary.Created.IsZero() {
 			setAge(&it, k.Primary.Created, "primary keypair "+k.Primary.ID, now)
 		}
+		// The primary certificate's expiry, as `kops get keypairs` shows it.
+		it.NotAfter = v1alpha1.TimePtr(k.Primary.NotAfter)
 		evaluate(&it, l, now)
 		if overall == kops.StageIdle {
-			it.Commands = []string{"kops-rotate run --yes" + target}
+			it.Commands = []string{display.KopsRotate(ctx) + " run --yes" + target}
 		} else {
 			it.Commands = kops.NextCommands(ctx, overall, rec, o.KopsCluster, o.KopsState)
 			if it.State == policy.StateOK {
-				it.State, it.Reason = policy.StateWarn, "a keyset rotation is in progress ("+string(overall)+"): finish it with kops-rotate run --yes"
+				it.State, it.Reason = policy.StateWarn, "a keyset rotation is in progress ("+string(overall)+"): finish it with "+display.KopsRotate(ctx)+" run --yes"
 			}
 		}
 		items = append(items, it)

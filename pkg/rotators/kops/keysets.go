@@ -2,6 +2,7 @@ package kops
 
 import (
 	"context"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
@@ -28,9 +29,16 @@ const (
 
 // Item is one keypair of a keyset, for status output.
 type Item struct {
-	ID         string     `json:"id"`
+	ID string `json:"id"`
+	// Created is when the keypair was made: the time its kOps id carries
+	// when the id is a serial kOps built at issuance (within the
+	// certificate's validity), else the certificate's NotBefore (an
+	// imported or certificate-only item, whose id says nothing of time).
 	Created    time.Time  `json:"created"`
 	Distrusted *time.Time `json:"distrusted,omitempty"`
+	// NotAfter is when the certificate expires, as `kops get keypairs`
+	// shows it.
+	NotAfter *time.Time `json:"notAfter,omitempty"`
 }
 
 // KeysetStatus is where one keyset stands.
@@ -43,7 +51,11 @@ type KeysetStatus struct {
 	Previous []Item `json:"previous,omitempty"`
 	// Distrusted keypairs.
 	Distrusted []Item `json:"distrusted,omitempty"`
-	Stage      Stage  `json:"stage"`
+	// TrustOnly: trusted certificates without a private key (added with
+	// `kops create keypair --cert`, or imported): never a primary, so
+	// never staged, promoted or distrusted by the procedure.
+	TrustOnly []Item `json:"trustOnly,omitempty"`
+	Stage     Stage  `json:"stage"`
 }
 
 // itemCreated reads the creation time a kOps id carries: ids are
@@ -57,7 +69,41 @@ func itemCreated(id string) time.Time {
 }
 
 func item(i *fi.KeysetItem) Item {
-	return Item{ID: i.Id, Created: itemCreated(i.Id), Distrusted: i.DistrustTimestamp}
+	it := Item{ID: i.Id, Created: created(i), Distrusted: i.DistrustTimestamp}
+	if c := certificate(i); c != nil {
+		na := c.NotAfter.UTC()
+		it.NotAfter = &na
+	}
+	return it
+}
+
+// created is when a keypair was made. kOps ids built at issuance
+// (pki.BuildPKISerial) carry the time; an id that does not fall in the
+// certificate's validity (a certificate-only item gets "0" or its serial,
+// fi.Keyset.AddItem) says nothing, and the certificate's NotBefore is used.
+func created(i *fi.KeysetItem) time.Time {
+	t := itemCreated(i.Id)
+	c := certificate(i)
+	if c == nil || (!t.Before(c.NotBefore) && !t.After(c.NotAfter)) {
+		return t
+	}
+	return c.NotBefore.UTC()
+}
+
+func certificate(i *fi.KeysetItem) *x509.Certificate {
+	if i == nil || i.Certificate == nil {
+		return nil
+	}
+	return i.Certificate.Certificate
+}
+
+// newer reports whether a is newer than b as kOps orders keypairs: by
+// certificate serial (distrust keypair compares serials), else by id.
+func newer(a, b *fi.KeysetItem) bool {
+	if ca, cb := certificate(a), certificate(b); ca != nil && cb != nil && ca.SerialNumber != nil && cb.SerialNumber != nil {
+		return ca.SerialNumber.Cmp(cb.SerialNumber) > 0
+	}
+	return fi.KeysetItemIdOlder(b.Id, a.Id)
 }
 
 // usable is what kOps requires of a primary: trusted, with key and certificate.
@@ -78,7 +124,11 @@ func status(name string, ks *fi.Keyset) (KeysetStatus, error) {
 		switch {
 		case it.DistrustTimestamp != nil:
 			st.Distrusted = append(st.Distrusted, item(it))
-		case fi.KeysetItemIdOlder(ks.Primary.Id, it.Id):
+		case it.PrivateKey == nil:
+			// Trusted for verification only: it was never a primary, and
+			// the procedure leaves it as the operator put it.
+			st.TrustOnly = append(st.TrustOnly, item(it))
+		case newer(it, ks.Primary):
 			if usable(it) {
 				st.Staged = append(st.Staged, item(it))
 			}

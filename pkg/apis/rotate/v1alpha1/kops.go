@@ -35,7 +35,10 @@ type Keyset struct {
 	Previous []KeysetKeypair `json:"previous,omitempty"`
 	// Distrusted keypairs.
 	Distrusted []KeysetKeypair `json:"distrusted,omitempty"`
-	Stage      string          `json:"stage"`
+	// TrustOnly: certificates without a private key, trusted for
+	// verification only; the procedure never distrusts them.
+	TrustOnly []KeysetKeypair `json:"trustOnly,omitempty"`
+	Stage     string          `json:"stage"`
 }
 
 // KeysetKeypair is one keypair of a keyset: its id (a certificate serial)
@@ -44,6 +47,8 @@ type KeysetKeypair struct {
 	ID         string       `json:"id"`
 	Created    metav1.Time  `json:"created"`
 	Distrusted *metav1.Time `json:"distrusted,omitempty"`
+	// NotAfter is when the certificate expires.
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
 }
 
 // KeysetRotationRecord is the journal of a keyset rotation: when it started

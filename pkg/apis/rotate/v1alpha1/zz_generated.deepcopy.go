@@ -150,6 +150,13 @@ func (in *Keyset) DeepCopyInto(out *Keyset) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.TrustOnly != nil {
+		in, out := &in.TrustOnly, &out.TrustOnly
+		*out = make([]KeysetKeypair, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
 	return
 }
 
@@ -169,6 +176,10 @@ func (in *KeysetKeypair) DeepCopyInto(out *KeysetKeypair) {
 	in.Created.DeepCopyInto(&out.Created)
 	if in.Distrusted != nil {
 		in, out := &in.Distrusted, &out.Distrusted
+		*out = (*in).DeepCopy()
+	}
+	if in.NotAfter != nil {
+		in, out := &in.NotAfter, &out.NotAfter
 		*out = (*in).DeepCopy()
 	}
 	return

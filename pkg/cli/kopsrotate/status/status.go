@@ -85,10 +85,14 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 		return output.PrintObject(o.PrintFlags, o.Output, rep, o.Out)
 	}
 	tw := printers.GetNewTabWriter(o.Out)
-	fmt.Fprintln(tw, "KEYSET\tSTAGE\tPRIMARY\tPRIMARY AGE\tSTAGED\tPREVIOUS\tDISTRUSTED")
+	fmt.Fprintln(tw, "KEYSET\tSTAGE\tPRIMARY\tPRIMARY AGE\tPRIMARY EXPIRES\tSTAGED\tPREVIOUS\tDISTRUSTED\tTRUST-ONLY")
 	for _, st := range sts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", st.Name, st.Stage, st.Primary.ID,
-			kubeduration.HumanDuration(o.Now().Sub(st.Primary.Created)), len(st.Staged), len(st.Previous), len(st.Distrusted))
+		expires := "-"
+		if st.Primary.NotAfter != nil {
+			expires = st.Primary.NotAfter.Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", st.Name, st.Stage, st.Primary.ID,
+			kubeduration.HumanDuration(o.Now().Sub(st.Primary.Created)), expires, len(st.Staged), len(st.Previous), len(st.Distrusted), len(st.TrustOnly))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -108,7 +112,7 @@ func apiKeysets(sts []kops.KeysetStatus) []v1alpha1.Keyset {
 	out := make([]v1alpha1.Keyset, 0, len(sts))
 	for _, st := range sts {
 		out = append(out, v1alpha1.Keyset{Name: st.Name, Primary: apiKeypair(st.Primary), Staged: apiKeypairs(st.Staged),
-			Previous: apiKeypairs(st.Previous), Distrusted: apiKeypairs(st.Distrusted), Stage: string(st.Stage)})
+			Previous: apiKeypairs(st.Previous), Distrusted: apiKeypairs(st.Distrusted), TrustOnly: apiKeypairs(st.TrustOnly), Stage: string(st.Stage)})
 	}
 	return out
 }
@@ -125,7 +129,7 @@ func apiKeypairs(items []kops.Item) []v1alpha1.KeysetKeypair {
 }
 
 func apiKeypair(it kops.Item) v1alpha1.KeysetKeypair {
-	return v1alpha1.KeysetKeypair{ID: it.ID, Created: metav1.NewTime(it.Created), Distrusted: v1alpha1.TimePtr(it.Distrusted)}
+	return v1alpha1.KeysetKeypair{ID: it.ID, Created: metav1.NewTime(it.Created), Distrusted: v1alpha1.TimePtr(it.Distrusted), NotAfter: v1alpha1.TimePtr(it.NotAfter)}
 }
 
 // apiRecord converts the journal's steps done to the printed form.
