@@ -14,6 +14,7 @@ import (
 	"k8s.io/kops/upup/pkg/fi"
 
 	"github.com/kube-rotate/kube-rotate/pkg/display"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // Stage of the rotation of one keyset, or of the whole procedure.
@@ -288,6 +289,43 @@ type Change struct {
 	Keyset string `json:"keyset"`
 	Action string `json:"action"`
 	ID     string `json:"id"`
+	// Previous is, for a promote, the keypair that was primary before.
+	Previous string `json:"previous,omitempty"`
+}
+
+// FactPromotedFrom is the journal fact that keeps, per keyset, which
+// keypair a promote replaced. The keysets cannot say it: once a keyset had
+// two staged keypairs, the previous primary and the other staged one are
+// both trusted keypairs older than the primary. It is tied to the id it
+// promoted: it applies only while that keypair is the primary.
+const FactPromotedFrom = "promoted-from"
+
+// PromotedFrom is a promote as the journal keeps it.
+type PromotedFrom struct {
+	Promoted string `json:"promoted"`
+	Previous string `json:"previous"`
+}
+
+// RecordPromote journals the previous primary of each keyset a promote
+// changed.
+func RecordPromote(r *procedure.Record, changes []Change) error {
+	from := PromotedFromJournal(r)
+	for _, c := range changes {
+		if c.Previous != "" {
+			from[c.Keyset] = PromotedFrom{Promoted: c.ID, Previous: c.Previous}
+		}
+	}
+	return r.Put(FactPromotedFrom, from)
+}
+
+// PromotedFromJournal reads what RecordPromote kept (none for a journal
+// without it).
+func PromotedFromJournal(r *procedure.Record) map[string]PromotedFrom {
+	from := map[string]PromotedFrom{}
+	if r != nil {
+		_, _ = r.Get(FactPromotedFrom, &from)
+	}
+	return from
 }
 
 func (c Change) String() string {
@@ -348,11 +386,12 @@ func (s *Store) Promote(ctx context.Context, names []string) ([]Change, error) {
 			continue
 		}
 		newest := st.Staged[len(st.Staged)-1].ID
+		previous := k.set.Primary.Id
 		k.set.Primary = k.set.Items[newest]
 		if err := ks.StoreKeyset(ctx, name, k.set); err != nil {
 			return changes, fmt.Errorf("storing keyset %s: %w", name, err)
 		}
-		changes = append(changes, Change{Keyset: name, Action: "promoted", ID: newest})
+		changes = append(changes, Change{Keyset: name, Action: "promoted", ID: newest, Previous: previous})
 	}
 	if len(changes) == 0 {
 		return nil, fmt.Errorf("nothing staged to promote: run `%s stage` first", display.KopsRotate(ctx))
@@ -403,10 +442,13 @@ func (s *Store) Distrust(ctx context.Context, names []string, force bool) ([]Cha
 }
 
 // Rollback undoes each selected keyset's current stage: staged → the
-// staged keypairs are distrusted; promoted → the previous primary (the
-// newest trusted older keypair) is promoted back; distrusted → the
-// keypairs distrusted in this rotation are trusted again.
-func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) {
+// staged keypairs are distrusted; promoted → the previous primary is
+// promoted back; distrusted → the keypairs distrusted in this rotation are
+// trusted again. Which keypair was the previous primary comes from from
+// (the journal's promotes, PromotedFromJournal); without it, only a keyset
+// with one candidate is rolled back, and rollback refuses (nothing
+// changed) rather than guess between several.
+func (s *Store) Rollback(ctx context.Context, names []string, from map[string]PromotedFrom) ([]Change, error) {
 	ks, keysets, err := s.withStatus(ctx, names)
 	if err != nil {
 		return nil, err
@@ -422,7 +464,10 @@ func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) 
 				changes = append(changes, Change{Keyset: name, Action: "distrusted", ID: it.ID})
 			}
 		case StagePromoted:
-			prev := st.Previous[len(st.Previous)-1].ID
+			prev, err := previousPrimary(name, set, st, from)
+			if err != nil {
+				return changes, err
+			}
 			if !usable(set.Items[prev]) {
 				return changes, fmt.Errorf("keyset %s: the previous primary %s has no private key or certificate: it cannot be promoted back", name, prev)
 			}
@@ -446,4 +491,27 @@ func (s *Store) Rollback(ctx context.Context, names []string) ([]Change, error) 
 		return nil, fmt.Errorf("nothing to roll back: every keyset is idle")
 	}
 	return changes, nil
+}
+
+// previousPrimary is the keypair a promoted keyset's promote replaced: the
+// journal's, while the keypair it promoted is still the primary; else the
+// one trusted keypair with a private key older than the primary.
+func previousPrimary(name string, set *fi.Keyset, st KeysetStatus, from map[string]PromotedFrom) (string, error) {
+	if f, ok := from[name]; ok && f.Promoted == st.Primary.ID && set.Items[f.Previous] != nil {
+		return f.Previous, nil
+	}
+	var candidates []string
+	for _, p := range st.Previous {
+		if usable(set.Items[p.ID]) {
+			candidates = append(candidates, p.ID)
+		}
+	}
+	switch len(candidates) {
+	case 0:
+		return "", fmt.Errorf("keyset %s: no trusted keypair older than the primary has a private key: there is nothing to promote back", name)
+	case 1:
+		return candidates[0], nil
+	}
+	return "", fmt.Errorf("keyset %s: which keypair was the primary before is not known (it was promoted outside kops-rotate) and %d could have been: %s; promote the right one back with `kops promote keypair %s ID`, then update and roll the cluster",
+		name, len(candidates), strings.Join(candidates, ", "), name)
 }

@@ -111,20 +111,20 @@ func TestFullProcedureAndRollbacks(t *testing.T) {
 			allAt(t, s, StageDistrusted)
 
 			// Roll every stage back, one at a time.
-			if _, err := s.Rollback(ctx, nil); err != nil {
+			if _, err := s.Rollback(ctx, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			allAt(t, s, StagePromoted)
-			back, err := s.Rollback(ctx, nil)
+			back, err := s.Rollback(ctx, nil, nil)
 			if err != nil || back[0].Action != "promoted back" {
 				t.Fatal(back, err)
 			}
 			allAt(t, s, StageStaged)
-			if _, err := s.Rollback(ctx, nil); err != nil {
+			if _, err := s.Rollback(ctx, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			allAt(t, s, StageIdle)
-			if _, err := s.Rollback(ctx, nil); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
+			if _, err := s.Rollback(ctx, nil, nil); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 				t.Errorf("rollback when idle: %v", err)
 			}
 			if _, err := s.Promote(ctx, nil); err == nil || !strings.Contains(err.Error(), "nothing staged to promote") {

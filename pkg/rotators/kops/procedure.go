@@ -213,7 +213,9 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 		case StepStage:
 			changes, err = s.Stage(ctx, names)
 		case StepPromote:
-			changes, err = s.Promote(ctx, names)
+			if changes, err = s.Promote(ctx, names); err == nil {
+				err = RecordPromote(r, changes)
+			}
 		case StepDistrust:
 			if !force {
 				sts, serr := s.Statuses(ctx, names)
@@ -234,7 +236,7 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 				return serr
 			}
 			stage := Overall(sts)
-			if changes, err = s.Rollback(ctx, names); err != nil {
+			if changes, err = s.Rollback(ctx, names, PromotedFromJournal(r)); err != nil {
 				break
 			}
 			switch stage {

@@ -142,7 +142,9 @@ func (p *runState) steps(ctx context.Context) []procedure.Step {
 			case StepStage:
 				changes, err = s.Stage(ctx, nil)
 			case StepPromote:
-				changes, err = s.Promote(ctx, nil)
+				if changes, err = s.Promote(ctx, nil); err == nil {
+					err = RecordPromote(r, changes)
+				}
 			case StepDistrust:
 				if err = exportGate(ctx, r.Steps); err == nil {
 					changes, err = s.Distrust(ctx, nil, false)
