@@ -5,6 +5,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +46,13 @@ func TestServiceAccountTokensListedAndReissued(t *testing.T) {
 	}
 	if len(toks) != 1 || toks[0].Name != "ci-bot-token" || toks[0].ServiceAccount != "ci-bot" || !toks[0].Issued {
 		t.Fatalf("tokens in %s: %+v, want ci-bot-token of ci-bot only", ns, toks)
+	}
+
+	// kops-rotate lists them with the cluster's kubeconfig, without a value.
+	out, err := exec.Command("kops-rotate", "service-account-tokens", "--kubeconfig", os.Getenv("KUBECONFIG")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ns) || !strings.Contains(string(out), "ci-bot-token") || strings.Contains(string(out), string(old)) ||
+		!strings.Contains(string(out), "service-account-tokens --reissue") {
+		t.Errorf("kops-rotate service-account-tokens: %v\n%s", err, out)
 	}
 
 	// A Secret changed since it was listed is not touched.

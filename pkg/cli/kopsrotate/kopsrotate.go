@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/satokens"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kops"
@@ -65,6 +67,7 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 	cmd.AddCommand(status.NewCmdStatus(name, cluster, streams))
 	cmd.AddCommand(keysets.NewCmds(name, cluster, streams)...)
 	cmd.AddCommand(run.NewCmdRun(name, cluster, streams))
+	cmd.AddCommand(satokens.NewCmd(name, streams))
 	cmd.AddCommand(version.NewCmdVersion(name, streams))
 	return cmd
 }
