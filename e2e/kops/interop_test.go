@@ -164,7 +164,7 @@ func TestStepsCheckedByTheRealKops(t *testing.T) {
 	if out, err := e.rotate("", "distrust", "all"); err == nil || !strings.Contains(out, "not been exported since the promote") {
 		t.Errorf("distrust before export: %v %s", err, out)
 	}
-	if _, err := e.rotate("", "distrust", "all", "--force"); err != nil {
+	if _, err := e.rotate("", "distrust", "all", "--exported"); err != nil {
 		t.Fatal(err)
 	}
 	trusted, all := e.keypairs(false), e.keypairs(true)

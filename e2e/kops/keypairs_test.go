@@ -85,9 +85,9 @@ func TestTrustOnlyCertificateIsNeverDistrusted(t *testing.T) {
 		t.Errorf("the trust-only certificate's creation time is %s: read from its id, not its certificate", c)
 	}
 
-	// A whole rotation of the keyset (distrust --force: no kubeconfig
-	// export happens in this test).
-	for _, args := range [][]string{{"stage", "kubernetes-ca"}, {"promote", "kubernetes-ca"}, {"distrust", "kubernetes-ca", "--force"}} {
+	// A whole rotation of the keyset (distrust --exported: the kubeconfig
+	// export is not part of this test).
+	for _, args := range [][]string{{"stage", "kubernetes-ca"}, {"promote", "kubernetes-ca"}, {"distrust", "kubernetes-ca", "--exported"}} {
 		if _, err := e.rotate("", args...); err != nil {
 			t.Fatal(err)
 		}

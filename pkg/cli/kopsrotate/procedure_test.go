@@ -88,7 +88,7 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 	if _, f := runCmd(t, append([]string{"distrust", "all"}, target...)...); f == nil || !strings.Contains(f.msg, "not been exported since the promote") {
 		t.Errorf("distrust before export: %+v", f)
 	}
-	step("distrust", "all", "--force")
+	step("distrust", "all", "--exported")
 	if st, _ := stageOf(); st != kops.StageDistrusted {
 		t.Errorf("after distrust: %s", st)
 	}

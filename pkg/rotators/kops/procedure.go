@@ -144,9 +144,38 @@ func exportGate(ctx context.Context, marks map[string]time.Time) error {
 	promoted, okP := marks[StepPromote]
 	exported, okE := marks[StepExportAfterProm]
 	if !okE || okP && exported.Before(promoted) {
-		return fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (%s run does) or pass --force", display.KopsRotate(ctx))
+		return fmt.Errorf("the kubeconfig has not been exported since the promote (kops export kubecfg --admin): distrusting now would lock out the current kubeconfig; export it (%[1]s run does), or if you exported it yourself, say so: %[1]s distrust --exported", display.KopsRotate(ctx))
 	}
 	return nil
+}
+
+// distrustRollbackGate refuses to trust the old keypairs again when this
+// rotation's distrust is not kops-rotate's (rotated by hand: no mark for
+// these keys) or the rotation is finished (the export after the distrust
+// is journaled): the cluster no longer uses those keypairs.
+func distrustRollbackGate(ctx context.Context, marks map[string]time.Time) error {
+	distrusted, okD := marks[StepDistrust]
+	finished, okF := marks[StepExportAfterDistr]
+	switch {
+	case !okD:
+		return fmt.Errorf("the old keypairs were not distrusted by %[1]s for these keys (no journal of it): trusting them again is not a rollback of this rotation; start a new one with `%[1]s stage all`, or pass --force to trust them again anyway", display.KopsRotate(ctx))
+	case okF && !finished.Before(distrusted):
+		return fmt.Errorf("the rotation is finished (the kubeconfig was exported after the distrust, %s): trusting the old keypairs again would reopen it; start a new rotation with `%s stage all`, or pass --force to trust them again anyway", finished.Format(time.RFC3339), display.KopsRotate(ctx))
+	}
+	return nil
+}
+
+// MarkExported journals that the kubeconfig was exported since the promote
+// by hand (kops export kubecfg --admin), for the keys the keysets hold now,
+// so that distrust's export gate passes without skipping any other gate.
+func (s *Store) MarkExported(ctx context.Context) error {
+	return s.journaled(ctx, func(r *procedure.Record, before *view) error {
+		if !before.past(StageStaged) {
+			return fmt.Errorf("nothing is promoted: an export now is not the export after the promote; run `%s promote` first", display.KopsRotate(ctx))
+		}
+		r.Mark(StepExportAfterProm, time.Now())
+		return nil
+	})
 }
 
 // procName names the procedure in the journal and messages.
@@ -217,16 +246,16 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 				err = RecordPromote(r, changes)
 			}
 		case StepDistrust:
-			if !force {
-				sts, serr := s.Statuses(ctx, names)
-				if serr != nil {
-					return serr
-				}
-				// The keysets' own gate (not promoted yet) comes first.
-				if Overall(sts) != StageStaged {
-					if err := exportGate(ctx, r.Steps); err != nil {
-						return err
-					}
+			sts, serr := s.Statuses(ctx, names)
+			if serr != nil {
+				return serr
+			}
+			// The keysets' own gate (not promoted yet) comes first, unless
+			// force skips it; force never skips the export gate: an export
+			// done by hand is journaled with MarkExported (--exported).
+			if force || Overall(sts) != StageStaged {
+				if err := exportGate(ctx, r.Steps); err != nil {
+					return err
 				}
 			}
 			changes, err = s.Distrust(ctx, names, force)
@@ -236,6 +265,11 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 				return serr
 			}
 			stage := Overall(sts)
+			if stage == StageDistrusted && !force {
+				if err := distrustRollbackGate(ctx, r.Steps); err != nil {
+					return err
+				}
+			}
 			if changes, err = s.Rollback(ctx, names, PromotedFromJournal(r)); err != nil {
 				break
 			}

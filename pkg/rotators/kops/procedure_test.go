@@ -367,8 +367,13 @@ func TestKeysetCommandsShareTheJournal(t *testing.T) {
 	if err != nil || !rec.Finished() || len(rec.Done) != len(Procedure) {
 		t.Errorf("record after the run: %+v %v", rec, err)
 	}
-	// Rollback of the distrust forgets the steps from the distrust on.
-	if _, err := s.KeysetStep(ctx, StepRollback, nil, false); err != nil {
+	// The rotation is finished: a rollback is refused (it would trust the
+	// old keypairs again), unless forced; a forced rollback of the distrust
+	// forgets the steps from the distrust on.
+	if _, err := s.KeysetStep(ctx, StepRollback, nil, false); err == nil || !strings.Contains(err.Error(), "the rotation is finished") {
+		t.Fatalf("rollback of a finished rotation: %v", err)
+	}
+	if _, err := s.KeysetStep(ctx, StepRollback, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = s.ReadRecord(ctx)

@@ -24,7 +24,9 @@ import (
 type Options struct {
 	Cluster *clusterflags.Flags
 	Force   bool
-	step    string
+	// Exported says the kubeconfig was exported by hand since the promote.
+	Exported bool
+	step     string
 	genericiooptions.IOStreams
 }
 
@@ -62,8 +64,12 @@ func NewCmds(name string, cluster *clusterflags.Flags, streams genericiooptions.
 				cmdutil.CheckErr(o.Run(cmd.Context(), args))
 			},
 		}
-		if v.step == kops.StepDistrust {
-			cmd.Flags().BoolVar(&o.Force, "force", false, "Distrust even if a keyset is not promoted or the kubeconfig was not exported since the promote.")
+		switch v.step {
+		case kops.StepDistrust:
+			cmd.Flags().BoolVar(&o.Force, "force", false, "Distrust even if a keyset is not promoted (the kubeconfig export is still required).")
+			cmd.Flags().BoolVar(&o.Exported, "exported", false, "The kubeconfig was exported since the promote by hand (kops export kubecfg --admin): journal it, so the export gate passes.")
+		case kops.StepRollback:
+			cmd.Flags().BoolVar(&o.Force, "force", false, "Trust the old keypairs again even though the rotation is finished, or was not distrusted by this tool.")
 		}
 		cmds = append(cmds, cmd)
 	}
@@ -75,6 +81,11 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	s, err := o.Cluster.Open(ctx)
 	if err != nil {
 		return err
+	}
+	if o.Exported {
+		if err := s.MarkExported(ctx); err != nil {
+			return err
+		}
 	}
 	changes, err := s.KeysetStep(ctx, o.step, names, o.Force)
 	for _, c := range changes {
