@@ -35,7 +35,7 @@ type view struct {
 }
 
 func (s *Store) view(ctx context.Context) (*view, error) {
-	sts, err := s.Statuses(ctx, nil)
+	sts, err := s.Statuses(ctx, s.Selected)
 	if err != nil {
 		return nil, err
 	}

@@ -140,14 +140,14 @@ func (p *runState) steps(ctx context.Context) []procedure.Step {
 			var changes []Change
 			switch name {
 			case StepStage:
-				changes, err = s.Stage(ctx, nil)
+				changes, err = s.Stage(ctx, s.Selected)
 			case StepPromote:
-				if changes, err = s.Promote(ctx, nil); err == nil {
+				if changes, err = s.Promote(ctx, s.Selected); err == nil {
 					err = RecordPromote(r, changes)
 				}
 			case StepDistrust:
 				if err = exportGate(ctx, r.Steps); err == nil {
-					changes, err = s.Distrust(ctx, nil, false)
+					changes, err = s.Distrust(ctx, s.Selected, false)
 				}
 			default:
 				err = p.o.Runner(ctx, append(KopsArgs(name), "--name", s.Cluster, "--state", s.StateStore))

@@ -26,6 +26,11 @@ type Store struct {
 	StateStore string
 	// Cluster is the cluster name (--name / KOPS_CLUSTER_NAME).
 	Cluster string
+	// Selected are the keysets the procedure (Run) and its journal work
+	// on, as the commands name them ("all" or keyset names); nil is every
+	// rotatable keyset. A service-account-only rotation selects
+	// service-account.
+	Selected []string
 
 	vfsContext *vfs.VFSContext
 	clientset  simple.Clientset

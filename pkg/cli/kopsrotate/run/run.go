@@ -19,6 +19,8 @@ import (
 type Options struct {
 	Cluster *clusterflags.Flags
 	Yes     bool
+	// Keysets are the keysets to rotate (all rotatable ones when empty).
+	Keysets []string
 	// Runner runs the kops CLI; nil means kops from PATH.
 	Runner kops.Runner
 	genericiooptions.IOStreams
@@ -28,7 +30,7 @@ type Options struct {
 func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{Cluster: cluster, IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:   "run [--yes]",
+		Use:   "run [KEYSET...|all] [--yes]",
 		Short: "Drive the whole procedure: stage, update, roll, export, promote, update, roll, export, distrust, update, roll, export",
 		Long: templates.LongDesc(`
 			Run kOps' keyset rotation procedure from where it stands. Keyset steps use the
@@ -41,9 +43,12 @@ func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooption
 			%[1]s run --name k8s.example.com --state s3://kops-state
 
 			# Run it all (re-run the same command after any failure to resume)
-			%[1]s run --yes`, name)),
-		Args: cobra.NoArgs,
+			%[1]s run --yes
+
+			# Rotate the service-account signing key only
+			%[1]s run service-account --yes`, name)),
 		Run: func(cmd *cobra.Command, args []string) {
+			o.Keysets = args
 			cmdutil.CheckErr(o.Run(cmd.Context()))
 		},
 	}
@@ -57,6 +62,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.Selected = o.Keysets
 	runner := o.Runner
 	if runner == nil {
 		runner = kops.ExecRunner(o.Out, o.ErrOut)
