@@ -9,14 +9,16 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/kops/pkg/apis/kops"
 	"k8s.io/kops/util/pkg/vfs"
+	"k8s.io/kops/util/pkg/vfs/acls"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // recordFile is the rotation record as it is kept in the state store at
-// <configBase>/rotation/state.yaml. started and done are the fields the
+// <configBase>/backups/kops-rotate/state.yaml (see journalPath). started and done are the fields the
 // record always had (a record written by an earlier kops-rotate, with only
 // those two, reads as a journal whose marks carry no key ids); the others
 // are the engine's: which procedure wrote it, the last failure, and the
@@ -60,10 +62,16 @@ func encodeRecord(r *procedure.Record) ([]byte, error) {
 }
 
 // Journal is the procedure.Journal of a cluster's keyset rotation: the
-// record file rotation/state.yaml under the cluster's config base in the
-// kOps state store. It is the only writer of that file: `kops-rotate run`
-// (through the engine) and the single keyset commands (through
-// Store.KeysetStep) both write it here.
+// record file backups/kops-rotate/state.yaml under the cluster's config base
+// in the kOps state store (see Store.journalPath for why there). It is the
+// only writer of that file: `kops-rotate run` (through the engine) and the
+// single keyset commands (through Store.KeysetStep) both write it here.
+//
+// Compatibility: earlier versions kept the record at
+// <configBase>/rotation/state.yaml (Legacy), a path `kops delete cluster`
+// refuses. Load reads it when the new file does not exist yet; the next
+// Save writes the new file and removes the old one, so the cluster becomes
+// deletable again; Delete removes both.
 //
 // The precondition: kOps' vfs has no compare-and-swap (no generation or
 // If-Match for S3, GCS, Swift, Azure, file or memfs alike), so the state
@@ -79,22 +87,28 @@ func encodeRecord(r *procedure.Record) ([]byte, error) {
 // check catches in practice.
 type Journal struct {
 	Path vfs.Path
+	// Legacy is where earlier versions kept the record; nil: none.
+	Legacy vfs.Path
+	// Cluster, when set, gives the ACL the file is written with, as kOps
+	// computes it for its own state-store writes (acls.GetACL).
+	Cluster *kops.Cluster
 
-	loaded bool
-	seen   []byte // nil: there was no file
+	loaded     bool
+	fromLegacy bool   // seen was read from Legacy (Path did not exist)
+	seen       []byte // nil: there was no file
 }
 
 // String implements procedure.Journal.
 func (j *Journal) String() string { return j.Path.Path() }
 
 // read returns the file's bytes, nil when it does not exist.
-func (j *Journal) read(ctx context.Context) ([]byte, error) {
-	b, err := j.Path.ReadFile(ctx)
+func read(ctx context.Context, p vfs.Path) ([]byte, error) {
+	b, err := p.ReadFile(ctx)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", j.Path, err)
+		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	if b == nil {
 		b = []byte{}
@@ -104,17 +118,24 @@ func (j *Journal) read(ctx context.Context) ([]byte, error) {
 
 // Load implements procedure.Journal: the record, or nil when there is none.
 func (j *Journal) Load(ctx context.Context) (*procedure.Record, error) {
-	b, err := j.read(ctx)
+	b, err := read(ctx, j.Path)
 	if err != nil {
 		return nil, err
 	}
-	j.loaded, j.seen = true, b
+	from, legacy := j.Path, false
+	if b == nil && j.Legacy != nil {
+		if b, err = read(ctx, j.Legacy); err != nil {
+			return nil, err
+		}
+		from, legacy = j.Legacy, b != nil
+	}
+	j.loaded, j.seen, j.fromLegacy = true, b, legacy
 	if b == nil || len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
 	}
 	r, err := decodeRecord(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a kops-rotate record (%v): delete it to start the record over (the keysets keep the rotation's stage)", j.Path, err)
+		return nil, fmt.Errorf("%s is not a kops-rotate record (%v): delete it to start the record over (the keysets keep the rotation's stage)", from, err)
 	}
 	return r, nil
 }
@@ -124,12 +145,43 @@ func (j *Journal) check(ctx context.Context) error {
 	if !j.loaded {
 		return fmt.Errorf("internal: journal %s written before it was loaded", j.Path)
 	}
-	cur, err := j.read(ctx)
+	cur, err := read(ctx, j.Path)
 	if err != nil {
 		return err
 	}
-	if (cur == nil) != (j.seen == nil) || !bytes.Equal(cur, j.seen) {
-		return fmt.Errorf("%w (%s was written by someone else since this run read it)", procedure.ErrConflict, j.Path)
+	want := j.seen
+	if j.fromLegacy {
+		if cur != nil {
+			return fmt.Errorf("%w (%s appeared since this run read it)", procedure.ErrConflict, j.Path)
+		}
+		if cur, err = read(ctx, j.Legacy); err != nil {
+			return err
+		}
+	}
+	if (cur == nil) != (want == nil) || !bytes.Equal(cur, want) {
+		return fmt.Errorf("%w (%s was written by someone else since this run read it)", procedure.ErrConflict, j)
+	}
+	return nil
+}
+
+func (j *Journal) acl(ctx context.Context) (vfs.ACL, error) {
+	if j.Cluster == nil {
+		return nil, nil
+	}
+	acl, err := acls.GetACL(ctx, j.Path, j.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("ACL for %s: %w", j.Path, err)
+	}
+	return acl, nil
+}
+
+// removeLegacy removes the record at the old location, if any.
+func (j *Journal) removeLegacy(ctx context.Context) error {
+	if j.Legacy == nil {
+		return nil
+	}
+	if err := j.Legacy.Remove(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the old-location record %s (kops delete cluster refuses it; remove it by hand): %w", j.Legacy, err)
 	}
 	return nil
 }
@@ -143,19 +195,23 @@ func (j *Journal) Save(ctx context.Context, r *procedure.Record) error {
 	if err != nil {
 		return err
 	}
-	if j.seen == nil {
-		err = j.Path.CreateFile(ctx, bytes.NewReader(b), nil)
+	acl, err := j.acl(ctx)
+	if err != nil {
+		return err
+	}
+	if j.seen == nil || j.fromLegacy {
+		err = j.Path.CreateFile(ctx, bytes.NewReader(b), acl)
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%w (%s appeared since this run read it)", procedure.ErrConflict, j.Path)
 		}
 	} else {
-		err = j.Path.WriteFile(ctx, bytes.NewReader(b), nil)
+		err = j.Path.WriteFile(ctx, bytes.NewReader(b), acl)
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", j.Path, err)
 	}
-	j.seen = b
-	return nil
+	j.seen, j.fromLegacy = b, false
+	return j.removeLegacy(ctx)
 }
 
 // Delete implements procedure.Journal, with the precondition.
@@ -164,20 +220,25 @@ func (j *Journal) Delete(ctx context.Context) error {
 		return err
 	}
 	if j.seen == nil {
-		return nil
+		return j.removeLegacy(ctx)
 	}
-	if err := j.Path.Remove(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("deleting %s: %w", j.Path, err)
+	if !j.fromLegacy {
+		if err := j.Path.Remove(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("deleting %s: %w", j.Path, err)
+		}
 	}
-	j.seen = nil
+	if err := j.removeLegacy(ctx); err != nil {
+		return err
+	}
+	j.seen, j.fromLegacy = nil, false
 	return nil
 }
 
 // Journal returns the journal of this cluster's rotation.
 func (s *Store) Journal() (*Journal, error) {
-	p, err := s.recordPath()
+	p, legacy, err := s.journalPath()
 	if err != nil {
 		return nil, err
 	}
-	return &Journal{Path: p}, nil
+	return &Journal{Path: p, Legacy: legacy, Cluster: s.cluster}, nil
 }

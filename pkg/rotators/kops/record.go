@@ -34,7 +34,7 @@ var Procedure = []string{StepStage, StepUpdate1, StepRoll1, StepExport1, StepPro
 
 // Record is the progress of one rotation as `status` shows it: the steps
 // done in the rotation the keysets are in now. It is read from the journal
-// (Journal: <configBase>/rotation/state.yaml), keeping only the marks made
+// (Journal: <configBase>/backups/kops-rotate/state.yaml), keeping only the marks made
 // for the key ids the keysets hold now: a record from an earlier or
 // abandoned rotation shows nothing.
 type Record struct {
@@ -61,12 +61,31 @@ func (r *Record) Next() string {
 	return ""
 }
 
-func (s *Store) recordPath() (vfs.Path, error) {
+// journalPath returns where the journal lives and where earlier versions
+// kept it.
+//
+// The rule is kOps': `kops delete cluster` (DeleteAllClusterState in
+// k8s.io/kops/pkg/client/simple/vfsclientset/clientset.go, v1.36.2)
+// refuses with "refusing to delete: unknown file found" when the config
+// base holds any file outside config, cluster.spec,
+// cluster-completed.spec, the kops-version marker, addons/,
+// clusteraddons/, pki/, secrets/, instancegroup/, igconfig/, manifests/
+// and backups/. The old <configBase>/rotation/state.yaml broke it. The
+// journal is now <configBase>/backups/kops-rotate/state.yaml: a prefix
+// kOps accepts and deletes with the cluster (so a deleted cluster leaves
+// no journal behind; a re-created cluster of the same name starts with
+// none, and its marks would not apply anyway since they are tied to key
+// ids). It stays inside the cluster's directory, so `kops get clusters`
+// is unchanged: it takes every top-level child of the state store for a
+// cluster (listChildNames in vfsclientset/utils.go), so a journal beside
+// the clusters would show up as a broken one; kOps itself writes only backups/etcd/<name> there
+// (etcd-manager's backup store), which this name does not touch.
+func (s *Store) journalPath() (p, legacy vfs.Path, err error) {
 	base, err := registry.ConfigBase(s.vfsContext, s.cluster)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", s.Cluster, err)
+		return nil, nil, fmt.Errorf("cluster %s: %w", s.Cluster, err)
 	}
-	return base.Join("rotation", "state.yaml"), nil
+	return base.Join("backups", "kops-rotate", "state.yaml"), base.Join("rotation", "state.yaml"), nil
 }
 
 // ReadRecord reads the rotation record: the journal's marks that apply to
