@@ -77,7 +77,10 @@ func NextCommands(ctx context.Context, stage Stage, rec *Record, cluster, state 
 }
 
 // RollbackCommands returns what undoes the current stage, as the kOps
-// documentation gives it.
+// documentation gives it. Every stage's rollback runs `kops update cluster
+// --yes` before the rolling update: the instances' user data carries a
+// hash of the CA bundle and the primary ids, so without the update
+// `kops rolling-update` finds nothing to roll.
 func RollbackCommands(ctx context.Context, stage Stage, cluster, state string) []string {
 	target := fmt.Sprintf("--name %s --state %s", cluster, state)
 	rollback := display.KopsRotate(ctx) + " rollback " + target
@@ -85,7 +88,7 @@ func RollbackCommands(ctx context.Context, stage Stage, cluster, state string) [
 	case StageStaged:
 		return []string{rollback, "kops update cluster --yes " + target, "kops rolling-update cluster --yes " + target}
 	case StagePromoted:
-		return []string{rollback, "kops rolling-update cluster --yes " + target}
+		return []string{rollback, "kops update cluster --yes " + target, "kops rolling-update cluster --yes " + target}
 	case StageDistrusted:
 		return []string{rollback, "kops update cluster --yes " + target, "kops rolling-update cluster --force --yes " + target}
 	}
