@@ -35,8 +35,9 @@ func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooption
 		Long: templates.LongDesc(`
 			Run kOps' keyset rotation procedure from where it stands. Keyset steps use the
 			kOps libraries; update, rolling-update and export run the kops CLI found on
-			PATH. Every finished step is recorded in the state store (rotation/state.yaml
-			under the cluster's config base), so a run stopped at any point resumes at the
+			PATH. Every finished step is recorded in the state store
+			(backups/kops-rotate/state.yaml under the cluster's config base, a path kops
+			delete cluster accepts and removes with the cluster), so a run stopped at any point resumes at the
 			right step. Without --yes it prints the steps it would run and changes nothing.`),
 		Example: templates.Examples(fmt.Sprintf(`
 			# What would run next
