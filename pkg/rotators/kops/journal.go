@@ -164,6 +164,13 @@ func (j *Journal) check(ctx context.Context) error {
 	return nil
 }
 
+// acl is the ACL kOps writes this path with (acls.GetACL in
+// k8s.io/kops/util/pkg/vfs/acls/plugins.go, as vfs_castore.go and
+// vfs_secretstore.go use it): the strategies registered in this binary are
+// consulted. kOps' only one, the GCS strategy (util/pkg/vfs/acls/gce,
+// registered by cmd/kops/util/factory.go), is not linked into kops-rotate
+// (it pulls in every cloud's packages and new go.mod requirements), so on
+// GCS with fine-grained ACLs the journal gets the bucket's default ACL.
 func (j *Journal) acl(ctx context.Context) (vfs.ACL, error) {
 	if j.Cluster == nil {
 		return nil, nil
