@@ -2,47 +2,11 @@ package kops
 
 import (
 	"context"
-	"crypto/x509/pkix"
 	"strings"
 	"testing"
-	"time"
 
-	"k8s.io/kops/pkg/pki"
 	"k8s.io/kops/util/pkg/vfs"
 )
-
-// addStaged adds a new keypair with its private key, not primary, as a
-// second `kops create keypair all` after a partial failure does.
-func addStaged(t *testing.T, s *Store, name string) string {
-	t.Helper()
-	ctx := context.Background()
-	ks, err := s.keystore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := ks.FindKeyset(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := pki.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial := pki.BuildPKISerial(time.Now().UnixNano())
-	cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{Type: "ca", Subject: pkix.Name{CommonName: name, SerialNumber: serial.String()},
-		Serial: serial, PrivateKey: key}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	it, err := set.AddItem(cert, key, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ks.StoreKeyset(ctx, name, set); err != nil {
-		t.Fatal(err)
-	}
-	return it.Id
-}
 
 func primaryOf(t *testing.T, s *Store, name string) string {
 	t.Helper()
@@ -84,7 +48,8 @@ func TestRollbackOfAPromotePutsBackThePreviousPrimary(t *testing.T) {
 			if _, err := s.KeysetStep(ctx, StepStage, nil, false); err != nil {
 				t.Fatal(err)
 			}
-			second := addStaged(t, s, "kubernetes-ca")
+			// A second `kops create keypair` after a partial failure.
+			second, _ := addKeypair(t, s, "kubernetes-ca", nil, true)
 			tt.promote(t, s)
 			if got := primaryOf(t, s, "kubernetes-ca"); got != second {
 				t.Fatalf("promote made %s primary, want the newest staged %s", got, second)

@@ -11,10 +11,12 @@ import (
 	"k8s.io/kops/util/pkg/vfs"
 )
 
-// addTrustOnly adds a certificate without a private key to keyset name, as
-// `kops create keypair NAME --cert extra.crt` does (fi.Keyset.AddItem gives
-// it an id below the primary's), and returns its id and its NotBefore.
-func addTrustOnly(t *testing.T, s *Store, name string) (string, time.Time) {
+// addKeypair adds a keypair to keyset name as `kops create keypair` does:
+// with its private key (staged), or, without one, a certificate for trust
+// only (`--cert extra.crt`; fi.Keyset.AddItem gives it an id below the
+// primary's). serial nil is a kOps-built serial. It returns the item's id
+// and its certificate's NotBefore.
+func addKeypair(t *testing.T, s *Store, name string, serial *big.Int, withKey bool) (string, time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	ks, err := s.keystore()
@@ -29,13 +31,19 @@ func addTrustOnly(t *testing.T, s *Store, name string) (string, time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial := big.NewInt(4242)
-	cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{Type: "ca", Subject: pkix.Name{CommonName: "extra-ca"},
-		Serial: serial, PrivateKey: key, Validity: 10 * 365 * 24 * time.Hour}, nil)
+	if serial == nil {
+		serial = pki.BuildPKISerial(time.Now().UnixNano())
+	}
+	cert, _, _, err := pki.IssueCert(ctx, &pki.IssueCertRequest{Type: "ca", Subject: pkix.Name{CommonName: name, SerialNumber: serial.String()},
+		Serial: serial, PrivateKey: key}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	it, err := set.AddItem(cert, nil, false)
+	var itemKey *pki.PrivateKey
+	if withKey {
+		itemKey = key
+	}
+	it, err := set.AddItem(cert, itemKey, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +60,7 @@ func TestTrustOnlyCertificate(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "memfs://trust-"+t.Name(), vfs.NewTestingVFSContext(), "kubernetes-ca")
 	// Its id (its serial, 4242) would say 1970.
-	id, notBefore := addTrustOnly(t, s, "kubernetes-ca")
+	id, notBefore := addKeypair(t, s, "kubernetes-ca", big.NewInt(4242), false)
 
 	tests := []struct {
 		name  string
