@@ -17,7 +17,12 @@ export KREW_ROOT="$work/krew-root"
 go tool krew install --manifest="$work/krew/rotate.yaml" --archive="$work/dist/kubectl-rotate_${tag}_linux_amd64.tar.gz"
 go tool krew install --manifest="$work/krew/kops-rotate.yaml" --archive="$work/dist/kops-rotate_${tag}_linux_amd64.tar.gz"
 export PATH="$KREW_ROOT/bin:$PATH"
-kubectl rotate --help | grep -q 'kubectl rotate \[command\]' || { echo "krew-check: kubectl rotate --help through krew's link failed" >&2; exit 1; }
-kubectl kops-rotate --help | grep -q 'kubectl kops-rotate \[command\]' || { echo "krew-check: kubectl kops-rotate --help through krew's link failed" >&2; exit 1; }
-kubectl rotate version | grep -q "$tag" || { echo "krew-check: the installed plugin does not report $tag" >&2; exit 1; }
+# Capture, then match: grep -q on a pipe exits at the first match, and the
+# writer's next line then dies of SIGPIPE, which pipefail reports as a failure.
+out=$(kubectl rotate --help)
+grep -q 'kubectl rotate \[command\]' <<<"$out" || { echo "krew-check: kubectl rotate --help through krew's link failed" >&2; exit 1; }
+out=$(kubectl kops-rotate --help)
+grep -q 'kubectl kops-rotate \[command\]' <<<"$out" || { echo "krew-check: kubectl kops-rotate --help through krew's link failed" >&2; exit 1; }
+got=$(kubectl rotate version --short)
+[ "$got" = "$tag" ] || { echo "krew-check: the installed plugin reports version '$got', want $tag" >&2; exit 1; }
 echo "krew-check: manifests valid; rotate and kops-rotate installed offline with krew and run through kubectl ($tag)"
