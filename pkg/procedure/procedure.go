@@ -87,9 +87,12 @@ type Record struct {
 	Updated   time.Time            `json:"updated"`
 	Steps     map[string]time.Time `json:"steps,omitempty"`
 	// Failed is the step that failed last, with its error (one line).
-	Failed string                     `json:"failed,omitempty"`
-	Error  string                     `json:"error,omitempty"`
-	Facts  map[string]json.RawMessage `json:"facts,omitempty"`
+	Failed string `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Waiting is the step that stopped the run for a person (WaitError),
+	// until that step is done.
+	Waiting string                     `json:"waiting,omitempty"`
+	Facts   map[string]json.RawMessage `json:"facts,omitempty"`
 }
 
 // Mark records that step is done.
@@ -208,6 +211,16 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
+// WaitError is returned by a step's Do when the step is a person's: the
+// run stops there, not failed, with the step journaled as Waiting, and
+// goes on when the caller says the person did it. Message says what to do.
+type WaitError struct {
+	Step    string
+	Message string
+}
+
+func (e *WaitError) Error() string { return e.Message }
+
 func (p *Procedure) now() time.Time {
 	if p.Now != nil {
 		return p.Now()
@@ -281,7 +294,14 @@ func (p *Procedure) Run(ctx context.Context) (*Record, error) {
 		// missing runs again.
 		r.Unmark(s.Name())
 		if err := s.Do(ctx, r); err != nil {
+			var werr *WaitError
+			if errors.As(err, &werr) {
+				return r, p.wait(ctx, r, i, werr)
+			}
 			return r, p.fail(ctx, r, i, err)
+		}
+		if r.Waiting == s.Name() {
+			r.Waiting = ""
 		}
 		r.Mark(s.Name(), p.now())
 		if err := p.save(ctx, r); err != nil {
@@ -355,6 +375,18 @@ func (p *Procedure) fail(ctx context.Context, r *Record, i int, err error) error
 		}
 	}
 	return serr
+}
+
+// wait journals that the run stopped for a person at step i.
+func (p *Procedure) wait(ctx context.Context, r *Record, i int, werr *WaitError) error {
+	werr.Step = p.Steps[i].Name()
+	r.Waiting, r.Failed, r.Error = werr.Step, "", ""
+	if p.Journal != nil {
+		if err := p.save(context.WithoutCancel(ctx), r); err != nil {
+			return fmt.Errorf("%w (and the journal could not be written: %v)", werr, err)
+		}
+	}
+	return werr
 }
 
 func oneLine(s string) string {

@@ -253,3 +253,50 @@ func TestJournalName(t *testing.T) {
 		t.Errorf("long name %d chars, or not unique", len(long))
 	}
 }
+
+// TestWaitStopsForAPerson: a step that needs a person stops the run
+// without failing it, journals where it waits, is not passed by a plain
+// re-run, and clears the wait once the person's step is done.
+func TestWaitStopsForAPerson(t *testing.T) {
+	j := newMem()
+	w := &world{effects: map[string]bool{}}
+	confirmed := false
+	steps := func() []Step {
+		s := w.steps(names...)
+		s[2].(*Func).DoFunc = func(context.Context, *Record) error {
+			w.calls = append(w.calls, "do promote")
+			if !confirmed {
+				return &WaitError{Message: "hand the new key to the verifiers"}
+			}
+			w.effects["promote"] = true
+			return nil
+		}
+		return s
+	}
+	for run := 1; run <= 2; run++ {
+		_, err := (&Procedure{Name: "test", Steps: steps(), Journal: j.another()}).Run(context.Background())
+		var werr *WaitError
+		if !errors.As(err, &werr) || werr.Step != "promote" || err.Error() != "hand the new key to the verifiers" {
+			t.Fatalf("run %d: %v, want a wait at promote", run, err)
+		}
+		var serr *StepError
+		if errors.As(err, &serr) {
+			t.Errorf("run %d: a wait is worded as a failure: %v", run, err)
+		}
+		r, _ := j.another().Load(context.Background())
+		if r == nil || r.Waiting != "promote" || r.Failed != "" || r.Marked("promote") || !r.Marked("restart-verifiers") {
+			t.Fatalf("run %d: journal %+v", run, r)
+		}
+	}
+	if got := strings.Count(strings.Join(w.calls, ","), "do restart-verifiers"); got != 1 {
+		t.Errorf("the steps before the wait ran %d times, want once", got)
+	}
+	confirmed = true
+	if _, err := (&Procedure{Name: "test", Steps: steps(), Journal: j.another(), KeepJournal: true}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := j.another().Load(context.Background())
+	if r.Waiting != "" || !r.Marked("promote") || !r.Marked("restart-signers") {
+		t.Errorf("journal after the person's step: %+v", r)
+	}
+}

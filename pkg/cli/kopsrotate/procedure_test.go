@@ -2,6 +2,8 @@ package kopsrotate
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,9 +83,21 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 	if out := step("stage", "all"); !strings.Contains(out, "Nothing to change") {
 		t.Errorf("second stage:\n%s", out)
 	}
-	if st, next := stageOf(); st != kops.StageStaged || len(next) != 4 || !strings.HasPrefix(next[3], "kops-rotate promote all") {
+	if st, next := stageOf(); st != kops.StageStaged || len(next) != 6 || !strings.HasPrefix(next[5], "kops-rotate promote all") ||
+		!strings.HasPrefix(next[2], "kops validate cluster --wait") || !strings.Contains(next[4], "--done distribute-ca-after-stage") {
 		t.Errorf("after stage: %s %v", st, next)
 	}
+	// The promote validates the cluster first (no run validated it): a
+	// cluster that does not validate refuses it, and nothing changes.
+	valid := fakeKops(t)
+	if _, f := runCmd(t, append([]string{"promote", "all"}, target...)...); f == nil || !strings.Contains(f.msg, "promote refused, nothing changed: cluster "+kopstest.ClusterName+" does not validate") ||
+		!strings.Contains(f.msg, "node nodes-a is not ready") {
+		t.Errorf("promote of a cluster that does not validate: %+v", f)
+	}
+	if st, _ := stageOf(); st != kops.StageStaged {
+		t.Errorf("a refused promote changed the keysets: %s", st)
+	}
+	valid()
 	step("promote", "all")
 	if _, f := runCmd(t, append([]string{"distrust", "all"}, target...)...); f == nil || !strings.Contains(f.msg, "not been exported since the promote") {
 		t.Errorf("distrust before export: %+v", f)
@@ -114,6 +128,29 @@ func TestProcedureThroughTheCommands(t *testing.T) {
 	}
 	if _, f := runCmd(t, "status", "--name", kopstest.ClusterName, "--state", ""); f == nil || !strings.Contains(f.msg, "no state store") {
 		t.Errorf("no state store: %+v", f)
+	}
+}
+
+// fakeKops puts on PATH a kops whose version is the cluster's and whose
+// validate cluster fails until the returned func is called (the one fake
+// here: a unit test has no cluster to validate; e2e/kops runs the real
+// kops CLI).
+func fakeKops(t *testing.T) (valid func()) {
+	t.Helper()
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "valid")
+	script := "#!/bin/sh\ncase \"$1\" in\n" +
+		"  version) echo 1.36.2 ;;\n" +
+		"  validate) [ -f " + ok + " ] && exit 0; echo 'Validation Failed' >&2; echo 'node nodes-a is not ready' >&2; exit 2 ;;\n" +
+		"  *) exit 1 ;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, "kops"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return func() {
+		if err := os.WriteFile(ok, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -21,8 +21,8 @@ import (
 // <configBase>/backups/kops-rotate/state.yaml (see journalPath). started and done are the fields the
 // record always had (a record written by an earlier kops-rotate, with only
 // those two, reads as a journal whose marks carry no key ids); the others
-// are the engine's: which procedure wrote it, the last failure, and the
-// facts (the key ids the rotation's steps were made for).
+// are the engine's: which procedure wrote it, the last failure, the person's
+// step a run waits at, and the facts (the key ids the rotation's steps were made for).
 type recordFile struct {
 	Started   *time.Time                 `json:"started,omitempty"`
 	Done      map[string]time.Time       `json:"done,omitempty"`
@@ -30,6 +30,7 @@ type recordFile struct {
 	Updated   *time.Time                 `json:"updated,omitempty"`
 	Failed    string                     `json:"failed,omitempty"`
 	Error     string                     `json:"error,omitempty"`
+	Waiting   string                     `json:"waiting,omitempty"`
 	Facts     map[string]json.RawMessage `json:"facts,omitempty"`
 }
 
@@ -38,7 +39,7 @@ func decodeRecord(b []byte) (*procedure.Record, error) {
 	if err := yaml.UnmarshalStrict(b, f); err != nil {
 		return nil, err
 	}
-	r := &procedure.Record{Procedure: f.Procedure, Steps: f.Done, Failed: f.Failed, Error: f.Error, Facts: f.Facts}
+	r := &procedure.Record{Procedure: f.Procedure, Steps: f.Done, Failed: f.Failed, Error: f.Error, Waiting: f.Waiting, Facts: f.Facts}
 	if f.Started != nil {
 		r.Started = *f.Started
 	}
@@ -49,7 +50,7 @@ func decodeRecord(b []byte) (*procedure.Record, error) {
 }
 
 func encodeRecord(r *procedure.Record) ([]byte, error) {
-	f := &recordFile{Done: r.Steps, Procedure: r.Procedure, Failed: r.Failed, Error: r.Error, Facts: r.Facts}
+	f := &recordFile{Done: r.Steps, Procedure: r.Procedure, Failed: r.Failed, Error: r.Error, Waiting: r.Waiting, Facts: r.Facts}
 	if !r.Started.IsZero() {
 		t := r.Started.UTC()
 		f.Started = &t

@@ -2,8 +2,10 @@ package kops
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"sort"
@@ -40,6 +42,9 @@ type Item struct {
 	// NotAfter is when the certificate expires, as `kops get keypairs`
 	// shows it.
 	NotAfter *time.Time `json:"notAfter,omitempty"`
+	// Fingerprint is the SHA-256 of the certificate (DER, hex): public,
+	// what a client's CA bundle can be checked against.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // KeysetStatus is where one keyset stands.
@@ -74,6 +79,8 @@ func item(i *fi.KeysetItem) Item {
 	if c := certificate(i); c != nil {
 		na := c.NotAfter.UTC()
 		it.NotAfter = &na
+		sum := sha256.Sum256(c.Raw)
+		it.Fingerprint = hex.EncodeToString(sum[:])
 	}
 	return it
 }

@@ -2,6 +2,7 @@ package kops
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/kops/util/pkg/vfs"
 
 	"github.com/kube-rotate/kube-rotate/pkg/display"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
 
@@ -25,7 +27,22 @@ func newStore(t *testing.T, base string, vctx *vfs.VFSContext, keysets ...string
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Validate = func(context.Context) error { return nil } // a cluster that validates
 	return s
+}
+
+// runYes runs the procedure as an operator does: at each stop for a
+// person it does the person's part and re-runs with --done for that step.
+func runYes(s *Store, ctx context.Context, o RunOptions) error {
+	for range len(Procedure) {
+		err := s.Run(ctx, o)
+		var werr *procedure.WaitError
+		if !errors.As(err, &werr) {
+			return err
+		}
+		o.Done = werr.Step
+	}
+	return errors.New("the run kept stopping for a person")
 }
 
 func stages(t *testing.T, s *Store) map[string]Stage {
@@ -183,10 +200,18 @@ func TestItemCreatedFromID(t *testing.T) {
 }
 
 func TestNextStepsFollowTheRecord(t *testing.T) {
-	rec := &Record{Done: map[string]time.Time{StepStage: time.Now(), StepUpdate1: time.Now()}}
+	sc := Scope{Keysets: map[string]bool{"kubernetes-ca": true}}
+	rec := &Record{Done: map[string]time.Time{StepStage: time.Now(), StepUpdate1: time.Now()}, Skip: func(st string) bool { return !sc.Applies(st) }}
 	got := NextSteps(StageStaged, rec)
-	if strings.Join(got, ",") != StepRoll1+","+StepExport1+","+StepPromote {
+	if strings.Join(got, ",") != strings.Join([]string{StepRoll1, StepValidate1, StepExport1, StepDistributeCA, StepPromote}, ",") {
 		t.Errorf("NextSteps(staged) = %v", got)
+	}
+	// A service-account-only rotation hands out no CA data, and with
+	// --target terraform a person applies the Terraform after each update.
+	sc = Scope{Keysets: map[string]bool{"service-account": true}, CLI: CLIOptions{Target: "terraform", Out: "tf"}}
+	if got := NextSteps(StagePromoted, &Record{Skip: func(st string) bool { return !sc.Applies(st) }}); strings.Join(got, ",") !=
+		strings.Join([]string{StepUpdate2, StepApply2, StepRoll2, StepValidate2, StepExportAfterProm, StepServiceAcctTokens, StepDistrust}, ",") {
+		t.Errorf("NextSteps(promoted), service-account with terraform = %v", got)
 	}
 	ctx := context.Background()
 	if c := Command(ctx, StepExportAfterProm, "c.example.com", "s3://b"); c != "kops export kubecfg --admin --name c.example.com --state s3://b" {
@@ -235,17 +260,17 @@ func TestRunResumesAtTheFailedStep(t *testing.T) {
 	allAt(t, s, StageIdle)
 
 	// First run: fails at the second rolling update (after promote).
-	err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out})
+	err := runYes(s, ctx, RunOptions{Yes: true, Runner: runner, Out: &out})
 	if err == nil || !strings.Contains(err.Error(), "("+StepRoll2+") failed") {
 		t.Fatalf("first run: %v", err)
 	}
 	allAt(t, s, StagePromoted)
 	before := len(calls)
-	if err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil {
+	if err := runYes(s, ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil {
 		t.Fatal(err)
 	}
 	resumed := calls[before:]
-	want := []string{"rolling-update cluster --yes", "export kubecfg --admin", "update cluster --yes", "rolling-update cluster --yes", "export kubecfg"}
+	want := []string{"rolling-update cluster --yes", "validate cluster --wait 15m0s", "export kubecfg --admin", "update cluster --yes", "rolling-update cluster --yes", "validate cluster --wait 15m0s", "export kubecfg"}
 	if strings.Join(resumed, "|") != strings.Join(want, "|") {
 		t.Errorf("resumed run called\n  %v\nwant\n  %v", resumed, want)
 	}
@@ -256,7 +281,7 @@ func TestRunResumesAtTheFailedStep(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := s.Run(ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil || !strings.Contains(out.String(), "Rotation complete") {
+	if err := runYes(s, ctx, RunOptions{Yes: true, Runner: runner, Out: &out}); err != nil || !strings.Contains(out.String(), "Rotation complete") {
 		t.Errorf("run after completion: %v %s", err, out.String())
 	}
 }

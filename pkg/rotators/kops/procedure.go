@@ -126,7 +126,7 @@ func bind(r *procedure.Record, v *view, now time.Time) error {
 	}
 	if len(marks) == 0 {
 		r.Started = now.UTC().Truncate(time.Second)
-		r.Failed, r.Error = "", ""
+		r.Failed, r.Error, r.Waiting = "", "", ""
 	}
 	r.Steps = marks
 	// The keyset steps the keysets show done are done in this rotation.
@@ -242,6 +242,9 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 		case StepStage:
 			changes, err = s.Stage(ctx, names)
 		case StepPromote:
+			if err := s.validationGate(ctx, r, step, StepValidate1); err != nil {
+				return err
+			}
 			if changes, err = s.Promote(ctx, names); err == nil {
 				err = RecordPromote(r, changes)
 			}
@@ -249,6 +252,13 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 			sts, serr := s.Statuses(ctx, names)
 			if serr != nil {
 				return serr
+			}
+			validate := StepValidate2
+			if Overall(sts) == StageStaged {
+				validate = StepValidate1
+			}
+			if err := s.validationGate(ctx, r, step, validate); err != nil {
+				return err
 			}
 			// The keysets' own gate (not promoted yet) comes first, unless
 			// force skips it; force never skips the export gate: an export
@@ -301,6 +311,24 @@ func (s *Store) KeysetStep(ctx context.Context, step string, names []string, for
 		return changes, err
 	}
 	return changes, stepErr
+}
+
+// validationGate refuses a promote or distrust while the cluster has not
+// validated since the stage's rolling update: unless the journal shows the
+// validation for these keys (run validates after each rolling update), it
+// runs `kops validate cluster` now (Store.Validate) and journals a pass.
+func (s *Store) validationGate(ctx context.Context, r *procedure.Record, step, validate string) error {
+	if r.Marked(validate) {
+		return nil
+	}
+	if s.Validate == nil {
+		return fmt.Errorf("%s refused: cluster %s has not been validated since its rolling update, and kops-rotate cannot run kops validate cluster here; nothing changed", step, s.Cluster)
+	}
+	if err := s.Validate(ctx); err != nil {
+		return fmt.Errorf("%s refused, nothing changed: cluster %s does not validate (%v): wait for the rolling update to settle or fix the cluster, then re-run; `kops validate cluster --wait 15m --name %s --state %s` shows what is wrong", step, s.Cluster, err, s.Cluster, s.StateStore)
+	}
+	r.Mark(validate, time.Now())
+	return nil
 }
 
 func unmark(r *procedure.Record, steps []string) {

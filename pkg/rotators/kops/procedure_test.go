@@ -22,7 +22,30 @@ func memStore(t *testing.T) *Store {
 
 func okRunner(context.Context, []string) error { return nil }
 
-func isCLI(step string) bool { return KopsArgs(step) != nil }
+// isCLI: a step only the journal can show done (a kops CLI step or a
+// person's step).
+func isCLI(step string) bool { return !KeysetStepName(step) }
+
+// memSteps are the steps of memStore's rotation (kubernetes-ca and
+// service-account, kOps' default flags): no Terraform applies.
+func memSteps() []string {
+	sc := Scope{Keysets: map[string]bool{"kubernetes-ca": true, "service-account": true}}
+	var out []string
+	for _, st := range Procedure {
+		if sc.Applies(st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// firstLine is what a run prints first when it starts at step.
+func firstLine(ctx context.Context, step, state string) string {
+	if PersonStep(step) {
+		return "==> " + step + ": done by a person (--done " + step + ")\n"
+	}
+	return "==> " + Command(ctx, step, clusterName, state) + "\n"
+}
 
 // effects records the steps whose work was done (the "after" phase is
 // reached only once the keysets changed or the kops CLI returned).
@@ -54,7 +77,8 @@ func TestRunResumesAtEveryStep(t *testing.T) {
 		name, step, when string
 	}
 	var tests []tc
-	for _, step := range Procedure {
+	steps := memSteps()
+	for _, step := range steps {
 		for _, when := range []string{"before", "after"} {
 			tests = append(tests, tc{name: step + "/" + when, step: step, when: when})
 		}
@@ -66,16 +90,16 @@ func TestRunResumesAtEveryStep(t *testing.T) {
 			e := &effects{failStep: tt.step, when: tt.when}
 			s.hook = e.hook
 			var out bytes.Buffer
-			err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out})
+			err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out})
 			if err == nil || !strings.Contains(err.Error(), "("+tt.step+") failed: simulated crash: re-run the same command to resume") {
 				t.Fatalf("first run: %v", err)
 			}
 			first := len(e.done)
 			out.Reset()
-			if err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out}); err != nil {
+			if err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out}); err != nil {
 				t.Fatalf("re-run: %v", err)
 			}
-			want := slices.Clone(Procedure)
+			want := slices.Clone(steps)
 			if tt.when == "after" && isCLI(tt.step) {
 				i := slices.Index(want, tt.step)
 				want = slices.Insert(want, i+1, tt.step)
@@ -86,12 +110,12 @@ func TestRunResumesAtEveryStep(t *testing.T) {
 			resumedAt := e.done[first]
 			wantAt := tt.step
 			if tt.when == "after" && !isCLI(tt.step) {
-				wantAt = Procedure[slices.Index(Procedure, tt.step)+1]
+				wantAt = steps[slices.Index(steps, tt.step)+1]
 			}
 			if resumedAt != wantAt {
 				t.Errorf("re-run resumed at %s, want %s", resumedAt, wantAt)
 			}
-			if !strings.HasPrefix(out.String(), "==> "+Command(ctx, wantAt, clusterName, s.StateStore)+"\n") || !strings.Contains(out.String(), "Rotation complete") {
+			if !strings.HasPrefix(out.String(), firstLine(ctx, wantAt, s.StateStore)) || !strings.Contains(out.String(), "Rotation complete") {
 				t.Errorf("re-run output:\n%s", out.String())
 			}
 			sts, err := s.Status(ctx, nil)
@@ -106,7 +130,7 @@ func TestRunResumesAtEveryStep(t *testing.T) {
 			// A third run changes nothing.
 			e.done = nil
 			out.Reset()
-			if err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out}); err != nil || len(e.done) != 0 || !strings.HasPrefix(out.String(), "Rotation complete") {
+			if err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: &out}); err != nil || len(e.done) != 0 || !strings.HasPrefix(out.String(), "Rotation complete") {
 				t.Errorf("run after completion: %v, ran %v:\n%s", err, e.done, out.String())
 			}
 		})
@@ -222,7 +246,7 @@ func TestJournalPrecondition(t *testing.T) {
 			}
 			return nil
 		}
-		err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard})
+		err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard})
 		if !errors.Is(err, procedure.ErrConflict) || !strings.Contains(err.Error(), "another run of") {
 			t.Fatalf("run with a meddled journal: %v", err)
 		}
@@ -234,7 +258,8 @@ func TestJournalPrecondition(t *testing.T) {
 // the keysets hold do. A record from before the ids were journaled counts
 // only for marks made after the rotation's keys were created.
 func TestDerivedStateWinsOverAStaleJournal(t *testing.T) {
-	stage1 := []string{StepUpdate1, StepRoll1, StepExport1}
+	stage1 := []string{StepUpdate1, StepRoll1, StepValidate1, StepExport1, StepDistributeCA}
+	steps := memSteps()
 	tests := []struct {
 		name string
 		// journal builds the record for the staged keysets' ids.
@@ -283,12 +308,12 @@ func TestDerivedStateWinsOverAStaleJournal(t *testing.T) {
 			if want := "  " + Command(ctx, tt.wantFirst, clusterName, s.StateStore) + "\n"; !strings.Contains(out.String(), "Stage: staged.") || !strings.Contains(out.String(), want) {
 				t.Errorf("dry run does not list %q first:\n%s", want, out.String())
 			}
-			if err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard}); err != nil {
+			if err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard}); err != nil {
 				t.Fatal(err)
 			}
-			i := slices.Index(Procedure, tt.wantFirst)
-			if !slices.Equal(e.done, Procedure[i:]) {
-				t.Errorf("ran %v, want %v", e.done, Procedure[i:])
+			i := slices.Index(steps, tt.wantFirst)
+			if !slices.Equal(e.done, steps[i:]) {
+				t.Errorf("ran %v, want %v", e.done, steps[i:])
 			}
 		})
 	}
@@ -357,10 +382,10 @@ func TestKeysetCommandsShareTheJournal(t *testing.T) {
 	// run takes it from there: the CLI steps of the staged stage, then promote.
 	e := &effects{}
 	s.hook = e.hook
-	if err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard}); err != nil {
+	if err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(e.done, Procedure[1:]) {
+	if !slices.Equal(e.done, memSteps()[1:]) {
 		t.Errorf("run after stage did %v", e.done)
 	}
 	rec, err := s.ReadRecord(ctx)

@@ -12,25 +12,56 @@ import (
 )
 
 // Steps of kOps' procedure (docs/operations/rotate-secrets.md), in order.
-// Keyset steps change keysets; the others run the kops CLI.
+// Keyset steps change keysets; CLI steps run the kops CLI (update,
+// rolling-update, validate, export); a person's steps stop `run` until
+// the person says they are done (PersonStep).
 const (
-	StepStage            = "stage"
-	StepUpdate1          = "update-after-stage"
-	StepRoll1            = "rolling-update-after-stage"
-	StepExport1          = "export-after-stage"
-	StepPromote          = "promote"
-	StepUpdate2          = "update-after-promote"
-	StepRoll2            = "rolling-update-after-promote"
-	StepExportAfterProm  = "export-after-promote"
-	StepDistrust         = "distrust"
-	StepUpdate3          = "update-after-distrust"
-	StepRoll3            = "rolling-update-after-distrust"
-	StepExportAfterDistr = "export-after-distrust"
+	StepStage             = "stage"
+	StepUpdate1           = "update-after-stage"
+	StepApply1            = "terraform-apply-after-stage"
+	StepRoll1             = "rolling-update-after-stage"
+	StepValidate1         = "validate-after-stage"
+	StepExport1           = "export-after-stage"
+	StepDistributeCA      = "distribute-ca-after-stage"
+	StepPromote           = "promote"
+	StepUpdate2           = "update-after-promote"
+	StepApply2            = "terraform-apply-after-promote"
+	StepRoll2             = "rolling-update-after-promote"
+	StepValidate2         = "validate-after-promote"
+	StepExportAfterProm   = "export-after-promote"
+	StepDistributeCreds   = "distribute-credentials-after-promote"
+	StepServiceAcctTokens = "service-account-tokens"
+	StepDistrust          = "distrust"
+	StepUpdate3           = "update-after-distrust"
+	StepApply3            = "terraform-apply-after-distrust"
+	StepRoll3             = "rolling-update-after-distrust"
+	StepValidate3         = "validate-after-distrust"
+	StepExportAfterDistr  = "export-after-distrust"
 )
 
 // Procedure lists the steps in order.
-var Procedure = []string{StepStage, StepUpdate1, StepRoll1, StepExport1, StepPromote, StepUpdate2, StepRoll2,
-	StepExportAfterProm, StepDistrust, StepUpdate3, StepRoll3, StepExportAfterDistr}
+var Procedure = []string{
+	StepStage, StepUpdate1, StepApply1, StepRoll1, StepValidate1, StepExport1, StepDistributeCA,
+	StepPromote, StepUpdate2, StepApply2, StepRoll2, StepValidate2, StepExportAfterProm, StepDistributeCreds, StepServiceAcctTokens,
+	StepDistrust, StepUpdate3, StepApply3, StepRoll3, StepValidate3, StepExportAfterDistr,
+}
+
+// PersonStep reports whether step is one only a person can do: hand the
+// new CA data or admin credentials to the cluster's other API clients,
+// apply Terraform, deal with legacy service-account tokens.
+func PersonStep(step string) bool {
+	switch step {
+	case StepApply1, StepApply2, StepApply3, StepDistributeCA, StepDistributeCreds, StepServiceAcctTokens:
+		return true
+	}
+	return false
+}
+
+// KeysetStepName reports whether step changes the keysets (stage,
+// promote, distrust).
+func KeysetStepName(step string) bool {
+	return step == StepStage || step == StepPromote || step == StepDistrust
+}
 
 // Record is the progress of one rotation as `status` shows it: the steps
 // done in the rotation the keysets are in now. It is read from the journal
@@ -42,6 +73,13 @@ type Record struct {
 	Started *time.Time `json:"started,omitempty"`
 	// Done maps each finished step to when it finished.
 	Done map[string]time.Time `json:"done,omitempty"`
+	// Waiting is the person's step `run` stopped at, "" when none.
+	Waiting string `json:"waiting,omitempty"`
+	// Skip reports the steps that do not apply to this rotation (nil: all
+	// apply).
+	Skip func(step string) bool `json:"-"`
+	// CLI are the kops flags the rotation's run uses (journaled by run).
+	CLI CLIOptions `json:"-"`
 }
 
 // Finished reports whether the last step was recorded after the distrust.
@@ -54,6 +92,9 @@ func (r *Record) Finished() bool {
 // Next returns the first step not done yet, or "" when all are.
 func (r *Record) Next() string {
 	for _, s := range Procedure {
+		if r.Skip != nil && r.Skip(s) {
+			continue
+		}
 		if _, ok := r.Done[s]; !ok {
 			return s
 		}
@@ -102,12 +143,14 @@ func (s *Store) ReadRecord(ctx context.Context) (*Record, error) {
 		return nil, err
 	}
 	out := &Record{Done: map[string]time.Time{}}
-	if r == nil {
-		return out, nil
-	}
 	v, err := s.view(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if r == nil {
+		sc := ScopeOf(v.sts, out.CLI)
+		out.Skip = func(step string) bool { return !sc.Applies(step) }
+		return out, nil
 	}
 	marks, err := validMarks(r, v)
 	if err != nil {
@@ -119,7 +162,13 @@ func (s *Store) ReadRecord(ctx context.Context) (*Record, error) {
 			t := r.Started
 			out.Started = &t
 		}
+		out.Waiting = r.Waiting
+		if _, err := r.Get(FactCLI, &out.CLI); err != nil {
+			return nil, err
+		}
 	}
+	sc := ScopeOf(v.sts, out.CLI)
+	out.Skip = func(step string) bool { return !sc.Applies(step) }
 	return out, nil
 }
 

@@ -29,7 +29,7 @@ func TestRunOnSelectedKeysets(t *testing.T) {
 			s := newStore(t, "memfs://select-"+t.Name(), vfs.NewTestingVFSContext(), "kubernetes-ca", "service-account")
 			before := ids(t, s)
 			s.Selected = tt.selected
-			err := s.Run(ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard})
+			err := runYes(s, ctx, RunOptions{Yes: true, Runner: okRunner, Out: io.Discard})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("%v, want %q", err, tt.wantErr)

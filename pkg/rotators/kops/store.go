@@ -31,6 +31,10 @@ type Store struct {
 	// rotatable keyset. A service-account-only rotation selects
 	// service-account.
 	Selected []string
+	// Validate checks the cluster with `kops validate cluster` for the
+	// single promote and distrust commands when the journal has no
+	// validation since the stage's rolling update; nil refuses them then.
+	Validate func(ctx context.Context) error
 
 	vfsContext *vfs.VFSContext
 	clientset  simple.Clientset

@@ -26,6 +26,8 @@ type Options struct {
 	Force   bool
 	// Exported says the kubeconfig was exported by hand since the promote.
 	Exported bool
+	// Kubeconfig is passed to kops validate cluster (promote, distrust).
+	Kubeconfig string
 	step     string
 	genericiooptions.IOStreams
 }
@@ -39,10 +41,11 @@ var verbs = []verb{
 	{"stage [KEYSET...|all]", "Create a new keypair in each keyset that has none staged (idempotent)", `
 		# Stage every rotatable keyset (the CAs and service-account)
 		%[1]s stage all --name k8s.example.com --state s3://kops-state`, kops.StepStage},
-	{"promote [KEYSET...|all]", "Make each keyset's staged keypair its primary", `
+	{"promote [KEYSET...|all]", "Make each keyset's staged keypair its primary (refused until the cluster validates after its rolling update)", `
 		# After the cluster was updated and rolled with the staged keypairs
+		# (kops validate cluster runs first unless kops-rotate run validated it)
 		%[1]s promote all`, kops.StepPromote},
-	{"distrust [KEYSET...|all]", "Distrust the keypairs older than each primary (refused until promoted and the kubeconfig exported)", `
+	{"distrust [KEYSET...|all]", "Distrust the keypairs older than each primary (refused until promoted, validated and the kubeconfig exported)", `
 		# After the cluster was rolled with the promoted keypairs and the kubeconfig exported
 		%[1]s distrust all`, kops.StepDistrust},
 	{"rollback [KEYSET...|all]", "Undo the current stage: staged -> distrust the staged keys; promoted -> promote the previous primary back; distrusted -> trust the previous keys again", `
@@ -64,6 +67,9 @@ func NewCmds(name string, cluster *clusterflags.Flags, streams genericiooptions.
 				cmdutil.CheckErr(o.Run(cmd.Context(), args))
 			},
 		}
+		if v.step == kops.StepPromote || v.step == kops.StepDistrust {
+			cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "Kubeconfig for kops validate cluster, which runs first unless kops-rotate run validated the cluster since its rolling update (default: kops' own, $KUBECONFIG or ~/.kube/config).")
+		}
 		switch v.step {
 		case kops.StepDistrust:
 			cmd.Flags().BoolVar(&o.Force, "force", false, "Distrust even if a keyset is not promoted (the kubeconfig export is still required).")
@@ -82,6 +88,7 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
+	s.Validate = s.ExecValidate(o.Kubeconfig)
 	if o.Exported {
 		if err := s.MarkExported(ctx); err != nil {
 			return err
