@@ -28,7 +28,7 @@ type Options struct {
 	Exported bool
 	// Kubeconfig is passed to kops validate cluster (promote, distrust).
 	Kubeconfig string
-	step     string
+	step       string
 	genericiooptions.IOStreams
 }
 
