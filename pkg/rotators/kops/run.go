@@ -412,10 +412,10 @@ func (p *runState) prepare(ctx context.Context) error {
 		}
 		_, done := marks[p.o.Done]
 		switch {
-		case done:
-			// Done already: the same command re-run after a later failure.
 		case !PersonStep(p.o.Done):
 			return fmt.Errorf("--done %s: not a step a person does; those are %s", p.o.Done, strings.Join(personSteps(), ", "))
+		case done:
+			// Done already: the same command re-run after a later failure.
 		case waiting == "":
 			return fmt.Errorf("--done %s: the run is not waiting for a person: drop --done (it only confirms the step a run stopped at, after printing what to do)", p.o.Done)
 		case waiting != p.o.Done:
