@@ -49,6 +49,8 @@ type KeysetKeypair struct {
 	Distrusted *metav1.Time `json:"distrusted,omitempty"`
 	// NotAfter is when the certificate expires.
 	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+	// Fingerprint is the certificate's SHA-256 (DER, hex): public.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // KeysetRotationRecord is the journal of a keyset rotation: when it started
@@ -56,4 +58,7 @@ type KeysetKeypair struct {
 type KeysetRotationRecord struct {
 	Started *metav1.Time           `json:"started,omitempty"`
 	Done    map[string]metav1.Time `json:"done,omitempty"`
+	// Waiting is the person's step the last run stopped at ("" when none):
+	// `kops-rotate run --yes --done STEP` goes on once it is done.
+	Waiting string `json:"waiting,omitempty"`
 }

@@ -76,7 +76,7 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 	stage := kops.Overall(sts)
 	rep := &Report{TypeMeta: v1alpha1.TypeMeta(v1alpha1.KindKeysetRotationStatus),
 		Cluster: o.Cluster.Name, StateStore: o.Cluster.State, Stage: string(stage), Keysets: apiKeysets(sts),
-		Rollback: kops.RollbackCommands(ctx, stage, o.Cluster.Name, o.Cluster.State)}
+		Rollback: rec.CLI.RollbackCommands(ctx, stage, o.Cluster.Name, o.Cluster.State)}
 	if len(rec.Done) > 0 {
 		rep.Record = apiRecord(rec)
 	}
@@ -98,6 +98,9 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "\nProcedure stage: %s\n", stage)
+	if rec.Waiting != "" {
+		fmt.Fprintf(o.Out, "Waiting for a person: %s (`run --yes` printed what to do; re-run it with --done %s once it is done)\n", rec.Waiting, rec.Waiting)
+	}
 	if len(rep.Next) > 0 {
 		fmt.Fprintf(o.Out, "Next:\n  %s\n", strings.Join(rep.Next, "\n  "))
 	}
@@ -129,12 +132,12 @@ func apiKeypairs(items []kops.Item) []v1alpha1.KeysetKeypair {
 }
 
 func apiKeypair(it kops.Item) v1alpha1.KeysetKeypair {
-	return v1alpha1.KeysetKeypair{ID: it.ID, Created: metav1.NewTime(it.Created), Distrusted: v1alpha1.TimePtr(it.Distrusted), NotAfter: v1alpha1.TimePtr(it.NotAfter)}
+	return v1alpha1.KeysetKeypair{ID: it.ID, Created: metav1.NewTime(it.Created), Distrusted: v1alpha1.TimePtr(it.Distrusted), NotAfter: v1alpha1.TimePtr(it.NotAfter), Fingerprint: it.Fingerprint}
 }
 
 // apiRecord converts the journal's steps done to the printed form.
 func apiRecord(r *kops.Record) *v1alpha1.KeysetRotationRecord {
-	out := &v1alpha1.KeysetRotationRecord{Started: v1alpha1.TimePtr(r.Started), Done: map[string]metav1.Time{}}
+	out := &v1alpha1.KeysetRotationRecord{Started: v1alpha1.TimePtr(r.Started), Done: map[string]metav1.Time{}, Waiting: r.Waiting}
 	for step, t := range r.Done {
 		out.Done[step] = metav1.NewTime(t)
 	}
