@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +26,10 @@ type env struct {
 	t           *testing.T
 	kops, state string
 	dir         string
+	// path is PATH with the test's kops first (installKops); callLog is
+	// where it records its calls; validateFails, while it exists, makes
+	// its validate fail.
+	path, callLog, validateFails string
 }
 
 func setup(t *testing.T) *env {
@@ -37,7 +43,9 @@ func setup(t *testing.T) *env {
 		t.Fatal("KOPS_CHANNEL is not set: `make e2e` points it at the kops module's channels/stable")
 	}
 	dir := t.TempDir()
-	e := &env{t: t, kops: kops, state: "file://" + filepath.Join(dir, "state"), dir: dir}
+	e := &env{t: t, kops: kops, state: "file://" + filepath.Join(dir, "state"), dir: dir,
+		callLog: filepath.Join(dir, "calls.log"), validateFails: filepath.Join(dir, "validate-fails")}
+	e.installKops("")
 	// The cluster spec kops itself generates (Hetzner needs no cloud for a dry run).
 	spec := e.kopsOK([]string{"HCLOUD_TOKEN=dummy"}, "create", "cluster", "--cloud", "hetzner", "--zones", "fsn1",
 		"--name", clusterName, "--state", e.state, "--channel", "file://"+channel, "--dry-run", "-o", "yaml")
@@ -70,13 +78,15 @@ func (e *env) kopsOK(extraEnv []string, args ...string) string {
 	return out.String()
 }
 
-// rotate runs kops-rotate with --name and --state.
+// rotate runs kops-rotate with --name and --state, and PATH (the test's
+// kops first when "").
 func (e *env) rotate(path string, args ...string) (string, error) {
 	e.t.Helper()
 	cmd := exec.Command("kops-rotate", append(args, "--name", clusterName, "--state", e.state)...)
-	if path != "" {
-		cmd.Env = append(os.Environ(), "PATH="+path)
+	if path == "" {
+		path = e.path
 	}
+	cmd.Env = append(os.Environ(), "PATH="+path)
 	out, err := cmd.CombinedOutput()
 	e.t.Logf("$ kops-rotate %s\n%s", strings.Join(args, " "), out)
 	return string(out), err
@@ -99,6 +109,8 @@ func (e *env) keypairs(distrusted bool) map[string][]keypair {
 	if err := json.Unmarshal([]byte(e.kopsOK(nil, args...)), &kps); err != nil {
 		e.t.Fatal(err)
 	}
+	// By id: kops lists a keyset's keypairs in no fixed order.
+	sort.Slice(kps, func(i, j int) bool { return kps[i].ID < kps[j].ID })
 	out := map[string][]keypair{}
 	for _, k := range kps {
 		out[k.Name] = append(out[k.Name], k)
@@ -161,11 +173,18 @@ func TestStepsCheckedByTheRealKops(t *testing.T) {
 			t.Errorf("kops after promote, %s: primary %s is still the old one", name, p)
 		}
 	}
+	// The promote validated the cluster first (nothing had), once.
+	if got := e.calls(); !reflect.DeepEqual(got, []string{"validate cluster"}) {
+		t.Errorf("kops calls of the promote: %q, want one kops validate cluster", got)
+	}
 	if out, err := e.rotate("", "distrust", "all"); err == nil || !strings.Contains(out, "not been exported since the promote") {
 		t.Errorf("distrust before export: %v %s", err, out)
 	}
 	if _, err := e.rotate("", "distrust", "all", "--exported"); err != nil {
 		t.Fatal(err)
+	}
+	if got := e.calls(); len(got) < 2 || got[len(got)-1] != "validate cluster" || len(got) != strings.Count(strings.Join(got, "\n")+"\n", "validate cluster\n") {
+		t.Errorf("kops calls after the distrust: %q, want kops validate cluster before it, and nothing else", got)
 	}
 	trusted, all := e.keypairs(false), e.keypairs(true)
 	for name := range before {
@@ -198,62 +217,53 @@ func TestStepsCheckedByTheRealKops(t *testing.T) {
 // TestRunYesResumes runs the whole procedure with a kops on PATH that
 // passes keypair and export commands to the real CLI and records the cloud
 // steps; it fails once at the rolling update after promote, and the re-run
-// resumes there.
+// resumes there. Where it stops for a person, the person says it is done.
 func TestRunYesResumes(t *testing.T) {
 	e := setup(t)
-	bin := filepath.Join(e.dir, "bin")
-	os.MkdirAll(bin, 0o755)
-	calls := filepath.Join(e.dir, "calls.log")
 	failOnce := filepath.Join(e.dir, "fail-once")
 	os.WriteFile(failOnce, nil, 0o600)
 	// Fails once: on the first rolling update after an export, which is the
-	// one after promote (stage, update, roll, export, promote, update, ROLL).
-	wrapper := `#!/bin/sh
-case "$1" in
-  update|rolling-update)
-    echo "$1 $2 $3" >> ` + calls + `
-    if [ "$1" = rolling-update ] && [ -f ` + failOnce + ` ] && [ -s ` + calls + `.exports ]; then
+	// one after promote (stage, update, roll, validate, export, promote,
+	// update, ROLL).
+	e.installKops(`if [ "$1" = rolling-update ] && [ -f ` + failOnce + ` ] && grep -q '^export' ` + e.callLog + `; then
       rm ` + failOnce + `; echo "simulated failure" >&2; exit 1
-    fi
-    exit 0 ;;
-  export)
-    echo "$*" >> ` + calls + `.exports
-    HCLOUD_TOKEN=dummy exec ` + e.kops + ` "$@" --api-server https://127.0.0.1:6443 --kubeconfig ` + filepath.Join(e.dir, "kubeconfig") + ` ;;
-  *) exec ` + e.kops + ` "$@" ;;
-esac
-`
-	if err := os.WriteFile(filepath.Join(bin, "kops"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := bin + string(os.PathListSeparator) + os.Getenv("PATH")
+    fi`)
 
-	out, err := e.rotate(path, "run")
+	out, err := e.rotate("", "run")
 	if err != nil || !strings.Contains(out, "add --yes to run them") {
 		t.Fatalf("run without --yes: %v %s", err, out)
 	}
-	if _, err := os.Stat(calls); err == nil {
-		t.Fatal("run without --yes called kops")
+	if got := e.calls(); len(got) != 0 {
+		t.Fatalf("run without --yes called kops: %q", got)
 	}
-	out, err = e.rotate(path, "run", "--yes")
-	if err == nil || !strings.Contains(out, "failed") {
-		t.Fatalf("first run should stop at the simulated failure: %v", err)
+	r, stops := e.runThrough()
+	if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "simulated failure") {
+		t.Fatalf("first run should stop at the simulated failure: exit code %d\n%s", r.code, r.stderr)
 	}
-	first, _ := os.ReadFile(calls)
-	out, err = e.rotate(path, "run", "--yes")
-	if err != nil {
-		t.Fatalf("re-run: %v", err)
+	if !reflect.DeepEqual(stops, []string{"distribute-ca-after-stage"}) {
+		t.Errorf("before the failure the run stopped for a person at %q, want distribute-ca-after-stage only", stops)
 	}
-	all, _ := os.ReadFile(calls)
-	resumed := strings.TrimPrefix(string(all), string(first))
-	if !strings.HasPrefix(resumed, "rolling-update cluster --yes") {
-		t.Errorf("re-run did not resume at the failed rolling update:\n%s", resumed)
+	first := e.calls()
+	r, stops = e.runThrough()
+	if r.code != 0 || !strings.Contains(r.stdout, "Rotation complete") {
+		t.Fatalf("re-run: exit code %d\n%s", r.code, r.stderr)
 	}
-	if c := strings.Count(string(all), "update cluster --yes"); c < 6 {
-		t.Errorf("%d update/rolling-update calls in total, want at least 6:\n%s", c, all)
+	if len(stops) == 0 || stops[0] != "distribute-credentials-after-promote" {
+		t.Errorf("the re-run stopped for a person at %q, want distribute-credentials-after-promote first", stops)
 	}
-	exports, _ := os.ReadFile(calls + ".exports")
-	if !strings.Contains(string(exports), "export kubecfg --admin") || strings.Count(string(exports), "export kubecfg") != 3 {
-		t.Errorf("exports: %s", exports)
+	all := e.calls()
+	if len(all) <= len(first) || all[len(first)] != "rolling-update cluster --yes" {
+		t.Errorf("re-run did not resume at the failed rolling update:\n%q", all[len(first):])
+	}
+	// kOps' procedure, the failed rolling update twice, a validation after
+	// every rolling update, new admin credentials after the promote.
+	want := []string{
+		"update cluster --yes", "rolling-update cluster --yes", "validate cluster --wait 15m0s", "export kubecfg",
+		"update cluster --yes", "rolling-update cluster --yes", "rolling-update cluster --yes", "validate cluster --wait 15m0s", "export kubecfg --admin",
+		"update cluster --yes", "rolling-update cluster --yes", "validate cluster --wait 15m0s", "export kubecfg",
+	}
+	if !reflect.DeepEqual(all, want) {
+		t.Errorf("kops calls:\n%s\nwant:\n%s", strings.Join(all, "\n"), strings.Join(want, "\n"))
 	}
 	done := e.keypairs(true)
 	for name, kps := range done {
@@ -261,8 +271,11 @@ esac
 			t.Errorf("%s after the full run: %d keypairs", name, len(kps))
 		}
 	}
-	if out, _ := e.rotate(path, "run", "--yes"); !strings.Contains(out, "Rotation complete") {
-		t.Errorf("run after completion: %s", out)
+	if r := e.run("run", "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Rotation complete") {
+		t.Errorf("run after completion: exit code %d %s", r.code, r.stdout)
+	}
+	if got := e.calls(); len(got) != len(all) {
+		t.Errorf("run after completion ran kops: %q", got[len(all):])
 	}
 }
 
@@ -270,26 +283,11 @@ esac
 // while `kops update cluster` runs; the re-run starts again at that update.
 func TestRunKilledMidStepResumes(t *testing.T) {
 	e := setup(t)
-	bin := filepath.Join(e.dir, "bin")
-	os.MkdirAll(bin, 0o755)
-	calls := filepath.Join(e.dir, "calls.log")
 	hang := filepath.Join(e.dir, "hang-once")
 	os.WriteFile(hang, nil, 0o600)
-	wrapper := `#!/bin/sh
-case "$1" in
-  update|rolling-update)
-    echo "$1 $2 $3" >> ` + calls + `
-    if [ "$1" = update ] && [ -f ` + hang + ` ]; then rm ` + hang + `; sleep 60; fi
-    exit 0 ;;
-  export) HCLOUD_TOKEN=dummy exec ` + e.kops + ` "$@" --api-server https://127.0.0.1:6443 --kubeconfig ` + filepath.Join(e.dir, "kubeconfig") + ` ;;
-  *) exec ` + e.kops + ` "$@" ;;
-esac
-`
-	if err := os.WriteFile(filepath.Join(bin, "kops"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	e.installKops(`if [ "$1" = update ] && [ -f ` + hang + ` ]; then rm ` + hang + `; sleep 60; fi`)
 	cmd := exec.Command("kops-rotate", "run", "--yes", "--name", clusterName, "--state", e.state)
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+e.path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -307,17 +305,19 @@ esac
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	_ = cmd.Wait()
 
-	out, err := e.rotate(bin+string(os.PathListSeparator)+os.Getenv("PATH"), "run", "--yes")
-	if err != nil {
-		t.Fatalf("re-run after kill: %v", err)
+	r := e.run("run", "--yes")
+	if r.code != 3 || r.waitingAt() != "distribute-ca-after-stage" {
+		t.Fatalf("re-run after kill: exit code %d, want 3 at distribute-ca-after-stage\n%s", r.code, r.stderr)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "==> kops update cluster --yes") {
-		t.Errorf("re-run did not resume at the interrupted update:\n%s", out)
+		t.Errorf("re-run did not resume at the interrupted update:\n%s", r.stdout)
 	}
-	log, _ := os.ReadFile(calls)
-	if !strings.HasPrefix(string(log), "update cluster --yes\nupdate cluster --yes\nrolling-update") {
-		t.Errorf("calls:\n%s", log)
+	if r, _ := e.runThrough(); r.code != 0 {
+		t.Fatalf("run to the end: exit code %d\n%s", r.code, r.stderr)
+	}
+	if got := e.calls(); len(got) < 3 || got[0] != "update cluster --yes" || got[1] != "update cluster --yes" || got[2] != "rolling-update cluster --yes" {
+		t.Errorf("calls:\n%s", strings.Join(got, "\n"))
 	}
 	for name, kps := range e.keypairs(true) {
 		if len(kps) != 2 {
