@@ -255,9 +255,9 @@ func (p *runState) person(ctx context.Context, step string, r *procedure.Record,
 	}
 	var b strings.Builder
 	target := fmt.Sprintf("--name %s --state %s", p.s.Cluster, p.s.StateStore)
-	kubeconfig := "the kubeconfig kops export kubecfg wrote ($KUBECONFIG or ~/.kube/config)"
+	kubeconfig := "The kubeconfig kops export kubecfg wrote ($KUBECONFIG or ~/.kube/config)"
 	if p.o.CLI.Kubeconfig != "" {
-		kubeconfig = p.o.CLI.Kubeconfig
+		kubeconfig = "The kubeconfig " + p.o.CLI.Kubeconfig
 	}
 	switch step {
 	case StepApply1, StepApply2, StepApply3:
@@ -529,6 +529,10 @@ func (s *Store) Run(ctx context.Context, o RunOptions) error {
 
 func complete(ctx context.Context, out io.Writer, r *procedure.Record) {
 	fmt.Fprintf(out, "Rotation complete (finished %s). `%s stage all` starts the next one.\n", r.Steps[StepExportAfterDistr].Format("2006-01-02T15:04:05Z"), display.KopsRotate(ctx))
+	var ids map[string]string
+	if found, err := r.Get(FactKeys, &ids); err == nil && found && ids["kubernetes-ca"] != "" {
+		fmt.Fprintln(out, "Last, a person (kOps' procedure, step 6): hand the kubeconfig's certificate-authority-data, now without the old CA, to every other client of the Kubernetes API.")
+	}
 }
 
 // ExecValidate returns the check the single promote and distrust commands
