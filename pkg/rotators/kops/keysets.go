@@ -62,6 +62,10 @@ type KeysetStatus struct {
 	// never staged, promoted or distrusted by the procedure.
 	TrustOnly []Item `json:"trustOnly,omitempty"`
 	Stage     Stage  `json:"stage"`
+	// DistrustedByHand: Status shows the keyset idle although its last
+	// step was a distrust, because no kops-rotate journal holds it (a
+	// rotation by hand).
+	DistrustedByHand bool `json:"distrustedByHand,omitempty"`
 }
 
 // itemCreated reads the creation time a kOps id carries: ids are

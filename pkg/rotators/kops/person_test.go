@@ -262,3 +262,41 @@ func TestJournaledFlagsAreReused(t *testing.T) {
 		t.Errorf("calls with new flags: %q", calls)
 	}
 }
+
+// TestDistrustedByHandIsNotForever: keysets rotated by hand to the end
+// (no journal for their keys) show as idle, flagged, not "distrusted"
+// forever; a distrust taken through kops-rotate shows distrusted until its
+// final steps are journaled.
+func TestDistrustedByHandIsNotForever(t *testing.T) {
+	ctx := context.Background()
+	for _, viaTool := range []bool{false, true} {
+		s := newStore(t, fmt.Sprintf("memfs://hand-%v-%s", viaTool, t.Name()), vfs.NewTestingVFSContext(), "kubernetes-ca")
+		if _, err := s.Stage(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Promote(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if viaTool {
+			if err := s.MarkExported(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.KeysetStep(ctx, StepDistrust, nil, false); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := s.Distrust(ctx, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		sts, err := s.Status(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantHand := StageIdle, true
+		if viaTool {
+			want, wantHand = StageDistrusted, false
+		}
+		if sts[0].Stage != want || sts[0].DistrustedByHand != wantHand {
+			t.Errorf("distrusted via kops-rotate %v: stage %s, by hand %v; want %s, %v", viaTool, sts[0].Stage, sts[0].DistrustedByHand, want, wantHand)
+		}
+	}
+}

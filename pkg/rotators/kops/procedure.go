@@ -339,7 +339,8 @@ func unmark(r *procedure.Record, steps []string) {
 
 // Status returns the rotatable keysets (all, or those named) with their
 // stages; a rotation whose final roll and export are journaled after the
-// distrust is over, and its keysets show as idle.
+// distrust is over, and its keysets show as idle, as do keysets distrusted
+// by hand (DistrustedByHand).
 func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, error) {
 	sts, err := s.Statuses(ctx, names)
 	if err != nil {
@@ -349,10 +350,17 @@ func (s *Store) Status(ctx context.Context, names []string) ([]KeysetStatus, err
 	if err != nil {
 		return nil, err
 	}
-	if rec.Finished() {
+	// A distrust with no journal for these keys was made by hand (kops
+	// distrust keypair): kOps keeps distrusted keypairs forever, so the
+	// keysets alone would show "distrusted" forever. It shows as idle,
+	// flagged; `run --yes` still takes the final update, rolling update,
+	// validation and export (harmless when they were done by hand).
+	byHand := len(rec.Done) == 0
+	if rec.Finished() || byHand {
 		for i := range sts {
 			if sts[i].Stage == StageDistrusted {
 				sts[i].Stage = StageIdle
+				sts[i].DistrustedByHand = byHand
 			}
 		}
 	}

@@ -98,6 +98,15 @@ func (o *Options) Run(ctx context.Context, names []string) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "\nProcedure stage: %s\n", stage)
+	var byHand []string
+	for _, st := range sts {
+		if st.DistrustedByHand {
+			byHand = append(byHand, st.Name)
+		}
+	}
+	if len(byHand) > 0 {
+		fmt.Fprintf(o.Out, "Distrusted by hand (no kops-rotate journal for these keys): %s. If kops update cluster, rolling-update and export ran after it, that rotation is over; if not, `run --yes` runs them.\n", strings.Join(byHand, ", "))
+	}
 	if rec.Waiting != "" {
 		fmt.Fprintf(o.Out, "Waiting for a person: %s (`run --yes` printed what to do; re-run it with --done %s once it is done)\n", rec.Waiting, rec.Waiting)
 	}
