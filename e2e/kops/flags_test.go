@@ -37,16 +37,21 @@ func TestRunPassesKopsFlagsThrough(t *testing.T) {
 
 	// Re-runs without the flags: the journaled ones are passed.
 	var stops []string
-	for _, step := range []string{"terraform-apply-after-stage", "terraform-apply-after-promote", "terraform-apply-after-distrust"} {
-		r = e.run("run", "etcd-manager-ca-main", "--yes", "--done", step)
+	for _, step := range []struct{ done, stage string }{
+		{"terraform-apply-after-stage", "promoted"},
+		{"terraform-apply-after-promote", "distrusted"},
+		{"terraform-apply-after-distrust", "complete"},
+	} {
+		r = e.run("run", "etcd-manager-ca-main", "--yes", "--done", step.done)
 		if w := r.waitingAt(); w != "" {
 			stops = append(stops, w)
 			if !strings.Contains(r.stdout, out) {
 				t.Errorf("the stop at %s does not name the Terraform directory %s:\n%s", w, out, r.stdout)
 			}
 		} else if r.code != 0 {
-			t.Fatalf("run --done %s: exit code %d\n%s", step, r.code, r.stderr)
+			t.Fatalf("run --done %s: exit code %d\n%s", step.done, r.code, r.stderr)
 		}
+		e.checkStatusIsKops(step.stage, original, "etcd-manager-ca-main")
 	}
 	if want := []string{"terraform-apply-after-promote", "terraform-apply-after-distrust"}; !reflect.DeepEqual(stops, want) {
 		t.Errorf("stops after the first: %q, want %q", stops, want)
@@ -64,5 +69,4 @@ func TestRunPassesKopsFlagsThrough(t *testing.T) {
 	if got := e.calls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("kops calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	e.checkStatusIsKops("complete", original, "etcd-manager-ca-main")
 }

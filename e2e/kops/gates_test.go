@@ -120,6 +120,15 @@ func TestRunRefusesAnotherKopsVersion(t *testing.T) {
 			if kps := e.keypairs(true); len(kps["kubernetes-ca"]) != 1 {
 				t.Errorf("a keypair was staged: %+v", kps)
 			}
+
+			// A promote by hand checks the version before it validates.
+			if r := e.run("stage", "all"); r.code != 0 {
+				t.Fatalf("stage all: exit code %d\n%s", r.code, r.stderr)
+			}
+			before = e.snapshot()
+			r = e.run("promote", "all")
+			oneLine(t, "promote all with kops-version.txt "+tc.marker, r, "promote refused, nothing changed", have, tc.marker, tc.want)
+			e.checkUnchanged("the refused promote", before)
 		})
 	}
 }

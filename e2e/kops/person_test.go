@@ -72,6 +72,7 @@ func TestRunStopsForAPerson(t *testing.T) {
 	if !reflect.DeepEqual(after.keypairs, before.keypairs) || !reflect.DeepEqual(after.calls, before.calls) {
 		t.Errorf("re-run without --done changed the keypairs or ran kops: %q", after.calls)
 	}
+	e.checkStatusIsKops("staged", original)
 
 	// --done for a step the run is not waiting at: refused, nothing changed.
 	before = e.snapshot()
@@ -81,6 +82,7 @@ func TestRunStopsForAPerson(t *testing.T) {
 	}
 	oneLine(t, "--done for another step", r, "distribute-credentials-after-promote", "distribute-ca-after-stage")
 	e.checkUnchanged("--done for another step", before)
+	e.checkStatusIsKops("staged", original)
 
 	// The person handed out the CA data: promote, roll, new credentials.
 	r = run("--done", "distribute-ca-after-stage")
