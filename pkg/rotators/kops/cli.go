@@ -35,6 +35,9 @@ type CLIOptions struct {
 	AuthPlugin bool `json:"authPlugin,omitempty"`
 	// Kubeconfig is export's and validate's --kubeconfig.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Context is the kubeconfig context the service-account token check
+	// reads ("" is the cluster name, as kops export kubecfg names it).
+	Context string `json:"context,omitempty"`
 	// ValidateWait is validate's --wait after each rolling update; 0 is
 	// DefaultValidateWait.
 	ValidateWait time.Duration `json:"validateWait,omitempty"`
@@ -51,7 +54,7 @@ func (o CLIOptions) Terraform() bool { return o.Target == "terraform" }
 // IsZero reports whether o is kOps' procedure as written.
 func (o CLIOptions) IsZero() bool {
 	return o.Target == "" && o.Out == "" && len(o.InstanceGroupRoles) == 0 && o.ValidateCount == nil && !o.CloudOnly &&
-		o.Admin == 0 && o.User == "" && !o.AuthPlugin && o.Kubeconfig == "" && o.ValidateWait == 0
+		o.Admin == 0 && o.User == "" && !o.AuthPlugin && o.Kubeconfig == "" && o.Context == "" && o.ValidateWait == 0
 }
 
 // Validate checks the flags together, naming the flag and the fix.

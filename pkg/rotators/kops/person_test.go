@@ -141,7 +141,7 @@ func TestServiceAccountTokensStep(t *testing.T) {
 			var out strings.Builder
 			var kc kubernetes.Interface
 			o := RunOptions{Yes: true, Runner: okRunner, Out: &out, ReissueTokens: tt.reissue,
-				KubeClient: func(context.Context, string) (kubernetes.Interface, string, error) {
+				KubeClient: func(context.Context, string, string) (kubernetes.Interface, string, error) {
 					c, err := tt.kc()
 					kc = c
 					return c, "context x", err
@@ -299,4 +299,48 @@ func TestDistrustedByHandIsNotForever(t *testing.T) {
 			t.Errorf("distrusted via kops-rotate %v: stage %s, by hand %v; want %s, %v", viaTool, sts[0].Stage, sts[0].DistrustedByHand, want, wantHand)
 		}
 	}
+}
+
+// TestTokenContextIsJournaled: the context the token check reads is kept
+// with the rotation, so the re-run the stop suggests (--reissue-tokens,
+// without --context) reads the same cluster.
+func TestTokenContextIsJournaled(t *testing.T) {
+	s := newStore(t, "memfs://ctx-"+t.Name(), vfs.NewTestingVFSContext(), "service-account")
+	var contexts []string
+	kc := tokenCluster("ci-token")
+	client := func(_ context.Context, _, kctx string) (kubernetes.Interface, string, error) {
+		contexts = append(contexts, kctx)
+		return kc, "context " + kctx, nil
+	}
+	o := RunOptions{Yes: true, Runner: okRunner, Out: io.Discard, KubeClient: client, CLI: CLIOptions{Context: "prod-admin"}, CLISet: true}
+	if w := runUntilWait(t, s, o); w.Step != StepServiceAcctTokens || !strings.Contains(w.Message, "(context prod-admin)") {
+		t.Fatalf("stop: %s\n%s", w.Step, w.Message)
+	}
+	if err := s.Run(context.Background(), RunOptions{Yes: true, Runner: okRunner, Out: io.Discard, KubeClient: client, ReissueTokens: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(contexts, ",") != "prod-admin,prod-admin" {
+		t.Errorf("contexts read: %v", contexts)
+	}
+}
+
+// TestValidationThatCannotRun: a kops that cannot validate (another
+// version, none on PATH) refuses the promote saying so, not as a cluster
+// that fails validation.
+func TestValidationThatCannotRun(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "memfs://cv-"+t.Name(), vfs.NewTestingVFSContext(), "kubernetes-ca")
+	if _, err := s.KeysetStep(ctx, StepStage, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	s.Validate = func(context.Context) error { return &cannotValidate{errors.New("the kops on PATH is 1.36.2, older than 1.37.0")} }
+	_, err := s.KeysetStep(ctx, StepPromote, nil, false)
+	if err == nil || !strings.Contains(err.Error(), "promote refused, nothing changed: kops validate cluster could not run: the kops on PATH is 1.36.2") || strings.Contains(err.Error(), "does not validate") {
+		t.Errorf("promote: %v", err)
+	}
+	s.Validate = func(context.Context) error { return errors.New("exit status 2: node nodes-a is not ready") }
+	if _, err := s.KeysetStep(ctx, StepPromote, nil, false); err == nil || !strings.Contains(err.Error(), "does not validate (exit status 2: node nodes-a is not ready)") {
+		t.Errorf("promote of a cluster that fails validation: %v", err)
+	}
+	allAt(t, s, StageStaged)
 }

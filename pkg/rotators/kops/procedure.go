@@ -2,6 +2,7 @@ package kops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -325,6 +326,10 @@ func (s *Store) validationGate(ctx context.Context, r *procedure.Record, step, v
 		return fmt.Errorf("%s refused: cluster %s has not been validated since its rolling update, and kops-rotate cannot run kops validate cluster here; nothing changed", step, s.Cluster)
 	}
 	if err := s.Validate(ctx); err != nil {
+		var cv *cannotValidate
+		if errors.As(err, &cv) {
+			return fmt.Errorf("%s refused, nothing changed: kops validate cluster could not run: %w", step, cv.err)
+		}
 		return fmt.Errorf("%s refused, nothing changed: cluster %s does not validate (%v): wait for the rolling update to settle or fix the cluster, then re-run; `kops validate cluster --wait 15m --name %s --state %s` shows what is wrong", step, s.Cluster, err, s.Cluster, s.StateStore)
 	}
 	r.Mark(validate, time.Now())

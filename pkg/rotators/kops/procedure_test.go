@@ -389,7 +389,7 @@ func TestKeysetCommandsShareTheJournal(t *testing.T) {
 		t.Errorf("run after stage did %v", e.done)
 	}
 	rec, err := s.ReadRecord(ctx)
-	if err != nil || !rec.Finished() || len(rec.Done) != len(Procedure) {
+	if err != nil || !rec.Finished() || len(rec.Done) != len(memSteps()) {
 		t.Errorf("record after the run: %+v %v", rec, err)
 	}
 	// The rotation is finished: a rollback is refused (it would trust the

@@ -156,18 +156,26 @@ func (s *Store) ReadRecord(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc := ScopeOf(v.sts, out.CLI)
 	if len(marks) > 0 {
+		if _, err := r.Get(FactCLI, &out.CLI); err != nil {
+			return nil, err
+		}
+		sc = ScopeOf(v.sts, out.CLI)
+		// The engine marks a step that does not apply as done; the record
+		// shows only the steps this rotation has.
+		for step := range marks {
+			if !sc.Applies(step) {
+				delete(marks, step)
+			}
+		}
 		out.Done = marks
 		if !r.Started.IsZero() {
 			t := r.Started
 			out.Started = &t
 		}
 		out.Waiting = r.Waiting
-		if _, err := r.Get(FactCLI, &out.CLI); err != nil {
-			return nil, err
-		}
 	}
-	sc := ScopeOf(v.sts, out.CLI)
 	out.Skip = func(step string) bool { return !sc.Applies(step) }
 	return out, nil
 }

@@ -74,11 +74,12 @@ type RunOptions struct {
 	ReissueTokens bool
 	// TokenTimeout bounds the wait for each reissued token.
 	TokenTimeout time.Duration
-	// KubeClient opens the cluster's API with a kubeconfig (the run's
-	// --kubeconfig; "" for the default one), for the service-account
+	// KubeClient opens the cluster's API with a kubeconfig and context
+	// (the run's --kubeconfig and --context, as journaled; "" for the
+	// default kubeconfig and the cluster's name), for the service-account
 	// tokens; it also says which kubeconfig and context. nil: the tokens
 	// are a person's to check.
-	KubeClient func(ctx context.Context, kubeconfig string) (kubernetes.Interface, string, error)
+	KubeClient func(ctx context.Context, kubeconfig, kubeContext string) (kubernetes.Interface, string, error)
 	// KopsVersion returns the version of the kops CLI the steps run; nil
 	// skips the check against the cluster's kops-version.txt (tests).
 	KopsVersion func(ctx context.Context) (string, error)
@@ -323,7 +324,7 @@ func (p *runState) tokens(ctx context.Context, step string) error {
 		return &procedure.WaitError{Message: "Legacy service-account token Secrets are signed with the service-account key and stop working at the distrust.\n" +
 			"Check them with `" + tool + " service-account-tokens --kubeconfig FILE`, then go on with:\n" + goOn}
 	}
-	kc, where, err := p.o.KubeClient(ctx, p.o.CLI.Kubeconfig)
+	kc, where, err := p.o.KubeClient(ctx, p.o.CLI.Kubeconfig, p.o.CLI.Context)
 	var toks []satokens.Token
 	if err == nil {
 		toks, err = satokens.List(ctx, kc, "")
@@ -544,10 +545,10 @@ func (s *Store) ExecValidate(kubeconfig string) func(ctx context.Context) error 
 	return func(ctx context.Context) error {
 		have, err := ExecKopsVersion(ctx)
 		if err != nil {
-			return err
+			return &cannotValidate{err}
 		}
 		if err := s.CheckKopsVersion(ctx, have); err != nil {
-			return err
+			return &cannotValidate{err}
 		}
 		args := []string{"validate", "cluster", "--name", s.Cluster, "--state", s.StateStore}
 		if kubeconfig != "" {
@@ -561,3 +562,10 @@ func (s *Store) ExecValidate(kubeconfig string) func(ctx context.Context) error 
 		return nil
 	}
 }
+
+// cannotValidate is an error that kept kops validate cluster from running
+// (no kops on PATH, another kops version): not a cluster that fails it.
+type cannotValidate struct{ err error }
+
+func (e *cannotValidate) Error() string { return e.err.Error() }
+func (e *cannotValidate) Unwrap() error { return e.err }

@@ -35,10 +35,6 @@ type Options struct {
 	// CLI are the kops flags passed through.
 	CLI           kops.CLIOptions
 	validateCount int32
-	// Context is the kubeconfig context of the cluster, for the
-	// service-account tokens (default: the cluster name, as kops export
-	// kubecfg names it).
-	Context       string
 	Done          string
 	ReissueTokens bool
 	TokenTimeout  time.Duration
@@ -50,9 +46,10 @@ type Options struct {
 	genericiooptions.IOStreams
 }
 
-// kopsFlags are the flags passed through to the kops CLI: giving any of
-// them replaces the set the rotation's run journaled.
-var kopsFlags = []string{"target", "out", "instance-group-roles", "validate-count", "cloudonly", "admin", "user", "auth-plugin", "kubeconfig", "validate-wait"}
+// kopsFlags are the flags passed through to the kops CLI (and --context,
+// for the token check): giving any of them replaces the set the
+// rotation's run journaled.
+var kopsFlags = []string{"target", "out", "instance-group-roles", "validate-count", "cloudonly", "admin", "user", "auth-plugin", "kubeconfig", "context", "validate-wait"}
 
 // NewCmdRun returns the `run` command.
 func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -111,7 +108,7 @@ func NewCmdRun(name string, cluster *clusterflags.Flags, streams genericiooption
 	f.StringVar(&o.Done, "done", "", "The person's step the last run stopped at is done (the step name it printed).")
 	f.BoolVar(&o.ReissueTokens, "reissue-tokens", false, "Reissue the legacy service-account token Secrets the distrust would break (once the new key signs), instead of stopping for a person.")
 	f.DurationVar(&o.TokenTimeout, "token-timeout", o.TokenTimeout, "How long to wait for each reissued token.")
-	f.StringVar(&o.Context, "context", "", "The kubeconfig context of the cluster, for the service-account tokens (default: the cluster name, as kops export kubecfg names it).")
+	f.StringVar(&o.CLI.Context, "context", "", "The kubeconfig context of the cluster, for the service-account tokens (default: the cluster name, as kops export kubecfg names it).")
 	f.StringVar(&o.CLI.Target, "target", "", "kops update cluster --target: direct (default) or terraform (kops writes Terraform to --out; a person applies it).")
 	f.StringVar(&o.CLI.Out, "out", "", "kops update cluster --out: the Terraform directory, with --target terraform.")
 	f.StringSliceVar(&o.CLI.InstanceGroupRoles, "instance-group-roles", nil, "kops rolling-update cluster --instance-group-roles (apiserver, bastion, control-plane, node).")
@@ -166,10 +163,9 @@ func (o *Options) Run(ctx context.Context) error {
 
 // kubeClient opens the cluster with a kubeconfig (the run's --kubeconfig,
 // or the one its journal holds) and the cluster's context.
-func (o *Options) kubeClient(cluster string) func(context.Context, string) (kubernetes.Interface, string, error) {
-	return func(_ context.Context, kubeconfig string) (kubernetes.Interface, string, error) {
+func (o *Options) kubeClient(cluster string) func(context.Context, string, string) (kubernetes.Interface, string, error) {
+	return func(_ context.Context, kubeconfig, kctx string) (kubernetes.Interface, string, error) {
 		cf := genericclioptions.NewConfigFlags(false)
-		kctx := o.Context
 		if kctx == "" {
 			kctx = cluster
 		}
