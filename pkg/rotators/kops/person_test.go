@@ -333,7 +333,9 @@ func TestValidationThatCannotRun(t *testing.T) {
 	if _, err := s.KeysetStep(ctx, StepStage, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	s.Validate = func(context.Context) error { return &cannotValidate{errors.New("the kops on PATH is 1.36.2, older than 1.37.0")} }
+	s.Validate = func(context.Context) error {
+		return &cannotValidate{errors.New("the kops on PATH is 1.36.2, older than 1.37.0")}
+	}
 	_, err := s.KeysetStep(ctx, StepPromote, nil, false)
 	if err == nil || !strings.Contains(err.Error(), "promote refused, nothing changed: kops validate cluster could not run: the kops on PATH is 1.36.2") || strings.Contains(err.Error(), "does not validate") {
 		t.Errorf("promote: %v", err)
