@@ -34,36 +34,54 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
+	e := newEnv(t)
+	// The cluster spec kops itself generates (Hetzner needs no cloud for a dry run).
+	e.createCluster([]string{"HCLOUD_TOKEN=dummy"}, nil, "--cloud", "hetzner", "--zones", "fsn1")
+	for _, ks := range []string{"kubernetes-ca", "service-account", "etcd-manager-ca-main"} {
+		e.kopsOK(nil, "create", "keypair", ks, "--primary", "--name", clusterName, "--state", e.state)
+	}
+	return e
+}
+
+// newEnv is a test's directory, state store and kops wrapper.
+func newEnv(t *testing.T) *env {
+	t.Helper()
 	kops := os.Getenv("KOPS")
 	if kops == "" {
 		t.Fatal("KOPS is not set: run the suite with `make e2e` (it builds the kops CLI and sets KOPS)")
-	}
-	channel := os.Getenv("KOPS_CHANNEL")
-	if channel == "" {
-		t.Fatal("KOPS_CHANNEL is not set: `make e2e` points it at the kops module's channels/stable")
 	}
 	dir := t.TempDir()
 	e := &env{t: t, kops: kops, state: "file://" + filepath.Join(dir, "state"), dir: dir,
 		callLog: filepath.Join(dir, "calls.log"), validateFails: filepath.Join(dir, "validate-fails")}
 	e.installKops("")
-	// The cluster spec kops itself generates (Hetzner needs no cloud for a dry run).
-	spec := e.kopsOK([]string{"HCLOUD_TOKEN=dummy"}, "create", "cluster", "--cloud", "hetzner", "--zones", "fsn1",
-		"--name", clusterName, "--state", e.state, "--channel", "file://"+channel, "--dry-run", "-o", "yaml")
+	return e
+}
+
+// createCluster registers the cluster spec that `kops create cluster
+// --dry-run` generates with args, edited by edit (nil: as generated).
+func (e *env) createCluster(extraEnv []string, edit func(spec string) string, args ...string) {
+	e.t.Helper()
+	channel := os.Getenv("KOPS_CHANNEL")
+	if channel == "" {
+		e.t.Fatal("KOPS_CHANNEL is not set: `make e2e` points it at the kops module's channels/stable")
+	}
+	spec := e.kopsOK(extraEnv, append([]string{"create", "cluster", "--name", clusterName, "--state", e.state,
+		"--channel", "file://" + channel, "--dry-run", "-o", "yaml"}, args...)...)
 	var kept []string
 	for _, line := range strings.Split(spec, "\n") {
 		if !strings.Contains(line, "configBase:") { // else it points at this store's absolute path forever
 			kept = append(kept, line)
 		}
 	}
-	specFile := filepath.Join(dir, "cluster.yaml")
-	if err := os.WriteFile(specFile, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
-		t.Fatal(err)
+	spec = strings.Join(kept, "\n")
+	if edit != nil {
+		spec = edit(spec)
 	}
-	e.kopsOK([]string{"HCLOUD_TOKEN=dummy"}, "create", "-f", specFile, "--state", e.state)
-	for _, ks := range []string{"kubernetes-ca", "service-account", "etcd-manager-ca-main"} {
-		e.kopsOK(nil, "create", "keypair", ks, "--primary", "--name", clusterName, "--state", e.state)
+	specFile := filepath.Join(e.dir, "cluster.yaml")
+	if err := os.WriteFile(specFile, []byte(spec), 0o600); err != nil {
+		e.t.Fatal(err)
 	}
-	return e
+	e.kopsOK(extraEnv, "create", "-f", specFile, "--state", e.state)
 }
 
 func (e *env) kopsOK(extraEnv []string, args ...string) string {
