@@ -29,7 +29,7 @@ func (o CLIOptions) Command(ctx context.Context, step, cluster, state string) st
 		return tool + " distrust all " + target
 	}
 	if PersonStep(step) {
-		return fmt.Sprintf("(a person) %s; then: %s run --yes --done %s %s", personWhat[step], tool, step, target)
+		return fmt.Sprintf("(a person) %s; `%s run` stops here until re-run with --done %s", personWhat[step], tool, step)
 	}
 	if args := o.Args(step); args != nil {
 		return "kops " + strings.Join(args, " ") + " " + target
