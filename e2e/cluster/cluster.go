@@ -54,6 +54,12 @@ type Options struct {
 	Attached bool
 	// Log receives progress lines. Default: io.Discard.
 	Log io.Writer
+	// EncryptionConfig, when set, is the EncryptionConfiguration file
+	// kube-apiserver encrypts with (--encryption-provider-config), reloaded
+	// when it changes (--encryption-provider-config-automatic-reload: the
+	// API server polls it every minute, k8s.io/apiserver
+	// pkg/server/options/encryptionconfig/controller).
+	EncryptionConfig string
 }
 
 // Cluster is a running local control plane.
@@ -70,6 +76,8 @@ type state struct {
 	Versions      Versions  `json:"versions"`
 	APIServerURL  string    `json:"apiServerURL"`
 	EtcdPort      int       `json:"etcdPort"`
+	// EncryptionConfig is Options.EncryptionConfig (absolute).
+	EncryptionConfig string `json:"encryptionConfig,omitempty"`
 	EtcdPeerPort  int       `json:"etcdPeerPort"`
 	APIServerPort int       `json:"apiServerPort"`
 	Nodes         int       `json:"nodes"`
@@ -162,10 +170,16 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	encryptionConfig := ""
+	if o.EncryptionConfig != "" {
+		if encryptionConfig, err = filepath.Abs(o.EncryptionConfig); err != nil {
+			return nil, err
+		}
+	}
 	c := &Cluster{StateDir: o.StateDir, Kubeconfig: filepath.Join(o.StateDir, "kubeconfig")}
 	c.state = state{
 		Versions: o.Versions, Nodes: o.Nodes,
-		APIServerPort: ports[0], EtcdPort: ports[1], EtcdPeerPort: ports[2],
+		APIServerPort: ports[0], EtcdPort: ports[1], EtcdPeerPort: ports[2], EncryptionConfig: encryptionConfig,
 		APIServerURL: fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
 	}
 	if err := c.start(ctx, o, bins); err != nil {
@@ -215,7 +229,11 @@ func (c *Cluster) start(ctx context.Context, o Options, bins Binaries) error {
 	}
 
 	fmt.Fprintf(o.Log, "starting kube-apiserver %s on %s\n", o.Versions.Kubernetes, c.state.APIServerURL)
-	if err := c.spawn("kube-apiserver", bins.APIServer, o.Attached,
+	var encryption []string
+	if c.state.EncryptionConfig != "" {
+		encryption = []string{"--encryption-provider-config=" + c.state.EncryptionConfig, "--encryption-provider-config-automatic-reload=true"}
+	}
+	if err := c.spawn("kube-apiserver", bins.APIServer, o.Attached, append(encryption,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(c.state.APIServerPort),
@@ -229,7 +247,7 @@ func (c *Cluster) start(ctx context.Context, o Options, bins Binaries) error {
 		"--endpoint-reconciler-type=none", // loopback advertise address: no Endpoints for the kubernetes Service
 		"--allow-privileged=true", "--profiling=false",
 		"--cert-dir="+filepath.Join(c.StateDir, "pki"),
-	); err != nil {
+	)...); err != nil {
 		return err
 	}
 	cs, err := c.Clientset()
@@ -400,6 +418,10 @@ func (c *Cluster) Healthy(ctx context.Context) error {
 	_, err = cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	return err
 }
+
+// EtcdURL is the client URL of the cluster's etcd (plain HTTP on
+// 127.0.0.1), for tests that read what kube-apiserver stored.
+func (c *Cluster) EtcdURL() string { return fmt.Sprintf("http://127.0.0.1:%d", c.state.EtcdPort) }
 
 // Clientset returns an admin client for the cluster.
 func (c *Cluster) Clientset() (*kubernetes.Clientset, error) {
