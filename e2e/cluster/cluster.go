@@ -73,16 +73,16 @@ type Cluster struct {
 
 // state is persisted as state.json.
 type state struct {
-	Versions      Versions  `json:"versions"`
-	APIServerURL  string    `json:"apiServerURL"`
-	EtcdPort      int       `json:"etcdPort"`
+	Versions     Versions `json:"versions"`
+	APIServerURL string   `json:"apiServerURL"`
+	EtcdPort     int      `json:"etcdPort"`
 	// EncryptionConfig is Options.EncryptionConfig (absolute).
-	EncryptionConfig string `json:"encryptionConfig,omitempty"`
-	EtcdPeerPort  int       `json:"etcdPeerPort"`
-	APIServerPort int       `json:"apiServerPort"`
-	Nodes         int       `json:"nodes"`
-	Processes     []process `json:"processes"`
-	Ready         bool      `json:"ready"`
+	EncryptionConfig string    `json:"encryptionConfig,omitempty"`
+	EtcdPeerPort     int       `json:"etcdPeerPort"`
+	APIServerPort    int       `json:"apiServerPort"`
+	Nodes            int       `json:"nodes"`
+	Processes        []process `json:"processes"`
+	Ready            bool      `json:"ready"`
 }
 
 type process struct {
