@@ -16,14 +16,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/rewrite"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
 )
 
@@ -103,20 +108,13 @@ func TestGracefulRotationOnARealAPIServer(t *testing.T) {
 	want[e.create("promoted")] = name
 	e.checkStored(want)
 
-	// Rewrite: an unchanged update stores each object again with the first
-	// key (the storage layer writes a value read with another key: stale).
-	list, err := e.kc.CoreV1().Secrets(e.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// Rewrite (pkg/cluster/rewrite): pages of 2, interrupted after the
+	// first page as a killed run would be, then resumed from its journal.
+	for i := range 5 {
+		want[e.create(fmt.Sprintf("more-%d", i))] = name
 	}
-	for _, s := range list.Items {
-		if _, err := e.kc.CoreV1().Secrets(e.ns).Update(ctx, &s, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		want[s.Name] = name
-	}
+	e.rewrite(name, want)
 	e.checkStored(want)
-
 	// Retire: the old key goes; every Secret still reads back unchanged.
 	cfg = e.config()
 	p, _ = cfg.Provider("secrets")
@@ -129,6 +127,62 @@ func TestGracefulRotationOnARealAPIServer(t *testing.T) {
 	}
 	e.checkStored(want)
 }
+
+// rewrite stores every Secret again through pkg/cluster/rewrite: a first
+// run is cancelled once a page is journaled; the re-run resumes from the
+// journal and finishes, and the two runs together rewrote each Secret
+// that was under the old key.
+func (e *env) rewrite(key string, want map[string]string) {
+	e.t.Helper()
+	ctx := context.Background()
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.c.Kubeconfig)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	res, err := rewrite.Resolve(e.kc.Discovery(), []string{"secrets"})
+	if err != nil || len(res) != 1 || res[0].String() != "secrets" {
+		e.t.Fatalf("resolve secrets: %v %v", res, err)
+	}
+	journal := func() *procedure.ConfigMapJournal {
+		return &procedure.ConfigMapJournal{Client: e.kc, Namespace: "kube-system", Name: "kube-rotate-rewrite-e2e"}
+	}
+	var progress strings.Builder
+	cut, cancel := context.WithCancel(ctx)
+	pages := 0
+	o := rewrite.Options{Client: dyn, Resources: res, PageSize: 2, Workers: 4, Journal: journal(), Name: "rewrite for " + key,
+		Progress: writerFunc(func(p []byte) (int, error) {
+			pages++
+			if pages == 1 {
+				cancel() // after the first page was journaled
+			}
+			return progress.Write(p)
+		}), ProgressEvery: time.Nanosecond}
+	if _, err := rewrite.Run(cut, o); err == nil {
+		e.t.Fatal("the interrupted rewrite finished")
+	}
+	firstRun := progress.Len()
+	o.Journal, o.Progress = journal(), &progress
+	sums, err := rewrite.Run(ctx, o)
+	if err != nil {
+		e.t.Fatalf("resumed rewrite: %v\n%s", err, progress.String())
+	}
+	e.t.Logf("rewrite progress:\n%s", progress.String())
+	// The re-run went on from the journaled page (2 done), not from zero.
+	if resumed := progress.String()[firstRun:]; !strings.HasPrefix(resumed, "secrets: 4 rewritten") {
+		e.t.Errorf("the re-run did not resume after the journaled page:\n%s", resumed)
+	}
+	if len(sums) != 1 || sums[0].Rewritten+sums[0].Conflicts < int64(len(want)) {
+		e.t.Errorf("summary %+v, want every one of %d Secrets stored again", sums, len(want))
+	}
+	for s := range want {
+		want[s] = key
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func must(b []byte, err error) []byte {
 	if err != nil {

@@ -1,0 +1,309 @@
+// Package rewrite stores objects again, unchanged, so that kube-apiserver
+// writes each one with the first key of its encryption configuration: the
+// "rewrite every encrypted object" stage of a graceful encryption key
+// rotation. Kubernetes' documentation does it with
+// `kubectl get secrets -A -o json | kubectl replace -f -`, which holds every
+// object in memory and stops at the first conflict; here objects are
+// listed in pages and written back through bounded workers, a conflict
+// means the object was just written (so with the first key) and is
+// skipped, and the progress is journaled so that a run killed at any point
+// resumes.
+//
+// An unchanged update is written to etcd when the stored value was read
+// with another key than the first: the storage layer marks such a value
+// stale and stores it again (k8s.io/apiserver
+// pkg/storage/etcd3/store.go GuaranteedUpdate, and
+// pkg/storage/value/transformer.go: a value read by a non-first
+// transformer is stale).
+package rewrite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
+)
+
+// Resource is one resource the rewrite covers.
+type Resource struct {
+	GVR        schema.GroupVersionResource
+	Namespaced bool
+}
+
+// String is resource.group as EncryptionConfiguration names it
+// ("secrets", "deployments.apps").
+func (r Resource) String() string {
+	if r.GVR.Group == "" {
+		return r.GVR.Resource
+	}
+	return r.GVR.Resource + "." + r.GVR.Group
+}
+
+// Resolve maps the resource names of an EncryptionConfiguration entry
+// ("secrets", "deployments.apps", "*.apps" for a group, "*." for the core
+// group, "*.*" for all) to the server's resources that can be listed and
+// updated, in the server's preferred versions.
+func Resolve(disc discovery.DiscoveryInterface, names []string) ([]Resource, error) {
+	lists, err := discovery.ServerPreferredResources(disc)
+	if err != nil && len(lists) == 0 {
+		return nil, fmt.Errorf("discovering the server's resources: %w", err)
+	}
+	var all []Resource
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || !has(r.Verbs, "list") || !has(r.Verbs, "update") {
+				continue
+			}
+			all = append(all, Resource{GVR: gv.WithResource(r.Name), Namespaced: r.Namespaced})
+		}
+	}
+	seen := map[schema.GroupVersionResource]bool{}
+	var out []Resource
+	for _, name := range names {
+		res, group, _ := strings.Cut(name, ".")
+		found := false
+		for _, r := range all {
+			if (res == "*" || r.GVR.Resource == res) && (group == "*" || r.GVR.Group == group) {
+				found = true
+				if !seen[r.GVR] {
+					seen[r.GVR] = true
+					out = append(out, r)
+				}
+			}
+		}
+		if !found && res != "*" {
+			return nil, fmt.Errorf("resource %q is not served by this cluster (or cannot be listed and updated): check the EncryptionConfiguration's resources", name)
+		}
+	}
+	return out, nil
+}
+
+func has(verbs []string, v string) bool {
+	for _, x := range verbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Options of Run.
+type Options struct {
+	Client    dynamic.Interface
+	Resources []Resource
+	// Workers write in parallel (default 8); the client's QPS and burst
+	// bound the rate.
+	Workers int
+	// PageSize is the list page (default 500): memory is bounded by it,
+	// not by the number of objects.
+	PageSize int64
+	// Journal keeps the progress (the resources done, the page reached);
+	// nil: none (a killed run starts again).
+	Journal procedure.Journal
+	// Name names the run in the journal ("rewrite for key NAME").
+	Name string
+	// Progress gets a line every ProgressEvery (default 5s) and at the end
+	// of each resource; nil: none.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Summary is what one resource's rewrite did.
+type Summary struct {
+	Resource string `json:"resource"`
+	// Rewritten objects were stored again.
+	Rewritten int64 `json:"rewritten"`
+	// Conflicts were written by someone else since listed: stored with
+	// the first key already, skipped.
+	Conflicts int64 `json:"conflicts"`
+	// Gone were deleted since listed.
+	Gone int64 `json:"gone"`
+	// Resumed is true when the resource was done by an earlier run.
+	Resumed bool          `json:"resumed,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+func factContinue(r Resource) string { return "continue/" + r.String() }
+func factSummary(r Resource) string  { return "summary/" + r.String() }
+
+// Run rewrites every object of the resources, one resource after another
+// (each a step of a procedure, journaled), in pages, with Workers writers.
+func Run(ctx context.Context, o Options) ([]Summary, error) {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 500
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 5 * time.Second
+	}
+	sums := make([]Summary, len(o.Resources))
+	var steps []procedure.Step
+	for i, res := range o.Resources {
+		i, res := i, res
+		steps = append(steps, &procedure.Func{
+			StepName: "rewrite " + res.String(),
+			What:     "store every " + res.String() + " again with the first key",
+			DoneFunc: func(_ context.Context, r *procedure.Record) (bool, error) {
+				if !r.Marked("rewrite " + res.String()) {
+					return false, nil
+				}
+				_, err := r.Get(factSummary(res), &sums[i])
+				sums[i].Resumed = true
+				return true, err
+			},
+			DoFunc: func(ctx context.Context, r *procedure.Record) error {
+				s, err := o.resource(ctx, res, r)
+				sums[i] = s
+				if err != nil {
+					return err
+				}
+				return r.Put(factSummary(res), s)
+			},
+		})
+	}
+	p := &procedure.Procedure{Name: o.Name, Steps: steps, Journal: o.Journal, KeepJournal: true}
+	_, err := p.Run(ctx)
+	return sums, err
+}
+
+// resource rewrites one resource page by page from where the journal says
+// it stopped; the page reached is journaled after each page.
+func (o *Options) resource(ctx context.Context, res Resource, r *procedure.Record) (Summary, error) {
+	start := time.Now()
+	sum := Summary{Resource: res.String()}
+	_, _ = r.Get(factSummary(res)+"/partial", &sum)
+	var cont string
+	if _, err := r.Get(factContinue(res), &cont); err != nil {
+		return sum, err
+	}
+	client := o.Client.Resource(res.GVR)
+	var last time.Time
+	for {
+		list, err := client.List(ctx, metav1.ListOptions{Limit: o.PageSize, Continue: cont})
+		if apierrors.IsResourceExpired(err) && cont != "" {
+			// The continue token outlived etcd's compaction: start the
+			// resource again (objects already rewritten are rewritten
+			// once more, harmlessly).
+			o.progress("%s: the saved page expired; listing %s again from the start", res, res)
+			cont = ""
+			continue
+		}
+		if err != nil {
+			return sum, fmt.Errorf("listing %s: %w", res, err)
+		}
+		if err := o.page(ctx, res, list.Items, &sum); err != nil {
+			return sum, err
+		}
+		cont = list.GetContinue()
+		if o.Journal != nil {
+			if err := r.Put(factContinue(res), cont); err != nil {
+				return sum, err
+			}
+			if err := r.Put(factSummary(res)+"/partial", sum); err != nil {
+				return sum, err
+			}
+			if err := o.Journal.Save(ctx, r); err != nil {
+				return sum, fmt.Errorf("journaling the rewrite of %s: %w", res, err)
+			}
+		}
+		if time.Since(last) >= o.ProgressEvery || cont == "" {
+			last = time.Now()
+			elapsed := time.Since(start) + sum.Elapsed
+			o.progress("%s: %d rewritten, %d conflicts (written meanwhile), %d gone, %s", res, sum.Rewritten, sum.Conflicts, sum.Gone, elapsed.Round(time.Millisecond))
+		}
+		if cont == "" {
+			break
+		}
+	}
+	sum.Elapsed += time.Since(start)
+	return sum, nil
+}
+
+// page writes one page's objects back through the workers.
+func (o *Options) page(parent context.Context, res Resource, items []unstructured.Unstructured, sum *Summary) error {
+	client := o.Client.Resource(res.GVR)
+	work := make(chan *unstructured.Unstructured)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	var rewritten, conflicts, gone atomic.Int64
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for obj := range work {
+				var err error
+				if res.Namespaced {
+					_, err = client.Namespace(obj.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
+				} else {
+					_, err = client.Update(ctx, obj, metav1.UpdateOptions{})
+				}
+				switch {
+				case err == nil:
+					rewritten.Add(1)
+				case apierrors.IsConflict(err):
+					conflicts.Add(1)
+				case apierrors.IsNotFound(err):
+					gone.Add(1)
+				default:
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("storing %s %s again: %w", res, ref(obj), err)
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range items {
+		select {
+		case work <- &items[i]:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	sum.Rewritten += rewritten.Load()
+	sum.Conflicts += conflicts.Load()
+	sum.Gone += gone.Load()
+	if firstErr != nil {
+		return firstErr
+	}
+	return parent.Err()
+}
+
+func ref(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return ns + "/" + obj.GetName()
+	}
+	return obj.GetName()
+}
+
+func (o *Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
