@@ -28,8 +28,8 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/rewrite"
-	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
+	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 const initial = `# kube-apiserver --encryption-provider-config
