@@ -9,7 +9,6 @@ package encryption
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -27,7 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
-	"github.com/kube-rotate/kube-rotate/pkg/cluster/rewrite"
+	clusterenc "github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -108,7 +107,7 @@ func TestGracefulRotationOnARealAPIServer(t *testing.T) {
 	want[e.create("promoted")] = name
 	e.checkStored(want)
 
-	// Rewrite (pkg/cluster/rewrite): pages of 2, interrupted after the
+	// Rewrite (pkg/cluster/encryption): pages of 2, interrupted after the
 	// first page as a killed run would be, then resumed from its journal.
 	for i := range 5 {
 		want[e.create(fmt.Sprintf("more-%d", i))] = name
@@ -128,7 +127,7 @@ func TestGracefulRotationOnARealAPIServer(t *testing.T) {
 	e.checkStored(want)
 }
 
-// rewrite stores every Secret again through pkg/cluster/rewrite: a first
+// rewrite stores every Secret again through pkg/cluster/encryption: a first
 // run is cancelled once a page is journaled; the re-run resumes from the
 // journal and finishes, and the two runs together rewrote each Secret
 // that was under the old key.
@@ -140,7 +139,7 @@ func (e *env) rewrite(key string, want map[string]string) {
 		e.t.Fatal(err)
 	}
 	dyn := dynamic.NewForConfigOrDie(cfg)
-	res, err := rewrite.Resolve(e.kc.Discovery(), []string{"secrets"})
+	res, err := clusterenc.Resolve(e.kc.Discovery(), []string{"secrets"})
 	if err != nil || len(res) != 1 || res[0].String() != "secrets" {
 		e.t.Fatalf("resolve secrets: %v %v", res, err)
 	}
@@ -150,7 +149,7 @@ func (e *env) rewrite(key string, want map[string]string) {
 	var progress strings.Builder
 	cut, cancel := context.WithCancel(ctx)
 	pages := 0
-	o := rewrite.Options{Client: dyn, Resources: res, PageSize: 2, Workers: 4, Journal: journal(), Name: "rewrite for " + key,
+	o := clusterenc.RewriteOptions{Client: dyn, Resources: res, PageSize: 2, Workers: 4, Journal: journal(), Name: "rewrite for " + key,
 		Progress: writerFunc(func(p []byte) (int, error) {
 			pages++
 			if pages == 1 {
@@ -158,12 +157,12 @@ func (e *env) rewrite(key string, want map[string]string) {
 			}
 			return progress.Write(p)
 		}), ProgressEvery: time.Nanosecond}
-	if _, err := rewrite.Run(cut, o); err == nil {
+	if _, err := clusterenc.Rewrite(cut, o); err == nil {
 		e.t.Fatal("the interrupted rewrite finished")
 	}
 	firstRun := progress.Len()
 	o.Journal, o.Progress = journal(), &progress
-	sums, err := rewrite.Run(ctx, o)
+	sums, err := clusterenc.Rewrite(ctx, o)
 	if err != nil {
 		e.t.Fatalf("resumed rewrite: %v\n%s", err, progress.String())
 	}
@@ -213,15 +212,15 @@ func (e *env) apply(b []byte) {
 	if err := os.WriteFile(e.cfgPath, b, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	hash := fmt.Sprintf(`hash="sha256:%x"`, sha256.Sum256(b))
 	deadline := time.Now().Add(3 * time.Minute)
+	seen := map[string]string{}
 	for {
-		raw, err := e.kc.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-		if err == nil && bytes.Contains(raw, []byte(hash)) {
+		pending, err := clusterenc.Loaded(context.Background(), e.kc, b, seen)
+		if err == nil && len(pending) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("kube-apiserver did not load the new encryption configuration within 3 minutes (%v)", err)
+			e.t.Fatalf("kube-apiserver did not load the new encryption configuration within 3 minutes: pending %v, %v", pending, err)
 		}
 		time.Sleep(2 * time.Second)
 	}

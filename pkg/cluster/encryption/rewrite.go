@@ -1,7 +1,8 @@
-// Package rewrite stores objects again, unchanged, so that kube-apiserver
-// writes each one with the first key of its encryption configuration: the
-// "rewrite every encrypted object" stage of a graceful encryption key
-// rotation. Kubernetes' documentation does it with
+// Package encryption holds what a graceful encryption-at-rest key
+// rotation does on the cluster: Loaded tells whether every kube-apiserver
+// applied a configuration, and Rewrite stores objects again, unchanged, so
+// that kube-apiserver writes each one with the first key of its
+// configuration (the "rewrite every encrypted object" stage). Kubernetes' documentation does it with
 // `kubectl get secrets -A -o json | kubectl replace -f -`, which holds every
 // object in memory and stops at the first conflict; here objects are
 // listed in pages and written back through bounded workers, a conflict
@@ -15,7 +16,7 @@
 // pkg/storage/etcd3/store.go GuaranteedUpdate, and
 // pkg/storage/value/transformer.go: a value read by a non-first
 // transformer is stale).
-package rewrite
+package encryption
 
 import (
 	"context"
@@ -103,8 +104,8 @@ func has(verbs []string, v string) bool {
 	return false
 }
 
-// Options of Run.
-type Options struct {
+// RewriteOptions of Rewrite.
+type RewriteOptions struct {
 	Client    dynamic.Interface
 	Resources []Resource
 	// Workers write in parallel (default 8); the client's QPS and burst
@@ -142,9 +143,9 @@ type Summary struct {
 func factContinue(r Resource) string { return "continue/" + r.String() }
 func factSummary(r Resource) string  { return "summary/" + r.String() }
 
-// Run rewrites every object of the resources, one resource after another
+// Rewrite stores every object of the resources, one resource after another
 // (each a step of a procedure, journaled), in pages, with Workers writers.
-func Run(ctx context.Context, o Options) ([]Summary, error) {
+func Rewrite(ctx context.Context, o RewriteOptions) ([]Summary, error) {
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
@@ -186,7 +187,7 @@ func Run(ctx context.Context, o Options) ([]Summary, error) {
 
 // resource rewrites one resource page by page from where the journal says
 // it stopped; the page reached is journaled after each page.
-func (o *Options) resource(ctx context.Context, res Resource, r *procedure.Record) (Summary, error) {
+func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedure.Record) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Resource: res.String()}
 	_, _ = r.Get(factSummary(res)+"/partial", &sum)
@@ -238,7 +239,7 @@ func (o *Options) resource(ctx context.Context, res Resource, r *procedure.Recor
 }
 
 // page writes one page's objects back through the workers.
-func (o *Options) page(parent context.Context, res Resource, items []unstructured.Unstructured, sum *Summary) error {
+func (o *RewriteOptions) page(parent context.Context, res Resource, items []unstructured.Unstructured, sum *Summary) error {
 	client := o.Client.Resource(res.GVR)
 	work := make(chan *unstructured.Unstructured)
 	var wg sync.WaitGroup
@@ -302,7 +303,7 @@ func ref(obj *unstructured.Unstructured) string {
 	return obj.GetName()
 }
 
-func (o *Options) progress(format string, args ...any) {
+func (o *RewriteOptions) progress(format string, args ...any) {
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, format+"\n", args...)
 	}
