@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,11 +25,14 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/kops/util/pkg/vfs"
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
 	clusterenc "github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops"
+	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
 
 const initial = `# kube-apiserver --encryption-provider-config
@@ -55,12 +59,29 @@ type env struct {
 	kc      kubernetes.Interface
 	cfgPath string
 	ns      string
+	// kops is the state store holding the configuration, nil when the
+	// API server's file is the configuration (a self-managed control
+	// plane).
+	kops *kops.Store
 }
 
 // TestGracefulRotationOnARealAPIServer stages, promotes, rewrites and
 // retires an aescbc key on a real kube-apiserver, and after every stage
-// reads from etcd which key each Secret is stored under.
+// reads from etcd which key each Secret is stored under: with the
+// configuration in the API server's own file (self-managed control
+// planes), and in a kOps state store's encryptionconfig secret, created by
+// the real kops CLI, edited through kOps' libraries and placed on the
+// control plane as nodeup places it.
 func TestGracefulRotationOnARealAPIServer(t *testing.T) {
+	for _, where := range []string{"file", "kops"} {
+		t.Run(where, func(t *testing.T) {
+			t.Parallel()
+			rotate(t, where)
+		})
+	}
+}
+
+func rotate(t *testing.T, where string) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	old, oldSecret, err := encryptionconfig.NewKey("aescbc", time.Now().Add(-24*time.Hour), nil)
@@ -68,7 +89,15 @@ func TestGracefulRotationOnARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &env{t: t, cfgPath: filepath.Join(dir, "encryption.yaml"), ns: "enc"}
-	if err := os.WriteFile(e.cfgPath, []byte(fmt.Sprintf(initial, old, oldSecret)), 0o600); err != nil {
+	first := []byte(fmt.Sprintf(initial, old, oldSecret))
+	if where == "kops" {
+		e.kops = kopsStore(t, dir, first)
+		data, _, err := e.kops.EncryptionConfig(ctx)
+		if err != nil || !bytes.Equal(data, first) {
+			t.Fatalf("the secret kops create secret encryptionconfig wrote does not read back as the file: %v", err)
+		}
+	}
+	if err := os.WriteFile(e.cfgPath, first, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := cluster.Up(ctx, cluster.Options{StateDir: filepath.Join(dir, "cluster"), Attached: true, Nodes: 1, EncryptionConfig: e.cfgPath})
@@ -192,6 +221,13 @@ func must(b []byte, err error) []byte {
 
 func (e *env) config() *encryptionconfig.Config {
 	e.t.Helper()
+	if e.kops != nil {
+		_, c, err := e.kops.EncryptionConfig(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return c
+	}
 	b, err := os.ReadFile(e.cfgPath)
 	if err != nil {
 		e.t.Fatal(err)
@@ -203,12 +239,50 @@ func (e *env) config() *encryptionconfig.Config {
 	return c
 }
 
+// kopsStore is a kOps state store whose encryptionconfig secret the real
+// kops CLI created from first.
+func kopsStore(t *testing.T, dir string, first []byte) *kops.Store {
+	t.Helper()
+	bin := os.Getenv("KOPS")
+	if bin == "" {
+		t.Fatal("KOPS is not set: run the suite with `make e2e` (it builds the kops CLI and sets KOPS)")
+	}
+	state := "file://" + filepath.Join(dir, "kops-state")
+	kopstest.Seed(t, state, vfs.NewVFSContext(), "kubernetes-ca")
+	src := filepath.Join(dir, "first.yaml")
+	if err := os.WriteFile(src, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "create", "secret", "encryptionconfig", "-f", src, "--name", kopstest.ClusterName, "--state", state).CombinedOutput(); err != nil {
+		t.Fatalf("kops create secret encryptionconfig: %v\n%s", err, out)
+	}
+	s, err := kops.Open(context.Background(), state, kopstest.ClusterName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // apply writes the configuration and waits until the API server reports
 // it loaded exactly these bytes: apiserver_encryption_config_controller_
 // last_config_info carries the sha256 of the file it applied
 // (k8s.io/apiserver pkg/server/options/encryptionconfig/config.go).
 func (e *env) apply(b []byte) {
 	e.t.Helper()
+	if e.kops != nil {
+		was, _, err := e.kops.EncryptionConfig(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := e.kops.ReplaceEncryptionConfig(context.Background(), was, b); err != nil {
+			e.t.Fatal(err)
+		}
+		// nodeup writes the secret's data to the control plane's file,
+		// byte for byte, mode 0600 (nodeup/pkg/model/kube_apiserver.go).
+		if b, _, err = e.kops.EncryptionConfig(context.Background()); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(e.cfgPath, b, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
