@@ -1,0 +1,56 @@
+// Command rewrite runs pkg/cluster/encryption.Rewrite on the cluster
+// KUBECONFIG points at, for `make bench` (next to `kubectl get secrets -A
+// -o json | kubectl replace -f -`) until the encryption front ends carry
+// it. It prints the summary as JSON.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
+)
+
+func main() {
+	resources := flag.String("resources", "secrets", "EncryptionConfiguration resource names, comma-separated")
+	workers := flag.Int("workers", 8, "writers")
+	qps := flag.Float64("qps", -1, "client QPS (burst is twice this); negative: no client-side limit, the API server's priority and fairness decides, as for kubectl")
+	flag.Parse()
+	if err := run(*resources, *workers, *qps); err != nil {
+		fmt.Fprintln(os.Stderr, "rewrite:", err)
+		os.Exit(1)
+	}
+}
+
+func run(resources string, workers int, qps float64) error {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+	if err != nil {
+		return err
+	}
+	cfg.QPS = float32(qps)
+	if qps > 0 {
+		cfg.Burst = int(2 * qps)
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := encryption.Resolve(kc.Discovery(), strings.Split(resources, ","))
+	if err != nil {
+		return err
+	}
+	sums, err := encryption.Rewrite(context.Background(), encryption.RewriteOptions{
+		Client: dynamic.NewForConfigOrDie(cfg), Resources: res, Workers: workers, Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(sums)
+}
