@@ -24,12 +24,10 @@
 package encryptionconfig
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
@@ -251,9 +249,6 @@ func sizeOK(typ string, n int) bool {
 	return false
 }
 
-// Bytes is the document as it is.
-func (c *Config) Bytes() []byte { return bytes.Clone(c.src) }
-
 // Provider returns the rotatable provider that covers resource (for
 // example "secrets"), or the first one when resource is "".
 func (c *Config) Provider(resource string) (*Provider, error) {
@@ -357,9 +352,7 @@ func (c *Config) Retire(p *Provider) ([]byte, error) {
 	if p.Stage() != StagePromoted {
 		return nil, fmt.Errorf("%s is %s: retire follows a promote and the rewrite", p, p.Stage())
 	}
-	var drop []Key
-	drop = append(drop, p.Keys[1:]...)
-	return c.remove(drop), nil
+	return c.remove(p.Keys[1:]), nil
 }
 
 // Unstage undoes Stage: the staged key is removed. Refused unless p is
@@ -369,16 +362,6 @@ func (c *Config) Unstage(p *Provider) ([]byte, error) {
 		return nil, fmt.Errorf("%s is %s: nothing staged to roll back", p, p.Stage())
 	}
 	return c.remove([]Key{p.Keys[p.newest()]}), nil
-}
-
-// Retired returns the names of the keys Retire removes, oldest first.
-func (p *Provider) Retired() []string {
-	var out []string
-	for _, k := range p.Keys[1:] {
-		out = append(out, k.Name)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // moveFirst moves key i of p before key 0, keeping every line of both.
@@ -414,7 +397,7 @@ func (c *Config) remove(keys []Key) []byte {
 		}
 	}
 	out := b.String()
-	if strings.HasSuffix(string(c.src), "\n") == false {
+	if !strings.HasSuffix(string(c.src), "\n") {
 		out = strings.TrimSuffix(out, "\n")
 	}
 	return []byte(out)

@@ -51,12 +51,6 @@ const DefaultValidateWait = 15 * time.Minute
 // apply instead of changing the cloud.
 func (o CLIOptions) Terraform() bool { return o.Target == "terraform" }
 
-// IsZero reports whether o is kOps' procedure as written.
-func (o CLIOptions) IsZero() bool {
-	return o.Target == "" && o.Out == "" && len(o.InstanceGroupRoles) == 0 && o.ValidateCount == nil && !o.CloudOnly &&
-		o.Admin == 0 && o.User == "" && !o.AuthPlugin && o.Kubeconfig == "" && o.Context == "" && o.ValidateWait == 0
-}
-
 // Validate checks the flags together, naming the flag and the fix.
 func (o CLIOptions) Validate() error {
 	switch o.Target {
@@ -153,6 +147,3 @@ func (o CLIOptions) kubeconfig() []string {
 	}
 	return []string{"--kubeconfig", o.Kubeconfig}
 }
-
-// KopsArgs returns the kops CLI arguments of a step with kOps' defaults.
-func KopsArgs(step string) []string { return CLIOptions{}.Args(step) }
