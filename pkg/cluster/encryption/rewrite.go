@@ -140,12 +140,42 @@ type Summary struct {
 	Elapsed time.Duration `json:"elapsed"`
 }
 
-func factContinue(r Resource) string { return "continue/" + r.String() }
-func factSummary(r Resource) string  { return "summary/" + r.String() }
+// Facts the rewrite keeps in a procedure.Record, per resource: the page
+// reached, the partial summary, and the summary once the resource is done.
+func factContinue(r Resource) string { return "rewrite/continue/" + r.String() }
+func factPartial(r Resource) string  { return "rewrite/partial/" + r.String() }
+func factDone(r Resource) string     { return "rewrite/done/" + r.String() }
 
-// Rewrite stores every object of the resources, one resource after another
-// (each a step of a procedure, journaled), in pages, with Workers writers.
+// Rewrite stores every object of the resources, one resource after another,
+// in pages, with Workers writers; the progress is journaled in o.Journal
+// (when set) after every page, so that a killed run resumes where it was.
 func Rewrite(ctx context.Context, o RewriteOptions) ([]Summary, error) {
+	var r *procedure.Record
+	save := func(context.Context) error { return nil }
+	if o.Journal != nil {
+		var err error
+		if r, err = o.Journal.Load(ctx); err != nil {
+			return nil, err
+		}
+		save = func(ctx context.Context) error {
+			r.Procedure, r.Updated = o.Name, time.Now().UTC().Truncate(time.Second)
+			if err := o.Journal.Save(ctx, r); err != nil {
+				return fmt.Errorf("journaling the rewrite in %s: %w", o.Journal, err)
+			}
+			return nil
+		}
+	}
+	if r == nil {
+		r = &procedure.Record{Procedure: o.Name, Started: time.Now().UTC().Truncate(time.Second)}
+	}
+	return o.Run(ctx, r, save)
+}
+
+// Run is the rewrite as one step of a larger procedure: its progress is
+// kept as facts of r (that procedure's record) and written with save after
+// every page. Resources r says are done are skipped (their summaries come
+// back with Resumed set).
+func (o RewriteOptions) Run(ctx context.Context, r *procedure.Record, save func(context.Context) error) ([]Summary, error) {
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
@@ -156,41 +186,50 @@ func Rewrite(ctx context.Context, o RewriteOptions) ([]Summary, error) {
 		o.ProgressEvery = 5 * time.Second
 	}
 	sums := make([]Summary, len(o.Resources))
-	var steps []procedure.Step
 	for i, res := range o.Resources {
-		i, res := i, res
-		steps = append(steps, &procedure.Func{
-			StepName: "rewrite " + res.String(),
-			What:     "store every " + res.String() + " again with the first key",
-			DoneFunc: func(_ context.Context, r *procedure.Record) (bool, error) {
-				if !r.Marked("rewrite " + res.String()) {
-					return false, nil
-				}
-				_, err := r.Get(factSummary(res), &sums[i])
-				sums[i].Resumed = true
-				return true, err
-			},
-			DoFunc: func(ctx context.Context, r *procedure.Record) error {
-				s, err := o.resource(ctx, res, r)
-				sums[i] = s
-				if err != nil {
-					return err
-				}
-				return r.Put(factSummary(res), s)
-			},
-		})
+		done, err := r.Get(factDone(res), &sums[i])
+		if err != nil {
+			return sums, err
+		}
+		if done {
+			sums[i].Resumed = true
+			continue
+		}
+		s, err := o.resource(ctx, res, r, save)
+		sums[i] = s
+		if err != nil {
+			return sums, err
+		}
+		if err := r.Put(factDone(res), s); err != nil {
+			return sums, err
+		}
+		delete(r.Facts, factContinue(res))
+		delete(r.Facts, factPartial(res))
+		if err := save(ctx); err != nil {
+			return sums, err
+		}
 	}
-	p := &procedure.Procedure{Name: o.Name, Steps: steps, Journal: o.Journal, KeepJournal: true}
-	_, err := p.Run(ctx)
-	return sums, err
+	return sums, nil
+}
+
+// Forget removes the rewrite's facts from r, so that the next Run
+// rewrites every resource again (after the first key changed once more).
+func Forget(r *procedure.Record) {
+	for k := range r.Facts {
+		if strings.HasPrefix(k, "rewrite/") {
+			delete(r.Facts, k)
+		}
+	}
 }
 
 // resource rewrites one resource page by page from where the journal says
 // it stopped; the page reached is journaled after each page.
-func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedure.Record) (Summary, error) {
+func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedure.Record, save func(context.Context) error) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Resource: res.String()}
-	_, _ = r.Get(factSummary(res)+"/partial", &sum)
+	if _, err := r.Get(factPartial(res), &sum); err != nil {
+		return sum, err
+	}
 	var cont string
 	if _, err := r.Get(factContinue(res), &cont); err != nil {
 		return sum, err
@@ -214,16 +253,16 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 			return sum, err
 		}
 		cont = list.GetContinue()
-		if o.Journal != nil {
-			if err := r.Put(factContinue(res), cont); err != nil {
-				return sum, err
-			}
-			if err := r.Put(factSummary(res)+"/partial", sum); err != nil {
-				return sum, err
-			}
-			if err := o.Journal.Save(ctx, r); err != nil {
-				return sum, fmt.Errorf("journaling the rewrite of %s: %w", res, err)
-			}
+		if err := r.Put(factContinue(res), cont); err != nil {
+			return sum, err
+		}
+		partial := sum
+		partial.Elapsed += time.Since(start)
+		if err := r.Put(factPartial(res), partial); err != nil {
+			return sum, err
+		}
+		if err := save(ctx); err != nil {
+			return sum, err
 		}
 		if time.Since(last) >= o.ProgressEvery || cont == "" {
 			last = time.Now()
