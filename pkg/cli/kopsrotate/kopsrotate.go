@@ -13,6 +13,7 @@ import (
 	"k8s.io/kops"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/ciliumipsec"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/keysets"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/run"
@@ -68,6 +69,7 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 	cmd.AddCommand(keysets.NewCmds(name, cluster, streams)...)
 	cmd.AddCommand(run.NewCmdRun(name, cluster, streams))
 	cmd.AddCommand(satokens.NewCmd(name, streams))
+	cmd.AddCommand(ciliumipsec.NewCmd(name, cluster, streams))
 	cmd.AddCommand(version.NewCmdVersion(name, streams))
 	return cmd
 }
