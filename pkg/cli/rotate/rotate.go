@@ -10,6 +10,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cli/apply"
+	"github.com/kube-rotate/kube-rotate/pkg/cli/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/finish"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/history"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/jwk"
@@ -78,6 +79,7 @@ func NewCmdRotate(streams genericiooptions.IOStreams) *cobra.Command {
 		status.NewCmdStatus(f, streams),
 		apply.NewCmdApply(f, streams),
 		plan.NewCmdPlan(f, streams),
+		encryption.NewCmdEncryption(f, streams),
 		version.NewCmdVersion(DisplayName, streams),
 	)
 	return cmd

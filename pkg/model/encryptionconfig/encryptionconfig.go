@@ -128,6 +128,10 @@ func (p *Provider) Stage() Stage {
 	return StageStaged
 }
 
+// Newest is the newest key by the time its name records (the staged key
+// when the provider is staged).
+func (p *Provider) Newest() Key { return p.Keys[p.newest()] }
+
 // newest is the index of the newest key by the time its name records
 // (keys made by hand count as oldest; among equals, the earlier one).
 func (p *Provider) newest() int {

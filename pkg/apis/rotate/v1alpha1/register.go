@@ -37,6 +37,9 @@ const (
 	// KindKeysetRotationStatus is where a kOps cluster's keyset rotation
 	// stands.
 	KindKeysetRotationStatus = "KeysetRotationStatus"
+	// KindEncryptionRotationStatus is where an encryption-at-rest key
+	// rotation stands.
+	KindEncryptionRotationStatus = "EncryptionRotationStatus"
 	// KindRotationPlanRun is a plan run's journal.
 	KindRotationPlanRun = "RotationPlanRun"
 )
