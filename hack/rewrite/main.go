@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
@@ -23,14 +24,16 @@ func main() {
 	resources := flag.String("resources", "secrets", "EncryptionConfiguration resource names, comma-separated")
 	workers := flag.Int("workers", 8, "writers")
 	qps := flag.Float64("qps", -1, "client QPS (burst is twice this); negative: no client-side limit, the API server's priority and fairness decides, as for kubectl")
+	pageSize := flag.Int64("page-size", 500, "objects per list page")
+	client := flag.String("client", "metadata", "metadata: list and store again as metadata only, in protobuf; dynamic: JSON, whole objects")
 	flag.Parse()
-	if err := run(*resources, *workers, *qps); err != nil {
+	if err := run(*resources, *client, *workers, *pageSize, *qps); err != nil {
 		fmt.Fprintln(os.Stderr, "rewrite:", err)
 		os.Exit(1)
 	}
 }
 
-func run(resources string, workers int, qps float64) error {
+func run(resources, client string, workers int, pageSize int64, qps float64) error {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
 	if err != nil {
 		return err
@@ -47,8 +50,20 @@ func run(resources string, workers int, qps float64) error {
 	if err != nil {
 		return err
 	}
-	sums, err := encryption.Rewrite(context.Background(), encryption.RewriteOptions{
-		Client: dynamic.NewForConfigOrDie(cfg), Resources: res, Workers: workers, Progress: os.Stderr})
+	o := encryption.RewriteOptions{Resources: res, Workers: workers, PageSize: pageSize, Progress: os.Stderr}
+	switch client {
+	case "metadata":
+		if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
+			return fmt.Errorf("metadata client: %w", err)
+		}
+	case "dynamic":
+		if o.Client, err = dynamic.NewForConfig(cfg); err != nil {
+			return fmt.Errorf("dynamic client: %w", err)
+		}
+	default:
+		return fmt.Errorf("-client %q: want metadata or dynamic", client)
+	}
+	sums, err := encryption.Rewrite(context.Background(), o)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func run() int {
 	root.PersistentFlags().IntVar(&o.Nodes, "nodes", 2, "Number of kwok fake nodes.")
 	root.PersistentFlags().IntVar(&o.APIServerPort, "apiserver-port", 0, "API server port on 127.0.0.1 (0 picks a free port).")
 	root.PersistentFlags().IntVar(&o.EtcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1 (0 picks a free port).")
+	root.PersistentFlags().StringVar(&o.EncryptionConfig, "encryption-config", "", "EncryptionConfiguration file kube-apiserver encrypts with (--encryption-provider-config, reloaded when it changes); empty: no encryption at rest.")
 	root.PersistentPreRun = func(*cobra.Command, []string) {
 		o.Versions = cluster.Versions{Kubernetes: kubernetes, Kwok: kwok}
 		o.Log = os.Stderr

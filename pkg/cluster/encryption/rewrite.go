@@ -20,6 +20,7 @@ package encryption
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -29,10 +30,11 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -106,7 +108,11 @@ func has(verbs []string, v string) bool {
 
 // RewriteOptions of Rewrite.
 type RewriteOptions struct {
-	Client    dynamic.Interface
+	Client dynamic.Interface
+	// Metadata, when set, is used instead of Client: objects are listed
+	// and stored again as metadata only, in protobuf (faster, and the
+	// client never holds an object's content).
+	Metadata  metadata.Interface
 	Resources []Resource
 	// Workers write in parallel (default 8); the client's QPS and burst
 	// bound the rate.
@@ -234,10 +240,10 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 	if _, err := r.Get(factContinue(res), &cont); err != nil {
 		return sum, err
 	}
-	client := o.Client.Resource(res.GVR)
+	acc := o.access(res)
 	var last time.Time
 	for {
-		list, err := client.List(ctx, metav1.ListOptions{Limit: o.PageSize, Continue: cont})
+		refs, next, err := acc.list(ctx, metav1.ListOptions{Limit: o.PageSize, Continue: cont})
 		if apierrors.IsResourceExpired(err) && cont != "" {
 			// The continue token outlived etcd's compaction: start the
 			// resource again (objects already rewritten are rewritten
@@ -249,10 +255,10 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 		if err != nil {
 			return sum, fmt.Errorf("listing %s: %w", res, err)
 		}
-		if err := o.page(ctx, res, list.Items, &sum); err != nil {
+		if err := o.page(ctx, res, acc, refs, &sum); err != nil {
 			return sum, err
 		}
-		cont = list.GetContinue()
+		cont = next
 		if err := r.Put(factContinue(res), cont); err != nil {
 			return sum, err
 		}
@@ -277,27 +283,141 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 	return sum, nil
 }
 
-// page writes one page's objects back through the workers.
-func (o *RewriteOptions) page(parent context.Context, res Resource, items []unstructured.Unstructured, sum *Summary) error {
-	client := o.Client.Resource(res.GVR)
-	work := make(chan *unstructured.Unstructured)
+// objectRef is what the rewrite keeps of a listed object: where it is and
+// the resourceVersion it was listed at, nothing of its content.
+type objectRef struct {
+	namespace, name, resourceVersion string
+}
+
+func (r objectRef) String() string {
+	if r.namespace != "" {
+		return r.namespace + "/" + r.name
+	}
+	return r.name
+}
+
+// access lists one resource's objects as references and stores one again.
+type access struct {
+	list  func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error)
+	patch func(ctx context.Context, namespace, name string, body []byte) error
+}
+
+// access goes through o.Metadata when set (object metadata only, in
+// protobuf both ways: neither side encodes nor decodes an object's
+// content for the client), else through o.Client (JSON, whole objects
+// listed and returned).
+func (o *RewriteOptions) access(res Resource) access {
+	if o.Metadata != nil {
+		c := o.Metadata.Resource(res.GVR)
+		return access{
+			list: func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error) {
+				l, err := c.List(ctx, opts)
+				if err != nil {
+					return nil, "", err
+				}
+				refs := make([]objectRef, len(l.Items))
+				for i := range l.Items {
+					m := &l.Items[i]
+					refs[i] = objectRef{namespace: m.Namespace, name: m.Name, resourceVersion: m.ResourceVersion}
+				}
+				return refs, l.Continue, nil
+			},
+			patch: func(ctx context.Context, namespace, name string, body []byte) error {
+				var err error
+				if res.Namespaced {
+					_, err = c.Namespace(namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+				} else {
+					_, err = c.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+				}
+				return err
+			},
+		}
+	}
+	c := o.Client.Resource(res.GVR)
+	return access{
+		list: func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error) {
+			l, err := c.List(ctx, opts)
+			if err != nil {
+				return nil, "", err
+			}
+			refs := make([]objectRef, len(l.Items))
+			for i := range l.Items {
+				u := &l.Items[i]
+				refs[i] = objectRef{namespace: u.GetNamespace(), name: u.GetName(), resourceVersion: u.GetResourceVersion()}
+			}
+			return refs, l.GetContinue(), nil
+		},
+		patch: func(ctx context.Context, namespace, name string, body []byte) error {
+			var err error
+			if res.Namespaced {
+				_, err = c.Namespace(namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+			} else {
+				_, err = c.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
+			}
+			return err
+		},
+	}
+}
+
+// preconditionPatch is the JSON merge patch (RFC 7386) that stores an
+// object again unchanged, on the condition that it is still at the
+// resourceVersion it was listed at:
+//
+//	{"metadata":{"resourceVersion":"<rv>"}}
+//
+// What the API server does with it (k8s.io/apiserver v0.36):
+//   - pkg/endpoints/handlers/patch.go: the patch is applied to the stored
+//     object inside the registry's Update (patchResource, applyPatch); on
+//     an object that no longer exists a merge patch is NotFound
+//     (jsonPatcher.createNewObject), never a create.
+//   - pkg/registry/generic/registry/store.go Update: the patched object's
+//     resourceVersion differs from the stored one (the object was written
+//     since it was listed): 409 Conflict (apierrors.NewConflict); equal:
+//     the object is the stored one, unchanged.
+//   - pkg/storage/etcd3/store.go GuaranteedUpdate: an unchanged object is
+//     not written only if the value read from etcd is not stale
+//     (origState.stale; a value from the watch cache, cachedExistingObject,
+//     is first read again from etcd: origStateIsCurrent); otherwise it is
+//     encrypted again (TransformToStorage) and written.
+//   - pkg/storage/value/transformer.go prefixTransformers.
+//     TransformFromStorage: a value read with any transformer but the
+//     first (a key that is not the first) is stale.
+//
+// So an object under an older key is written with the first key; one
+// under the first key already is left as it is.
+func preconditionPatch(resourceVersion string) []byte {
+	rv, _ := json.Marshal(resourceVersion) // a string always marshals
+	return []byte(`{"metadata":{"resourceVersion":` + string(rv) + `}}`)
+}
+
+// page stores one page's objects again through the workers.
+func (o *RewriteOptions) page(parent context.Context, res Resource, acc access, refs []objectRef, sum *Summary) error {
+	work := make(chan *objectRef)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
 	var rewritten, conflicts, gone atomic.Int64
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
 	for range o.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for obj := range work {
-				var err error
-				if res.Namespaced {
-					_, err = client.Namespace(obj.GetNamespace()).Update(ctx, obj, metav1.UpdateOptions{})
-				} else {
-					_, err = client.Update(ctx, obj, metav1.UpdateOptions{})
+			for ref := range work {
+				if ref.resourceVersion == "" {
+					// Without one the patch would be an unconditional write.
+					fail(fmt.Errorf("storing %s %s again: listed without a resourceVersion", res, ref))
+					continue
 				}
+				err := acc.patch(ctx, ref.namespace, ref.name, preconditionPatch(ref.resourceVersion))
 				switch {
 				case err == nil:
 					rewritten.Add(1)
@@ -306,20 +426,15 @@ func (o *RewriteOptions) page(parent context.Context, res Resource, items []unst
 				case apierrors.IsNotFound(err):
 					gone.Add(1)
 				default:
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("storing %s %s again: %w", res, ref(obj), err)
-						cancel()
-					}
-					mu.Unlock()
+					fail(fmt.Errorf("storing %s %s again: %w", res, ref, err))
 				}
 			}
 		}()
 	}
 feed:
-	for i := range items {
+	for i := range refs {
 		select {
-		case work <- &items[i]:
+		case work <- &refs[i]:
 		case <-ctx.Done():
 			break feed
 		}
@@ -333,13 +448,6 @@ feed:
 		return firstErr
 	}
 	return parent.Err()
-}
-
-func ref(obj *unstructured.Unstructured) string {
-	if ns := obj.GetNamespace(); ns != "" {
-		return ns + "/" + obj.GetName()
-	}
-	return obj.GetName()
 }
 
 func (o *RewriteOptions) progress(format string, args ...any) {

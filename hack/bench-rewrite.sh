@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The rewrite stage of an encryption-at-rest key rotation, measured on a
+# cluster that encrypts Secrets with aescbc: Kubernetes' documented
+#   kubectl get secrets -A -o json | kubectl replace -f -
+# next to pkg/cluster/encryption.Rewrite (hack/rewrite), alternately.
+# Before each run a new key is staged and promoted (hack/enckey next: the
+# file is edited and the run waits until kube-apiserver reports its hash),
+# and etcd is read to check that every Secret is under the previous key;
+# after the run, that every one is under the new key. So each run really
+# re-encrypts every Secret.
+#
+# Called by hack/bench.sh; also runs alone against a cluster started with
+# `e2e-cluster up --encryption-config=FILE`:
+#   KUBECONFIG    the cluster (its directory is the cluster's state dir)
+#   KUBECTL       kubectl (default: kubectl on PATH)
+#   ENCRYPTION_CONFIG  the EncryptionConfiguration file the API server reads
+#   BENCH_REWRITE_ROUNDS  kubectl+rewrite pairs (default 2)
+#   RESULTS       file to append the table rows to (default: print them)
+#   REWRITE_FLAGS extra hack/rewrite flags (e.g. "-workers 16")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${KUBECONFIG:?KUBECONFIG must point at the bench cluster}"
+: "${ENCRYPTION_CONFIG:?ENCRYPTION_CONFIG must be the EncryptionConfiguration file kube-apiserver reads}"
+kubectl_bin=${KUBECTL:-kubectl}
+rounds=${BENCH_REWRITE_ROUNDS:-2}
+own_results=false
+if [ -z "${RESULTS:-}" ]; then RESULTS=$(mktemp); own_results=true; fi
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"; if $own_results; then rm -f "$RESULTS"; fi' EXIT
+go build -o "$tools/rewrite" ./hack/rewrite
+go build -o "$tools/enckey" ./hack/enckey
+row() { printf '| %-58s | %10s | %10s |\n' "$1" "$2" "$3" >> "$RESULTS"; }
+# Wall seconds and peak RSS (MiB) of one command, by GNU time.
+measure() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
+  awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$out" > "$out.f" && mv "$out.f" "$out"
+}
+
+n=$("$kubectl_bin" get secrets -A --no-headers 2>/dev/null | wc -l)
+key=$("$tools/enckey" first -config "$ENCRYPTION_CONFIG")
+echo "== encryption rewrite: $n Secrets, $rounds rounds of kubectl pipe then rewrite, each under a new aescbc key"
+"$tools/enckey" stored -want "$key" >&2
+declare -A secs rss
+for r in $(seq 1 "$rounds"); do
+  for tool in kubectl rewrite; do
+    prev=$key
+    key=$("$tools/enckey" next -config "$ENCRYPTION_CONFIG")
+    # Every Secret is under the previous key, now second: all must move.
+    "$tools/enckey" stored -want "$prev" >&2
+    if [ "$tool" = kubectl ]; then
+      measure "$tools/m" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -"
+    else
+      # shellcheck disable=SC2086 # REWRITE_FLAGS are words
+      measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-}
+    fi
+    read -r s m < "$tools/m"
+    secs[$r$tool]=$s; rss[$r$tool]=$m
+    "$tools/enckey" stored -want "$key" >&2
+    echo "round $r, $tool: $s s, peak $m MiB; every Secret now under $key" >&2
+  done
+  row "rewrite $n Secrets, round $r: kubectl pipe (s / peak MiB)" "${secs[${r}kubectl]}" "${rss[${r}kubectl]}"
+  row "rewrite $n Secrets, round $r: rewrite (s / peak MiB)" "${secs[${r}rewrite]}" "${rss[${r}rewrite]}"
+  row "rewrite $n Secrets, round $r: kubectl / rewrite (time, memory)" \
+    "$(awk -v a="${secs[${r}kubectl]}" -v b="${secs[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')" \
+    "$(awk -v a="${rss[${r}kubectl]}" -v b="${rss[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')"
+done
+if $own_results; then
+  echo
+  printf '| %-58s | %10s | %10s |\n' "measurement" "value" "extra"
+  printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"
+  cat "$RESULTS"
+fi
