@@ -289,9 +289,9 @@ func (p *CiliumIPsecPlan) Complete() bool {
 func (s *Store) ciliumArgs(step string) []string {
 	switch step {
 	case CiliumStepUpdate:
-		return []string{"update", "cluster", "--name", s.Cluster, "--state", s.StateStore, "--yes"}
+		return []string{"update", "cluster", "--yes", "--name", s.Cluster, "--state", s.StateStore}
 	case CiliumStepRoll:
-		return []string{"rolling-update", "cluster", "--name", s.Cluster, "--state", s.StateStore, "--yes"}
+		return []string{"rolling-update", "cluster", "--yes", "--name", s.Cluster, "--state", s.StateStore}
 	}
 	return nil
 }
@@ -411,7 +411,7 @@ func (s *Store) RunCiliumIPsecRotation(ctx context.Context, o CiliumIPsecOptions
 			return nil, err
 		}
 		fmt.Fprintf(out, "    %s\n", c)
-		p.Change = c
+		p.Change, p.CurrentSPI, p.Key = c, c.NewSPI, c.Key
 		if r, err = j.Load(ctx); err != nil {
 			return nil, err
 		}

@@ -116,8 +116,8 @@ func spiOf(t *testing.T, data string) *ciliumipsec.Key {
 	return k
 }
 
-var update = "update cluster --name " + kopstest.ClusterName + " --state %s --yes"
-var roll = "rolling-update cluster --name " + kopstest.ClusterName + " --state %s --yes"
+var update = "update cluster --yes --name " + kopstest.ClusterName + " --state %s"
+var roll = "rolling-update cluster --yes --name " + kopstest.ClusterName + " --state %s"
 
 func TestCiliumIPsecRotation(t *testing.T) {
 	ctx := context.Background()
@@ -148,7 +148,7 @@ func TestCiliumIPsecRotation(t *testing.T) {
 	if p, err = s.RunCiliumIPsecRotation(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	if !p.Complete() || p.Change == nil || p.Change.OldSPI != 3 || p.Change.NewSPI != 4 {
+	if !p.Complete() || p.Change == nil || p.Change.OldSPI != 3 || p.Change.NewSPI != 4 || p.CurrentSPI != 4 || p.FromSPI != 3 || p.ToSPI != 4 || !strings.HasPrefix(p.Key, "spi 4+ ") {
 		t.Errorf("after the run: %+v", p)
 	}
 	if strings.Join(rec.calls, "\n") != upd+"\n"+rol {

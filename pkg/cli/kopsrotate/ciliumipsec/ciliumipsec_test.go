@@ -89,8 +89,8 @@ func TestPlanAndRotate(t *testing.T) {
 	want := []string{
 		"key id 15, spi 15+ rfc4106(gcm(aes)) (20-byte key) 128.",
 		"Rotation: key id 15 -> 1. Steps (nothing was changed; add --yes to run them):",
-		"  kops update cluster " + target + " --yes",
-		"  kops rolling-update cluster " + target + " --yes",
+		"  kops update cluster --yes " + target,
+		"  kops rolling-update cluster --yes " + target,
 	}
 	for _, w := range want {
 		if !strings.Contains(out.String(), w) {
@@ -109,10 +109,10 @@ func TestPlanAndRotate(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("-o json: %v\n%s", err, out)
 	}
-	if rep.Kind != Kind || rep.APIVersion != "rotate.kube-rotate.io/v1alpha1" || rep.DryRun || rep.FromSPI != 15 || rep.ToSPI != 1 || rep.CurrentSPI != 15 || rep.Change == nil || rep.Change.NewSPI != 1 || !rep.Complete() {
+	if rep.Kind != Kind || rep.APIVersion != "rotate.kube-rotate.io/v1alpha1" || rep.DryRun || rep.FromSPI != 15 || rep.ToSPI != 1 || rep.CurrentSPI != 1 || rep.Change == nil || rep.Change.NewSPI != 1 || !rep.Complete() {
 		t.Errorf("report: %s", out)
 	}
-	if strings.Join(*calls, "\n") != "update cluster "+target+" --yes\nrolling-update cluster "+target+" --yes" {
+	if strings.Join(*calls, "\n") != "update cluster --yes "+target+"\nrolling-update cluster --yes "+target {
 		t.Errorf("kops calls: %q", *calls)
 	}
 	if !strings.Contains(errOut.String(), "Rotating the Cilium IPsec key of cluster test.example.com: key id 15 -> 1.") {
