@@ -15,6 +15,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/ciliumipsec"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
+	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/encryptionconfig"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/keysets"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/run"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/status"
@@ -70,6 +71,7 @@ func NewCmdKopsRotate(argv0 string, streams genericiooptions.IOStreams) *cobra.C
 	cmd.AddCommand(run.NewCmdRun(name, cluster, streams))
 	cmd.AddCommand(satokens.NewCmd(name, streams))
 	cmd.AddCommand(ciliumipsec.NewCmd(name, cluster, streams))
+	cmd.AddCommand(encryptionconfig.NewCmd(name, cluster, streams))
 	cmd.AddCommand(version.NewCmdVersion(name, streams))
 	return cmd
 }

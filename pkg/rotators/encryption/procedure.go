@@ -88,8 +88,8 @@ type Options struct {
 	// each prefix, read from etcd; the retire then also waits until none
 	// is left under the old keys, and status shows the counts.
 	Stored func(ctx context.Context, resources []string, prefixes []string) (map[string]int64, error)
-	// Command is how messages name the tool and its target ("kubectl
-	// rotate encryption --config /etc/kubernetes/enc.yaml").
+	// Command is how messages name a verb of the tool, %s standing for the
+	// verb ("kubectl rotate encryption %s --config /etc/kubernetes/enc.yaml").
 	Command string
 	Out     io.Writer
 	Now     func() time.Time
@@ -120,7 +120,7 @@ func (o *Options) at(step, phase string) error {
 }
 
 func (o *Options) cmd(verb string) string {
-	return "`" + strings.Replace(o.Command, "encryption", "encryption "+verb, 1) + "`"
+	return "`" + fmt.Sprintf(o.Command, verb) + "`"
 }
 
 // state reads the configuration and its stage.
