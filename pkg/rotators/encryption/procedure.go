@@ -447,6 +447,9 @@ func (o *Options) procedure(stage string) (*procedure.Procedure, int, error) {
 // Plan is the dry run of stage ("run": every stage): the steps and which
 // are done. Nothing is written.
 func (o *Options) Plan(ctx context.Context, stage string) ([]procedure.StepStatus, error) {
+	if _, err := o.state(ctx); err != nil {
+		return nil, err
+	}
 	p, first, err := o.procedure(stage)
 	if err != nil {
 		return nil, err
@@ -462,6 +465,10 @@ func (o *Options) Plan(ctx context.Context, stage string) ([]procedure.StepStatu
 // configuration say). A single stage is refused, with nothing changed,
 // while an earlier stage is not done.
 func (o *Options) Run(ctx context.Context, stage string) (*procedure.Record, error) {
+	// Bad input is refused before anything runs.
+	if _, err := o.state(ctx); err != nil {
+		return nil, err
+	}
 	p, first, err := o.procedure(stage)
 	if err != nil {
 		return nil, err
@@ -476,27 +483,31 @@ func (o *Options) Run(ctx context.Context, stage string) (*procedure.Record, err
 		}
 		for _, s := range steps[:first] {
 			if !s.Done {
-				return nil, fmt.Errorf("%s: step %s (%s) is not done: %s", o.Source, s.Name, s.What, o.before(s.Name))
+				stage := o.stageOf(s.Name)
+				why := ""
+				if stage == StepRewrite {
+					why = " (objects may still be stored under the old keys)"
+				}
+				return nil, fmt.Errorf("%s: the %s is not done%s: run %s first", o.Source, stage, why, o.cmd(stage))
 			}
 		}
 	}
 	return p.Run(ctx)
 }
 
-// before names the stage command that does step.
-func (o *Options) before(step string) string {
+// stageOf names the stage (command) whose steps include step.
+func (o *Options) stageOf(step string) string {
 	stage := StepStage
 	for _, s := range o.steps() {
 		switch s.Name() {
-		case StepPromote, StepRewrite, StepCheckOld:
-			stage = map[string]string{StepPromote: StepPromote, StepRewrite: StepRewrite, StepCheckOld: StepRetire}[s.Name()]
+		case StepPromote, StepRewrite:
+			stage = s.Name()
+		case StepCheckOld:
+			stage = StepRetire
 		}
 		if s.Name() == step {
 			break
 		}
 	}
-	if step == StepRewrite {
-		return "run " + o.cmd("rewrite") + " first: objects may still be stored under the old keys"
-	}
-	return "run " + o.cmd(stage) + " first"
+	return stage
 }
