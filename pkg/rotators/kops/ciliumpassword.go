@@ -241,6 +241,7 @@ type CiliumIPsecOptions struct {
 
 // CiliumIPsecStep is one step of the plan.
 type CiliumIPsecStep struct {
+	// Name is the step (CiliumSteps).
 	Name string `json:"name"`
 	// Command is what the step runs (the kops command line, or what is
 	// written: never a key).
