@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,12 +216,16 @@ func TestKubectlRotateEncryption(t *testing.T) {
 	if err != nil {
 		t.Fatal("kubectl-rotate is not on PATH: run with `make e2e`")
 	}
-	e.bin, e.args = bin, []string{"--config", e.cfgPath, "--kubeconfig", e.c.Kubeconfig}
+	e.bin, e.args = bin, []string{"--config", e.cfgPath, "--kubeconfig", e.c.Kubeconfig, "--etcd-endpoints", e.c.EtcdURL()}
 	want := map[string]string{}
 	for _, n := range e.secrets("s", 300) {
 		want[n] = old
 	}
 	e.checkStored(want)
+	oldPrefix := "k8s:enc:aescbc:v1:" + old + ":"
+	if st := e.status(); st.Stored[oldPrefix] != 300 {
+		t.Errorf("status counts %v in etcd, want 300 under %s", st.Stored, oldPrefix)
+	}
 
 	// Bad input: nothing to rotate, not YAML, a retire before anything.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
@@ -257,6 +263,7 @@ func TestKubectlRotateEncryption(t *testing.T) {
 
 	// Promote.
 	e.mustRun("promote")
+	e.mustRun("status")
 	want[e.create("promoted")] = newKey
 	e.checkStored(want)
 	e.refused("retire", "run `kubectl rotate encryption rewrite --config")
@@ -270,6 +277,16 @@ func TestKubectlRotateEncryption(t *testing.T) {
 	all(want, newKey)
 	e.checkStored(want)
 	e.readBack(want)
+	if st := e.status(); st.Stored[oldPrefix] != 0 || st.Stored["k8s:enc:aescbc:v1:"+newKey+":"] != int64(len(want)) || !st.Rewritten {
+		t.Errorf("after the rewrite status counts %v in etcd (rewritten %v), want all %d under %s", st.Stored, st.Rewritten, len(want), newKey)
+	}
+
+	// A value under the old key that the rewrite did not see (written by an
+	// API server still on an old configuration, say): the retire waits.
+	planted := "/registry/secrets/" + e.ns + "/planted"
+	e.etcdPut(planted, oldPrefix+"not a real ciphertext")
+	e.refused("retire", "etcd still stores objects under the old keys (1 under "+oldPrefix)
+	e.etcdDelete(planted)
 
 	// Retire.
 	e.mustRun("retire")
@@ -300,6 +317,29 @@ func TestKubectlRotateEncryption(t *testing.T) {
 		t.Fatalf("after every rollback: %+v", st)
 	}
 	e.refused("rollback", "nothing to roll back")
+}
+
+func (e *cliEnv) etcdPut(key, value string) {
+	e.t.Helper()
+	e.etcdPost("/v3/kv/put", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(key)), "value": base64.StdEncoding.EncodeToString([]byte(value))})
+}
+
+func (e *cliEnv) etcdDelete(key string) {
+	e.t.Helper()
+	e.etcdPost("/v3/kv/deleterange", map[string]string{"key": base64.StdEncoding.EncodeToString([]byte(key))})
+}
+
+func (e *cliEnv) etcdPost(path string, body map[string]string) {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(e.c.EtcdURL()+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("etcd %s: %s", path, resp.Status)
+	}
 }
 
 // killRewrite starts the rewrite in small pages and kills it with SIGKILL

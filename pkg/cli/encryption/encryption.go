@@ -217,6 +217,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.Stage == "idle" {
+		fmt.Fprintf(o.Out, "%s: the rotation is complete: key %s is the only key (the retired keys are kept in %s for a rollback until the next stage).\n", ro.Source, s.Key, s.RetiredKept)
+		return nil
+	}
 	fmt.Fprintf(o.Out, "%s: %s with key %s. Next: %s\n", ro.Source, s.Stage, s.Key, s.Next)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/etcdstore"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	rot "github.com/kube-rotate/kube-rotate/pkg/rotators/encryption"
 )
@@ -27,6 +28,9 @@ type FileTarget struct {
 	Factory          cmdutil.Factory
 	Config           string
 	JournalNamespace string
+	// Etcd, when its endpoints are set, is read to count what is stored
+	// under each key (status, and the retire's check).
+	Etcd etcdstore.Options
 }
 
 // NewCmdEncryption returns `kubectl rotate encryption`.
@@ -40,6 +44,11 @@ func NewCmdEncryption(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 func (t *FileTarget) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&t.Config, "config", "", "The EncryptionConfiguration file kube-apiserver's --encryption-provider-config names (or the copy you ship to every control-plane node).")
 	fs.StringVar(&t.JournalNamespace, "journal-namespace", "kube-system", "Namespace of the journal ConfigMap "+JournalName+".")
+	fs.StringSliceVar(&t.Etcd.Endpoints, "etcd-endpoints", nil, "etcd endpoints kube-apiserver stores in (e.g. https://127.0.0.1:2379): status then counts the objects under each key, and the retire waits until none is under the old keys.")
+	fs.StringVar(&t.Etcd.CACert, "etcd-cacert", "", "etcd CA certificate (kubeadm: /etc/kubernetes/pki/etcd/ca.crt).")
+	fs.StringVar(&t.Etcd.Cert, "etcd-cert", "", "etcd client certificate (kubeadm: /etc/kubernetes/pki/apiserver-etcd-client.crt).")
+	fs.StringVar(&t.Etcd.Key, "etcd-key", "", "etcd client key (kubeadm: /etc/kubernetes/pki/apiserver-etcd-client.key).")
+	fs.StringVar(&t.Etcd.Prefix, "etcd-prefix", "/registry", "kube-apiserver's --etcd-prefix.")
 }
 
 // AddActFlag implements Target: kubectl's --dry-run.
@@ -70,7 +79,22 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 	if err != nil {
 		return nil, err
 	}
+	var stored func(ctx context.Context, resources, prefixes []string) (map[string]int64, error)
+	if len(t.Etcd.Endpoints) > 0 {
+		if (t.Etcd.Cert == "") != (t.Etcd.Key == "") {
+			return nil, errors.New("--etcd-cert and --etcd-key go together: pass both, or neither")
+		}
+		stored = func(ctx context.Context, resources, prefixes []string) (map[string]int64, error) {
+			c, err := etcdstore.Open(t.Etcd)
+			if err != nil {
+				return nil, err
+			}
+			defer c.Close()
+			return etcdstore.Count(ctx, c, t.Etcd.Prefix, resources, prefixes)
+		}
+	}
 	return &rot.Options{
+		Stored:  stored,
 		Source:  &rot.File{Path: t.Config},
 		Journal: &procedure.ConfigMapJournal{Client: kc, Namespace: t.JournalNamespace, Name: JournalName},
 		Kube:    kc, Dynamic: dyn,
