@@ -33,6 +33,8 @@ type cliEnv struct {
 	*env
 	bin  string
 	args []string // the target flags (--config F --kubeconfig K)
+	// environ is added to the commands' environment.
+	environ []string
 }
 
 type result struct {
@@ -43,6 +45,7 @@ type result struct {
 func (e *cliEnv) run(verb string, extra ...string) result {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, append(append(e.prefix(verb), extra...), e.args...)...)
+	cmd.Env = append(os.Environ(), e.environ...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -110,6 +113,7 @@ func (e *cliEnv) doc() []byte {
 func (e *cliEnv) status() *v1alpha1.EncryptionRotationStatus {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, append(e.prefix("status"), append([]string{"-o", "json"}, e.args...)...)...)
+	cmd.Env = append(os.Environ(), e.environ...)
 	out, err := cmd.Output()
 	if err != nil {
 		e.t.Fatalf("status: %v", err)

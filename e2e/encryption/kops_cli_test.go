@@ -100,9 +100,8 @@ func TestKopsRotateEncryptionConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := filepath.Join(t.TempDir(), "kops.log")
-	t.Setenv("PATH", pathDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("KR_E2E_APISERVER_FILE", e.cfgPath)
-	t.Setenv("KR_E2E_KOPS_LOG", log)
+	e.environ = []string{"PATH=" + pathDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"KR_E2E_APISERVER_FILE=" + e.cfgPath, "KR_E2E_KOPS_LOG=" + log}
 
 	want := map[string]string{}
 	for _, n := range e.secrets("s", 50) {

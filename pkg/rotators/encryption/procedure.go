@@ -276,7 +276,11 @@ func (o *Options) doPromote(ctx context.Context, st *State, r *procedure.Record)
 	if err := o.Source.Write(ctx, st.Doc, doc); err != nil {
 		return err
 	}
-	o.printf("    key %s is first: it encrypts every write; %s still decrypt", st.Key, strings.Join(st.Old, ", "))
+	verb := "decrypts"
+	if len(st.Old) > 1 {
+		verb = "decrypt"
+	}
+	o.printf("    key %s is first: it encrypts every write; %s still %s", st.Key, strings.Join(st.Old, ", "), verb)
 	return nil
 }
 
