@@ -291,6 +291,10 @@ func TestKubectlRotateEncryption(t *testing.T) {
 	e.etcdPut(planted, oldPrefix+"not a real ciphertext")
 	e.refused("retire", "etcd still stores objects under the old keys (1 under "+oldPrefix)
 	e.etcdDelete(planted)
+	// The retire now asks for the rewrite again (it would store such an
+	// object with the new key).
+	e.refused("retire", "run `kubectl rotate encryption rewrite --config")
+	e.mustRun("rewrite")
 
 	// Retire.
 	e.mustRun("retire")

@@ -495,6 +495,24 @@ func (o *Options) Run(ctx context.Context, stage string) (*procedure.Record, err
 				return nil, fmt.Errorf("%s: the %s is not done%s: run %s first", o.Source, stage, why, o.cmd(stage))
 			}
 		}
+		if stage == StepRetire {
+			// The retire's gate, before anything runs: a refusal is one line.
+			st, err := o.state(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !retired(st, r) && !r.Marked(StepCheckOld) {
+				if err := o.doCheckOld(ctx, st, r); err != nil {
+					if o.Journal != nil && len(r.Steps) > 0 {
+						// The rewrite must run again: journal it.
+						if jerr := o.Journal.Save(ctx, r); jerr != nil {
+							return nil, fmt.Errorf("%w (and the journal could not be written: %v)", err, jerr)
+						}
+					}
+					return nil, fmt.Errorf("%s: %w", o.Source, err)
+				}
+			}
+		}
 	}
 	return p.Run(ctx)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cli/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	rot "github.com/kube-rotate/kube-rotate/pkg/rotators/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops"
 )
@@ -103,6 +104,8 @@ func (t *Target) clients(cluster string) (kubernetes.Interface, dynamic.Interfac
 	if err != nil {
 		return nil, nil, err
 	}
+	// kubectl rotate's limits (client-go's QPS 5 makes the rewrite crawl).
+	cfg.QPS, cfg.Burst = kube.DefaultQPS, kube.DefaultBurst
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, err
