@@ -71,14 +71,6 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 	if t.Config == "" {
 		return nil, errors.New("no configuration: pass --config FILE, the EncryptionConfiguration kube-apiserver's --encryption-provider-config names")
 	}
-	kc, err := t.Factory.KubernetesClientSet()
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := t.Factory.DynamicClient()
-	if err != nil {
-		return nil, err
-	}
 	var stored func(ctx context.Context, resources, prefixes []string) (map[string]int64, error)
 	if len(t.Etcd.Endpoints) > 0 {
 		if (t.Etcd.Cert == "") != (t.Etcd.Key == "") {
@@ -92,6 +84,14 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 			defer c.Close()
 			return etcdstore.Count(ctx, c, t.Etcd.Prefix, resources, prefixes)
 		}
+	}
+	kc, err := t.Factory.KubernetesClientSet()
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := t.Factory.DynamicClient()
+	if err != nil {
+		return nil, err
 	}
 	return &rot.Options{
 		Stored:  stored,
