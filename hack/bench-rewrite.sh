@@ -17,6 +17,8 @@
 #   BENCH_REWRITE_ROUNDS  kubectl+rewrite pairs (default 2)
 #   RESULTS       file to append the table rows to (default: print them)
 #   REWRITE_FLAGS extra hack/rewrite flags (e.g. "-workers 16")
+#   ENCKEY_FLAGS  extra hack/enckey next flags ("-direct": promote without
+#                 staging first, one wait for the API server instead of two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?KUBECONFIG must point at the bench cluster}"
@@ -45,7 +47,8 @@ declare -A secs rss
 for r in $(seq 1 "$rounds"); do
   for tool in kubectl rewrite; do
     prev=$key
-    key=$("$tools/enckey" next -config "$ENCRYPTION_CONFIG")
+    # shellcheck disable=SC2086 # ENCKEY_FLAGS are words
+    key=$("$tools/enckey" next -config "$ENCRYPTION_CONFIG" ${ENCKEY_FLAGS:-})
     # Every Secret is under the previous key, now second: all must move.
     "$tools/enckey" stored -want "$prev" >&2
     if [ "$tool" = kubectl ]; then

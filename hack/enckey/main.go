@@ -9,6 +9,7 @@
 //	    off them), stage a new key, promote it; after each edit wait until
 //	    kube-apiserver applied it (apiserver_encryption_config_controller_
 //	    last_config_info shows the file's hash). Prints the new key's name.
+//	    -direct: promote in the same edit (one wait; a single API server).
 //	enckey first -config FILE
 //	    print the name of the key that encrypts Secrets (the first)
 //	enckey stored -want KEY [-state-dir DIR] [-prefix /registry/secrets/]
@@ -68,6 +69,7 @@ func main() {
 	stateDir := fs.String("state-dir", "", "stored: the local cluster's state directory (default: the directory of $KUBECONFIG)")
 	prefix := fs.String("prefix", "/registry/secrets/", "stored: the etcd keys to read")
 	timeout := fs.Duration("timeout", 3*time.Minute, "next: how long to wait for kube-apiserver to apply each edit")
+	direct := fs.Bool("direct", false, "next: write the new key first in one edit, without staging it second first (one wait instead of two; sound with a single API server only)")
 	_ = fs.Parse(os.Args[2:])
 	ctx := context.Background()
 	var err error
@@ -75,7 +77,7 @@ func main() {
 	case "init":
 		err = initConfig(*config)
 	case "next":
-		err = next(ctx, *config, *timeout)
+		err = next(ctx, *config, *direct, *timeout)
 	case "first":
 		var p *encryptionconfig.Provider
 		if _, p, err = read(*config); err == nil {
@@ -109,7 +111,7 @@ func initConfig(path string) error {
 
 // next retires the keys after the first (when promoted), stages a new key
 // and promotes it, waiting after each write until kube-apiserver applied it.
-func next(ctx context.Context, path string, timeout time.Duration) error {
+func next(ctx context.Context, path string, direct bool, timeout time.Duration) error {
 	if path == "" {
 		return fmt.Errorf("-config is required")
 	}
@@ -149,10 +151,15 @@ func next(ctx context.Context, path string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := apply(ctx, kc, path, staged, timeout); err != nil {
-		return err
+	if !direct {
+		if err := apply(ctx, kc, path, staged, timeout); err != nil {
+			return err
+		}
 	}
-	if cfg, p, err = read(path); err != nil {
+	if cfg, err = encryptionconfig.Parse(staged); err != nil {
+		return fmt.Errorf("the staged configuration: %w", err)
+	}
+	if p, err = cfg.Provider("secrets"); err != nil {
 		return err
 	}
 	promoted, err := cfg.Promote(p)
