@@ -32,18 +32,27 @@ trap 'rm -rf "$tools"; if $own_results; then rm -f "$RESULTS"; fi' EXIT
 go build -o "$tools/rewrite" ./hack/rewrite
 go build -o "$tools/enckey" ./hack/enckey
 row() { printf '| %-58s | %10s | %10s |\n' "$1" "$2" "$3" >> "$RESULTS"; }
-# Wall seconds and peak RSS (MiB) of one command, by GNU time.
+# CPU seconds (user + system) a process used so far.
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+state_dir=$(dirname "$KUBECONFIG")
+apiserver=$(pgrep -f -- "--encryption-provider-config=$ENCRYPTION_CONFIG" | head -n 1)
+etcd=$(pgrep -f -- "--data-dir=$state_dir/etcd" | head -n 1)
+# Wall seconds, peak RSS (MiB) and CPU seconds of one command (by GNU
+# time), and the CPU seconds kube-apiserver and etcd spent meanwhile: on a
+# shared machine the wall time moves with the load, the CPU much less.
 measure() {
   local out=$1; shift
-  /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
-  awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$out" > "$out.f" && mv "$out.f" "$out"
+  local a0 e0; a0=$(cpu "$apiserver"); e0=$(cpu "$etcd")
+  /usr/bin/time -f '%e %M %U %S' -o "$out" "$@" >/dev/null
+  awk -v a0="$a0" -v a1="$(cpu "$apiserver")" -v e0="$e0" -v e1="$(cpu "$etcd")" \
+    '{printf "%.2f %.0f %.1f %.1f %.1f\n", $1, $2/1024, $3+$4, a1-a0, e1-e0}' "$out" > "$out.f" && mv "$out.f" "$out"
 }
 
 n=$("$kubectl_bin" get secrets -A --no-headers 2>/dev/null | wc -l)
 key=$("$tools/enckey" first -config "$ENCRYPTION_CONFIG")
 echo "== encryption rewrite: $n Secrets, $rounds rounds of kubectl pipe then rewrite, each under a new aescbc key"
 "$tools/enckey" stored -want "$key" >&2
-declare -A secs rss
+declare -A secs rss cpus
 for r in $(seq 1 "$rounds"); do
   for tool in kubectl rewrite; do
     prev=$key
@@ -57,16 +66,18 @@ for r in $(seq 1 "$rounds"); do
       # shellcheck disable=SC2086 # REWRITE_FLAGS are words
       measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-}
     fi
-    read -r s m < "$tools/m"
-    secs[$r$tool]=$s; rss[$r$tool]=$m
+    read -r s m c ca ce < "$tools/m"
+    secs[$r$tool]=$s; rss[$r$tool]=$m; cpus[$r$tool]="$c+$ca+$ce"
     "$tools/enckey" stored -want "$key" >&2
-    echo "round $r, $tool: $s s, peak $m MiB; every Secret now under $key" >&2
+    echo "round $r, $tool: $s s, peak $m MiB, CPU s client $c, kube-apiserver $ca, etcd $ce (load $(cut -d' ' -f1 /proc/loadavg)); every Secret now under $key" >&2
   done
-  row "rewrite $n Secrets, round $r: kubectl pipe (s / peak MiB)" "${secs[${r}kubectl]}" "${rss[${r}kubectl]}"
-  row "rewrite $n Secrets, round $r: rewrite (s / peak MiB)" "${secs[${r}rewrite]}" "${rss[${r}rewrite]}"
-  row "rewrite $n Secrets, round $r: kubectl / rewrite (time, memory)" \
+  row "$n Secrets, round $r: kubectl pipe (s / peak MiB)" "${secs[${r}kubectl]}" "${rss[${r}kubectl]}"
+  row "$n Secrets, round $r: rewrite (s / peak MiB)" "${secs[${r}rewrite]}" "${rss[${r}rewrite]}"
+  row "$n Secrets, round $r: kubectl / rewrite (time, memory)" \
     "$(awk -v a="${secs[${r}kubectl]}" -v b="${secs[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')" \
     "$(awk -v a="${rss[${r}kubectl]}" -v b="${rss[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')"
+  row "$n Secrets, round $r: CPU s client+apiserver+etcd, kubectl" "${cpus[${r}kubectl]}" "-"
+  row "$n Secrets, round $r: CPU s client+apiserver+etcd, rewrite" "${cpus[${r}rewrite]}" "-"
 done
 if $own_results; then
   echo
