@@ -35,10 +35,6 @@ const (
 	stepLoadedRollback = "loaded-after-rollback"
 )
 
-// Stages are the commands of a rotation, each running its steps; Run
-// takes them all.
-var Stages = []string{StepStage, StepPromote, StepRewrite, StepRetire}
-
 // Journal facts.
 const (
 	factKey            = "key"             // the rotation's new key name
