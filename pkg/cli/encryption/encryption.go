@@ -134,7 +134,7 @@ func NewCmd(use, short, name, how string, t Target, streams genericiooptions.IOS
 			cmd.Flags().DurationVar(&o.LoadTimeout, "load-timeout", 3*time.Minute, "How long to wait for every kube-apiserver to apply a written configuration (they look at the file about once a minute).")
 		}
 		if v.name == rot.StepRewrite || v.name == "run" || v.name == "rollback" {
-			cmd.Flags().IntVar(&o.Workers, "workers", 8, "Objects written back at once in the rewrite.")
+			cmd.Flags().IntVar(&o.Workers, "workers", 16, "Objects written back at once in the rewrite.")
 			cmd.Flags().Int64Var(&o.PageSize, "page-size", 500, "Objects listed per page in the rewrite (memory is bounded by it).")
 		}
 		parent.AddCommand(cmd)

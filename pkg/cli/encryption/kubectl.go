@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/metadata"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/etcdstore"
@@ -89,7 +90,11 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := t.Factory.DynamicClient()
+	cfg, err := t.Factory.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	md, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +102,7 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 		Stored:  stored,
 		Source:  &rot.File{Path: t.Config},
 		Journal: &procedure.ConfigMapJournal{Client: kc, Namespace: t.JournalNamespace, Name: JournalName},
-		Kube:    kc, Dynamic: dyn,
+		Kube:    kc, Metadata: md,
 		Distribute: fmt.Sprintf("copy %s to the path --encryption-provider-config names on every control-plane node (kube-apiserver with --encryption-provider-config-automatic-reload applies it within about a minute; without it, restart kube-apiserver), then re-run", t.Config),
 		Command:    "kubectl rotate encryption %s --config " + t.Config,
 		Out:        out,

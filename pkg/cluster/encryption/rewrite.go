@@ -114,7 +114,7 @@ type RewriteOptions struct {
 	// client never holds an object's content).
 	Metadata  metadata.Interface
 	Resources []Resource
-	// Workers write in parallel (default 8); the client's QPS and burst
+	// Workers write in parallel (default 16: measured faster than 8 on two cores); the client's QPS and burst
 	// bound the rate.
 	Workers int
 	// PageSize is the list page (default 500): memory is bounded by it,
@@ -183,7 +183,7 @@ func Rewrite(ctx context.Context, o RewriteOptions) ([]Summary, error) {
 // back with Resumed set).
 func (o RewriteOptions) Run(ctx context.Context, r *procedure.Record, save func(context.Context) error) ([]Summary, error) {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 16
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = 500

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	clusterenc "github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
@@ -61,8 +61,9 @@ type Options struct {
 	Journal procedure.Journal
 	// Kube reads which API servers applied a configuration.
 	Kube kubernetes.Interface
-	// Dynamic writes the objects back in the rewrite.
-	Dynamic dynamic.Interface
+	// Metadata lists and writes the objects back in the rewrite (object
+	// metadata only, protobuf).
+	Metadata metadata.Interface
 	// Rollout returns the steps that bring the configuration written by
 	// the named step (stage, promote, retire, rollback) to every API
 	// server; nil: none, the API servers reload the file themselves
@@ -322,7 +323,7 @@ func (o *Options) waitLoaded(ctx context.Context, st *State) error {
 // rewrite stores every object again under st's configuration, its
 // progress facts under fact (the in-progress hash) in r.
 func (o *Options) rewrite(ctx context.Context, st *State, r *procedure.Record, under string) ([]clusterenc.Summary, error) {
-	if o.Dynamic == nil || o.Kube == nil {
+	if o.Metadata == nil || o.Kube == nil {
 		return nil, fmt.Errorf("no cluster to rewrite the objects of")
 	}
 	hash := clusterenc.ConfigHash(st.Doc)
@@ -344,7 +345,7 @@ func (o *Options) rewrite(ctx context.Context, st *State, r *procedure.Record, u
 		r.Updated = o.now().UTC().Truncate(time.Second)
 		return o.Journal.Save(ctx, r)
 	}
-	sums, err := clusterenc.RewriteOptions{Client: o.Dynamic, Resources: res, Workers: o.Workers, PageSize: o.PageSize, Progress: o.Out}.Run(ctx, r, save)
+	sums, err := clusterenc.RewriteOptions{Metadata: o.Metadata, Resources: res, Workers: o.Workers, PageSize: o.PageSize, Progress: o.Out}.Run(ctx, r, save)
 	if err != nil {
 		return sums, err
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cli/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/kopsrotate/clusterflags"
@@ -73,7 +73,7 @@ func (t *Target) Options(ctx context.Context, act bool, out io.Writer) (*rot.Opt
 	if err != nil {
 		return nil, err
 	}
-	kc, dyn, err := t.clients(s.Cluster)
+	kc, md, err := t.clients(s.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (t *Target) Options(ctx context.Context, act bool, out io.Writer) (*rot.Opt
 		runner = func(context.Context, []string) error { return errors.New("internal: kops would run in a dry run") }
 	}
 	return &rot.Options{
-		Source: src, Journal: j, Kube: kc, Dynamic: dyn,
+		Source: src, Journal: j, Kube: kc, Metadata: md,
 		Rollout:    s.EncryptionRollout(runner, kops.CLIOptions{}),
 		Distribute: "check that the control-plane instances were replaced (kops rolling-update cluster --instance-group-roles control-plane) and that nodeup placed the new /srv/kubernetes/kube-apiserver/encryptionconfig.yaml, then re-run",
 		Command:    "kops-rotate encryption-config %s --name " + s.Cluster + " --state " + s.StateStore + " --yes",
@@ -93,7 +93,7 @@ func (t *Target) Options(ctx context.Context, act bool, out io.Writer) (*rot.Opt
 	}, nil
 }
 
-func (t *Target) clients(cluster string) (kubernetes.Interface, dynamic.Interface, error) {
+func (t *Target) clients(cluster string) (kubernetes.Interface, metadata.Interface, error) {
 	cf := genericclioptions.NewConfigFlags(false)
 	kctx := t.Context
 	if kctx == "" {
@@ -110,6 +110,6 @@ func (t *Target) clients(cluster string) (kubernetes.Interface, dynamic.Interfac
 	if err != nil {
 		return nil, nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	return kc, dyn, err
+	md, err := metadata.NewForConfig(cfg)
+	return kc, md, err
 }
