@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	kopsversion "k8s.io/kops"
 	"sigs.k8s.io/yaml"
 )
 
@@ -44,22 +43,7 @@ func ciliumKeyOf(t *testing.T, what, line string) (spi int, plus bool, key strin
 // rolling-update fail.
 func ciliumEnv(t *testing.T, spi string) (e *env, fail string) {
 	t.Helper()
-	base := filepath.Join(t.TempDir(), kopsversion.Version)
-	for _, arch := range []string{"amd64", "arm64"} {
-		for _, f := range []string{"linux/" + arch + "/nodeup", "linux/" + arch + "/protokube",
-			"images/kops-utils-cp-" + arch + ".tar.gz", "images/kops-controller-" + arch + ".tar.gz", "images/kops-channels-" + arch + ".tar.gz",
-			"images/dns-controller-" + arch + ".tar.gz", "images/kube-apiserver-healthcheck-" + arch + ".tar.gz"} {
-			p := filepath.Join(base, f+".sha256")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(strings.Repeat("0", 64)+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Setenv("KOPS_FEATURE_FLAGS", "Metal")
-	t.Setenv("KOPS_BASE_URL", "file://"+base+"/")
+	metalAssets(t)
 	e = newEnv(t)
 	e.createCluster(nil, func(spec string) string {
 		spec = strings.Replace(spec, "\nspec:\n", "\nspec:\n  masterPublicName: api."+clusterName+"\n", 1)

@@ -24,22 +24,7 @@ import (
 // from that URL's last element (kopsassets.go), so the directory is named
 // after the version.
 func TestRealUpdateOnAMetalCluster(t *testing.T) {
-	base := filepath.Join(t.TempDir(), kopsversion.Version)
-	for _, arch := range []string{"amd64", "arm64"} {
-		for _, f := range []string{"linux/" + arch + "/nodeup", "linux/" + arch + "/protokube",
-			"images/kops-utils-cp-" + arch + ".tar.gz", "images/kops-controller-" + arch + ".tar.gz", "images/kops-channels-" + arch + ".tar.gz",
-			"images/dns-controller-" + arch + ".tar.gz", "images/kube-apiserver-healthcheck-" + arch + ".tar.gz"} {
-			p := filepath.Join(base, f+".sha256")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(strings.Repeat("0", 64)+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Setenv("KOPS_FEATURE_FLAGS", "Metal")
-	t.Setenv("KOPS_BASE_URL", "file://"+base+"/")
+	metalAssets(t)
 	e := newEnv(t)
 	e.createCluster(nil, func(spec string) string {
 		// Bare metal has no load balancer to name the API: kops update
@@ -96,4 +81,27 @@ func TestRealUpdateOnAMetalCluster(t *testing.T) {
 	if b, err := os.ReadFile(kubeconfig); err != nil || !strings.Contains(string(b), "certificate-authority-data") {
 		t.Errorf("kubeconfig written by the real kops: %v", err)
 	}
+}
+
+// metalAssets points kops at offline asset hashes for a metal cluster:
+// KOPS_FEATURE_FLAGS=Metal and KOPS_BASE_URL at a directory named after
+// the version holding the .sha256 files kops looks for.
+func metalAssets(t *testing.T) {
+	t.Helper()
+	base := filepath.Join(t.TempDir(), kopsversion.Version)
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, f := range []string{"linux/" + arch + "/nodeup", "linux/" + arch + "/protokube",
+			"images/kops-utils-cp-" + arch + ".tar.gz", "images/kops-controller-" + arch + ".tar.gz", "images/kops-channels-" + arch + ".tar.gz",
+			"images/dns-controller-" + arch + ".tar.gz", "images/kube-apiserver-healthcheck-" + arch + ".tar.gz"} {
+			p := filepath.Join(base, f+".sha256")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(strings.Repeat("0", 64)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Setenv("KOPS_FEATURE_FLAGS", "Metal")
+	t.Setenv("KOPS_BASE_URL", "file://"+base+"/")
 }

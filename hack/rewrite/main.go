@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,16 +24,15 @@ func main() {
 	workers := flag.Int("workers", 16, "writers (16: measured on the 2-core bench machine, less client CPU than 8 at the same API server cost)")
 	qps := flag.Float64("qps", -1, "client QPS (burst is twice this); negative: no client-side limit, the API server's priority and fairness decides, as for kubectl")
 	pageSize := flag.Int64("page-size", 500, "objects per list page")
-	client := flag.String("client", "metadata", "metadata: list and store again as metadata only, in protobuf; dynamic: JSON, whole objects")
 	http1 := flag.Bool("http1", false, "talk HTTP/1.1 to the API server (a connection per writer) instead of HTTP/2")
 	flag.Parse()
-	if err := run(*resources, *client, *workers, *pageSize, *qps, *http1); err != nil {
+	if err := run(*resources, *workers, *pageSize, *qps, *http1); err != nil {
 		fmt.Fprintln(os.Stderr, "rewrite:", err)
 		os.Exit(1)
 	}
 }
 
-func run(resources, client string, workers int, pageSize int64, qps float64, http1 bool) error {
+func run(resources string, workers int, pageSize int64, qps float64, http1 bool) error {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
 	if err != nil {
 		return err
@@ -55,17 +53,8 @@ func run(resources, client string, workers int, pageSize int64, qps float64, htt
 		return err
 	}
 	o := encryption.RewriteOptions{Resources: res, Workers: workers, PageSize: pageSize, Progress: os.Stderr}
-	switch client {
-	case "metadata":
-		if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
-			return fmt.Errorf("metadata client: %w", err)
-		}
-	case "dynamic":
-		if o.Client, err = dynamic.NewForConfig(cfg); err != nil {
-			return fmt.Errorf("dynamic client: %w", err)
-		}
-	default:
-		return fmt.Errorf("-client %q: want metadata or dynamic", client)
+	if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("metadata client: %w", err)
 	}
 	sums, err := encryption.Rewrite(context.Background(), o)
 	if err != nil {

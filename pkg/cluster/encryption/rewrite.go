@@ -33,7 +33,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
@@ -108,10 +107,8 @@ func has(verbs []string, v string) bool {
 
 // RewriteOptions of Rewrite.
 type RewriteOptions struct {
-	Client dynamic.Interface
-	// Metadata, when set, is used instead of Client: objects are listed
-	// and stored again as metadata only, in protobuf (faster, and the
-	// client never holds an object's content).
+	// Metadata lists the objects and stores them again, as metadata only,
+	// in protobuf: the client never holds an object's content.
 	Metadata  metadata.Interface
 	Resources []Resource
 	// Workers write in parallel (default 16: measured faster than 8 on two cores); the client's QPS and burst
@@ -302,38 +299,11 @@ type access struct {
 	patch func(ctx context.Context, namespace, name string, body []byte) error
 }
 
-// access goes through o.Metadata when set (object metadata only, in
-// protobuf both ways: neither side encodes nor decodes an object's
-// content for the client), else through o.Client (JSON, whole objects
-// listed and returned).
+// access goes through the metadata client: object metadata only, in
+// protobuf both ways, so neither side encodes or decodes an object's
+// content for the client.
 func (o *RewriteOptions) access(res Resource) access {
-	if o.Metadata != nil {
-		c := o.Metadata.Resource(res.GVR)
-		return access{
-			list: func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error) {
-				l, err := c.List(ctx, opts)
-				if err != nil {
-					return nil, "", err
-				}
-				refs := make([]objectRef, len(l.Items))
-				for i := range l.Items {
-					m := &l.Items[i]
-					refs[i] = objectRef{namespace: m.Namespace, name: m.Name, resourceVersion: m.ResourceVersion}
-				}
-				return refs, l.Continue, nil
-			},
-			patch: func(ctx context.Context, namespace, name string, body []byte) error {
-				var err error
-				if res.Namespaced {
-					_, err = c.Namespace(namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
-				} else {
-					_, err = c.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
-				}
-				return err
-			},
-		}
-	}
-	c := o.Client.Resource(res.GVR)
+	c := o.Metadata.Resource(res.GVR)
 	return access{
 		list: func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error) {
 			l, err := c.List(ctx, opts)
@@ -342,10 +312,10 @@ func (o *RewriteOptions) access(res Resource) access {
 			}
 			refs := make([]objectRef, len(l.Items))
 			for i := range l.Items {
-				u := &l.Items[i]
-				refs[i] = objectRef{namespace: u.GetNamespace(), name: u.GetName(), resourceVersion: u.GetResourceVersion()}
+				m := &l.Items[i]
+				refs[i] = objectRef{namespace: m.Namespace, name: m.Name, resourceVersion: m.ResourceVersion}
 			}
-			return refs, l.GetContinue(), nil
+			return refs, l.Continue, nil
 		},
 		patch: func(ctx context.Context, namespace, name string, body []byte) error {
 			var err error

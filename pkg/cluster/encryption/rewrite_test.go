@@ -13,12 +13,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/metadata"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -149,7 +146,7 @@ func (s *fakeServer) patch(a clienttesting.PatchAction) (string, error) {
 	return strconv.Itoa(s.rv[k]), nil
 }
 
-// clients are the two ways RewriteOptions reaches the server.
+// clients are the ways RewriteOptions reaches the server.
 var clients = map[string]func(s *fakeServer) RewriteOptions{
 	"metadata": func(s *fakeServer) RewriteOptions {
 		c := metadatafake.NewSimpleMetadataClient(metadatafake.NewTestScheme())
@@ -163,58 +160,10 @@ var clients = map[string]func(s *fakeServer) RewriteOptions{
 		})
 		return RewriteOptions{Metadata: pagingMetadata{c, s}}
 	},
-	"dynamic": func(s *fakeServer) RewriteOptions {
-		c := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{s.res.GVR: "ThingList"})
-		c.PrependReactor("patch", s.res.GVR.Resource, func(a clienttesting.Action) (bool, runtime.Object, error) {
-			p := a.(clienttesting.PatchAction)
-			rv, err := s.patch(p)
-			if err != nil {
-				return true, nil, err
-			}
-			u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Thing"}}
-			u.SetNamespace(p.GetNamespace())
-			u.SetName(p.GetName())
-			u.SetResourceVersion(rv)
-			return true, u, nil
-		})
-		return RewriteOptions{Client: pagingDynamic{c, s}}
-	},
 }
 
-// pagingDynamic and pagingMetadata list from the fake server: the fakes'
-// list actions drop the limit and the continue token.
-type pagingDynamic struct {
-	dynamic.Interface
-	s *fakeServer
-}
-
-func (p pagingDynamic) Resource(gvr schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
-	return pagingResource{p.Interface.Resource(gvr), p.s}
-}
-
-type pagingResource struct {
-	dynamic.NamespaceableResourceInterface
-	s *fakeServer
-}
-
-func (r pagingResource) List(_ context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
-	keys, rvs, cont, err := r.s.page(opts)
-	if err != nil {
-		return nil, err
-	}
-	l := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "ThingList"}}
-	l.SetContinue(cont)
-	for i, k := range keys {
-		ns, name := r.s.split(k)
-		u := unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Thing", "data": map[string]any{"k": "never read"}}}
-		u.SetNamespace(ns)
-		u.SetName(name)
-		u.SetResourceVersion(rvs[i])
-		l.Items = append(l.Items, u)
-	}
-	return l, nil
-}
-
+// pagingMetadata lists from the fake server: the fake's list actions drop
+// the limit and the continue token.
 type pagingMetadata struct {
 	metadata.Interface
 	s *fakeServer
