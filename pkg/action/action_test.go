@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"k8s.io/kops/util/pkg/vfs"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
@@ -169,7 +170,7 @@ func TestIssueModeOpensUpdatesAndCloses(t *testing.T) {
 	}
 
 	// Rotated (as `kubectl rotate jwk rotate --file` does): closed with a comment.
-	st := &jwks.FileStore{Path: filepath.Join(r.workspace, "keys/diracx.jwks")}
+	st := &keystore.FileStore{Path: filepath.Join(r.workspace, "keys/diracx.jwks")}
 	set, rec, err := st.Load(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)

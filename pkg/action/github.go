@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
 	"github.com/kube-rotate/kube-rotate/pkg/github"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
@@ -126,7 +127,7 @@ func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []git
 			return st, nil, err
 		}
 	}
-	store := &jwks.FileStore{Path: dst}
+	store := &keystore.FileStore{Path: dst}
 	set, rec, err := store.Load(context.Background(), false)
 	if err != nil {
 		return st, nil, fmt.Errorf("key-set file %s: %w", file, err)
@@ -147,7 +148,7 @@ func advanceFile(in *Inputs, file string, items []report.Item) (jwks.Step, []git
 	if !st.Changed() {
 		return st, nil, nil
 	}
-	if err := ring.Save(context.Background(), store, "jwk-advance", "kube-rotate-action"); err != nil {
+	if err := keystore.Save(context.Background(), store, ring, "jwk-advance", "kube-rotate-action"); err != nil {
 		return st, nil, fmt.Errorf("key-set file %s: %w", file, err)
 	}
 	var files []github.FileChange

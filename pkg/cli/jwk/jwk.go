@@ -22,6 +22,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
@@ -46,7 +47,7 @@ type Options struct {
 	Timeout time.Duration
 
 	clients *kube.Clients
-	store   jwks.Store
+	store   keystore.Store
 	Now     func() time.Time
 	genericiooptions.IOStreams
 }
@@ -139,14 +140,14 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, name string, a
 		o.DryRun = secret.DryRunNone
 	}
 	if o.File != "" {
-		o.store = &jwks.FileStore{Path: o.File}
+		o.store = &keystore.FileStore{Path: o.File}
 		return nil
 	}
 	var err error
 	if o.clients, err = kube.NewClients(f); err != nil {
 		return err
 	}
-	st := &jwks.SecretStore{Client: o.clients.Kube, Namespace: o.clients.Namespace, Name: o.Secret, Key: o.Key}
+	st := &keystore.SecretStore{Client: o.clients.Kube, Namespace: o.clients.Namespace, Name: o.Secret, Key: o.Key}
 	if o.DryRun == secret.DryRunServer {
 		st.DryRun = []string{metav1.DryRunAll}
 	}
@@ -200,7 +201,7 @@ func (o *Options) save(ctx context.Context, r *jwks.Ring, action string) error {
 	if o.clients != nil {
 		by = kube.WhoAmI(ctx, o.clients.Kube)
 	}
-	return r.Save(ctx, o.store, action, by)
+	return keystore.Save(ctx, o.store, r, action, by)
 }
 
 // KeyList is the -o json|yaml form of `jwk list` and of the other
@@ -267,7 +268,7 @@ func (o *Options) print(r *jwks.Ring, changed ...string) error {
 // may read, that Slurm would refuse it.
 func (o *Options) warnings(r *jwks.Ring) []string {
 	w := r.Warnings()
-	if fs, ok := o.store.(*jwks.FileStore); ok {
+	if fs, ok := o.store.(*keystore.FileStore); ok {
 		if p := fs.OthersPermission(); p != "" {
 			w = append(w, p)
 		}

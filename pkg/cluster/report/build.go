@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/inventory"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
@@ -215,7 +216,7 @@ func keySetItems(tool string, p *policy.Policy, s *inventory.Secret, now time.Ti
 
 // fileItems checks a key-set file and its records.
 func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time) ([]Item, error) {
-	st := &jwks.FileStore{Path: path}
+	st := &keystore.FileStore{Path: path}
 	set, rec, err := st.Load(ctx, false)
 	if err != nil {
 		return nil, fmt.Errorf("key-set file %s: %w", path, err)

@@ -13,8 +13,22 @@ import (
 	"strings"
 
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
-	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
+
+// Change says how one key gets its new value.
+type Change struct {
+	// Key in the Secret's data.
+	Key string
+	// Source describes the new value for plans: "random:32", "file",
+	// "stdin", "url-password", "json-field aws_secret_access_key", ...
+	Source string
+	// Make returns the new value from the current one (exists is false
+	// when the key is absent). Errors must not contain values.
+	Make func(old []byte, exists bool) ([]byte, error)
+	// Generated is true for random values: a client dry run shows no
+	// fingerprint for them, since the real run generates other ones.
+	Generated bool
+}
 
 // Spec says how new values are made.
 type Spec struct {
@@ -85,8 +99,8 @@ type fieldEdit struct {
 
 // Build turns a Spec into rotation changes, generating every value once:
 // one password is shared by every URL (and url-password JSON field).
-func Build(o Spec) ([]secret.Change, error) {
-	var changes []secret.Change
+func Build(o Spec) ([]Change, error) {
+	var changes []Change
 	for _, g := range o.Generate {
 		v, err := g.Gen.Generate()
 		if err != nil {
@@ -120,7 +134,7 @@ func Build(o Spec) ([]secret.Change, error) {
 		if k == "" {
 			return nil, errors.New("url password: empty key name")
 		}
-		changes = append(changes, secret.Change{Key: k, Source: passwordSource, Generated: generated, Make: func(old []byte, exists bool) ([]byte, error) {
+		changes = append(changes, Change{Key: k, Source: passwordSource, Generated: generated, Make: func(old []byte, exists bool) ([]byte, error) {
 			if !exists {
 				return nil, errors.New("is missing: a URL password changes inside an existing URL")
 			}
@@ -163,7 +177,7 @@ func Build(o Spec) ([]secret.Change, error) {
 		for _, e := range fes {
 			sources = append(sources, e.source)
 		}
-		changes = append(changes, secret.Change{Key: k, Source: "json-field " + strings.Join(sources, ", "), Generated: true, Make: func(old []byte, exists bool) ([]byte, error) {
+		changes = append(changes, Change{Key: k, Source: "json-field " + strings.Join(sources, ", "), Generated: true, Make: func(old []byte, exists bool) ([]byte, error) {
 			if !exists {
 				return nil, errors.New("is missing: a JSON field changes inside an existing JSON value")
 			}
@@ -188,8 +202,8 @@ func Build(o Spec) ([]secret.Change, error) {
 }
 
 // Fixed is a change to a value known in advance.
-func Fixed(key, source string, v []byte) secret.Change {
-	return secret.Change{Key: key, Source: source, Make: func([]byte, bool) ([]byte, error) { return v, nil }}
+func Fixed(key, source string, v []byte) Change {
+	return Change{Key: key, Source: source, Make: func([]byte, bool) ([]byte, error) { return v, nil }}
 }
 
 // Hashed is the change for a hashed token (DiracX's legacy exchange key): a
@@ -197,18 +211,18 @@ func Fixed(key, source string, v []byte) secret.Change {
 // key, and the token rendered with format (values.ParseDeliveryFormat) for
 // its one delivery, which deliveredTo names. The token never goes into the
 // Secret.
-func Hashed(key string, tokenBytes int, format, deliveredTo string) (secret.Change, []byte, error) {
+func Hashed(key string, tokenBytes int, format, deliveredTo string) (Change, []byte, error) {
 	t, err := values.ParseDeliveryFormat(format)
 	if err != nil {
-		return secret.Change{}, nil, err
+		return Change{}, nil, err
 	}
 	pair, err := values.NewHashedPair(tokenBytes)
 	if err != nil {
-		return secret.Change{}, nil, err
+		return Change{}, nil, err
 	}
 	token, err := pair.Plaintext(t)
 	if err != nil {
-		return secret.Change{}, nil, err
+		return Change{}, nil, err
 	}
 	c := Fixed(key, "sha256 of a token delivered to "+deliveredTo, pair.Hash())
 	c.Generated = true

@@ -46,3 +46,9 @@ func ParseRecords(data []byte) (Records, error) {
 
 // Marshal writes records.
 func (r Records) Marshal() ([]byte, error) { return json.Marshal(r) }
+
+// RecordsAnnotation holds the per-kid records on a Secret.
+const RecordsAnnotation = v1alpha1.RecordsAnnotation
+
+// DefaultSecretKey is the data key DiracX keeps its key set under.
+const DefaultSecretKey = "jwks.json"

@@ -2,10 +2,7 @@ package jwks
 
 import (
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -188,62 +185,5 @@ func TestDiracXAlgAndWarnings(t *testing.T) {
 	}
 	if _, err := r.Promote("0196af4d0ab27b1299dff55b8617991d"); err != nil || r.ActiveIndex() != 0 {
 		t.Errorf("promote without a signer: %v", err)
-	}
-}
-
-// TestFileStoreKeepsOwnerAndMode: slurmctld runs as SlurmUser; a file
-// rewritten as root:root 0600 would be fatal to it.
-func TestFileStoreKeepsOwnerAndMode(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "slurm.jwks")
-	b, _ := os.ReadFile("testdata/slurm.json")
-	if err := os.WriteFile(path, b, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		uid, gid = 65534, 65534 // nobody: root may give the file away
-		if err := os.Chown(path, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := &FileStore{Path: path}
-	set, rec, err := st.Load(t.Context(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := NewRing(set, "", rec)
-	if _, err := r.Add(AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Save(t.Context(), st, "jwk-add", ""); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{path, st.SidecarPath()} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sys := fi.Sys().(*syscall.Stat_t)
-		if fi.Mode().Perm() != 0o640 || int(sys.Uid) != uid || int(sys.Gid) != gid {
-			t.Errorf("%s: mode %04o owner %d:%d, want 0640 %d:%d", p, fi.Mode().Perm(), sys.Uid, sys.Gid, uid, gid)
-		}
-	}
-	// Any "other" bit: Slurm is fatal on the file; nothing is written.
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := os.ReadFile(path)
-	set, rec, _ = st.Load(t.Context(), false)
-	r = NewRing(set, "", rec)
-	if _, err := r.Add(AddOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	err = r.Save(t.Context(), st, "jwk-add", "")
-	if err == nil || !strings.Contains(err.Error(), "has mode 0644: Slurm refuses a key file with any \"other\" permission bit") || !strings.Contains(err.Error(), "chmod o-rwx "+path) {
-		t.Errorf("save of a 0644 Slurm file: %v", err)
-	}
-	if after, _ := os.ReadFile(path); string(after) != string(before) {
-		t.Error("a refused save changed the file")
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -87,12 +88,12 @@ func (t *Target) progress(format string, args ...any) {
 }
 
 // Store is the Secret store of the key set.
-func (t *Target) Store() *jwks.SecretStore {
-	return &jwks.SecretStore{Client: t.Kube, Namespace: t.Namespace, Name: t.Secret, Key: t.Key}
+func (t *Target) Store() *keystore.SecretStore {
+	return &keystore.SecretStore{Client: t.Kube, Namespace: t.Namespace, Name: t.Secret, Key: t.Key}
 }
 
 // Load reads the key set.
-func (t *Target) Load(ctx context.Context) (*jwks.SecretStore, *jwks.Ring, error) {
+func (t *Target) Load(ctx context.Context) (*keystore.SecretStore, *jwks.Ring, error) {
 	st := t.Store()
 	set, rec, err := st.Load(ctx, false)
 	if err != nil {
@@ -123,7 +124,7 @@ func (t *Target) PublishKey(ctx context.Context, kid string) (string, bool, erro
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", st, err)
 	}
-	if err := r.Save(ctx, st, "jwk-add", t.By); err != nil {
+	if err := keystore.Save(ctx, st, r, "jwk-add", t.By); err != nil {
 		return "", false, err
 	}
 	t.progress("%s: key %s published as next", st, k.KID)
@@ -144,7 +145,7 @@ func (t *Target) PromoteKey(ctx context.Context, kid string) ([]string, error) {
 	if t.DeleteOlderThan > 0 {
 		gone = r.Prune(t.DeleteOlderThan)
 	}
-	if err := r.Save(ctx, st, "jwk-promote", t.By); err != nil {
+	if err := keystore.Save(ctx, st, r, "jwk-promote", t.By); err != nil {
 		return nil, err
 	}
 	t.progress("%s: key %s is now the signing key", st, kid)
@@ -168,7 +169,7 @@ func (t *Target) WithdrawKey(ctx context.Context, kid string) error {
 	if err := r.Delete(kid, 0, true); err != nil {
 		return fmt.Errorf("%s: %w", st, err)
 	}
-	if err := r.Save(ctx, st, "jwk-delete", t.By); err != nil {
+	if err := keystore.Save(ctx, st, r, "jwk-delete", t.By); err != nil {
 		return err
 	}
 	t.progress("%s: key %s withdrawn (it never signed)", st, kid)

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
@@ -72,7 +73,7 @@ spec:
 			ctx := context.Background()
 			o := Options{Plan: p, Clients: secret.Clients{Kube: kc}}
 			ring := func() *jwks.Ring {
-				st := &jwks.SecretStore{Client: kc, Namespace: "ns", Name: tt.secret, Key: tt.key}
+				st := &keystore.SecretStore{Client: kc, Namespace: "ns", Name: tt.secret, Key: tt.key}
 				s, rec, err := st.Load(ctx, false)
 				if err != nil {
 					t.Fatal(err)

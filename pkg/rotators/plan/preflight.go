@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
-	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
@@ -27,7 +27,7 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 	for _, it := range items {
 		ns := it.Namespace(defaultNS)
 		if it.JWKS != nil {
-			st := &jwks.SecretStore{Client: kc, Namespace: ns, Name: it.JWKS.Secret, Key: it.JWKS.Key}
+			st := &keystore.SecretStore{Client: kc, Namespace: ns, Name: it.JWKS.Secret, Key: it.JWKS.Key}
 			if _, _, err := st.Load(ctx, false); err != nil {
 				return fmt.Errorf("plan: item %q: %w", it.Name, err)
 			}

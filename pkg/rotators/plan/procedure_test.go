@@ -23,6 +23,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
@@ -109,7 +110,7 @@ func newCluster(t *testing.T, doc string) *cluster {
 
 func (c *cluster) ring(t *testing.T) *jwks.Ring {
 	t.Helper()
-	st := &jwks.SecretStore{Client: c.kc, Namespace: "ns", Name: "diracx-jwks", Key: "jwks.json"}
+	st := &keystore.SecretStore{Client: c.kc, Namespace: "ns", Name: "diracx-jwks", Key: "jwks.json"}
 	s, rec, err := st.Load(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +381,7 @@ func TestDerivedStateWinsOverAStaleJournal(t *testing.T) {
 			}
 		}, map[string]int{"pw set": 2, "pw test": 2, "signing-key set": 1, "signing-key test": 1}},
 		{"the published key withdrawn after its hook ran", 9, func(t *testing.T, c *cluster, r *procedure.Record) {
-			st := &jwks.SecretStore{Client: c.kc, Namespace: "ns", Name: "diracx-jwks", Key: "jwks.json"}
+			st := &keystore.SecretStore{Client: c.kc, Namespace: "ns", Name: "diracx-jwks", Key: "jwks.json"}
 			set, rec, err := st.Load(context.Background(), false)
 			if err != nil {
 				t.Fatal(err)
@@ -389,7 +390,7 @@ func TestDerivedStateWinsOverAStaleJournal(t *testing.T) {
 			if err := ring.Delete(r.String(itemFact("signing-key", factKID)), 0, true); err != nil {
 				t.Fatal(err)
 			}
-			if err := ring.Save(context.Background(), st, "test", "test"); err != nil {
+			if err := keystore.Save(context.Background(), st, ring, "test", "test"); err != nil {
 				t.Fatal(err)
 			}
 		}, map[string]int{"pw set": 1, "pw test": 1, "signing-key set": 2, "signing-key test": 2}},

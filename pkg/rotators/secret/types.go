@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
+	"github.com/kube-rotate/kube-rotate/pkg/model/changes"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -55,20 +56,8 @@ type Clients struct {
 	Dynamic dynamic.Interface
 }
 
-// Change says how one key gets its new value.
-type Change struct {
-	// Key in the Secret's data.
-	Key string
-	// Source describes the new value for plans: "random:32", "file",
-	// "stdin", "url-password", "json-field aws_secret_access_key", ...
-	Source string
-	// Make returns the new value from the current one (exists is false
-	// when the key is absent). Errors must not contain values.
-	Make func(old []byte, exists bool) ([]byte, error)
-	// Generated is true for random values: a client dry run shows no
-	// fingerprint for them, since the real run generates other ones.
-	Generated bool
-}
+// Change says how one key gets its new value (model/changes builds them).
+type Change = changes.Change
 
 // Options of a rotation.
 type Options struct {

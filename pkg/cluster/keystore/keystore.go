@@ -1,4 +1,8 @@
-package jwks
+// Package keystore holds where a key set lives: one key of a Secret, or a
+// local file (Slurm's, or a checked-out file the Action proposes), with
+// the per-kid records beside it. The set itself is the pure model in
+// model/jwks.
+package keystore
 
 import (
 	"context"
@@ -19,23 +23,18 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 )
-
-// RecordsAnnotation holds the per-kid records on a Secret.
-const RecordsAnnotation = v1alpha1.RecordsAnnotation
-
-// DefaultSecretKey is the data key DiracX keeps its key set under.
-const DefaultSecretKey = "jwks.json"
 
 // Store is where a key set lives.
 type Store interface {
 	// Load reads the set and the records. missingOK lets `add` start an
 	// empty set where there is none yet.
-	Load(ctx context.Context, missingOK bool) (*Set, Records, error)
+	Load(ctx context.Context, missingOK bool) (*jwks.Set, jwks.Records, error)
 	// Save writes the set and records, guarded against concurrent changes
 	// since Load. action and by go into the Secret's history.
-	Save(ctx context.Context, s *Set, r Records, action, by string) error
+	Save(ctx context.Context, s *jwks.Set, r jwks.Records, action, by string) error
 	// String names the store for messages: secret/NAME key K, or a path.
 	String() string
 }
@@ -54,7 +53,7 @@ type SecretStore struct {
 func (st *SecretStore) String() string { return fmt.Sprintf("secret/%s key %s", st.Name, st.Key) }
 
 // Load reads the Secret.
-func (st *SecretStore) Load(ctx context.Context, missingOK bool) (*Set, Records, error) {
+func (st *SecretStore) Load(ctx context.Context, missingOK bool) (*jwks.Set, jwks.Records, error) {
 	s, err := st.Client.CoreV1().Secrets(st.Namespace).Get(ctx, st.Name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -72,19 +71,19 @@ func (st *SecretStore) Load(ctx context.Context, missingOK bool) (*Set, Records,
 		sort.Strings(keys)
 		return nil, nil, fmt.Errorf("secret/%s has no key %q (keys: %s): pass --key with the key holding the JWKS", st.Name, st.Key, strings.Join(keys, ", "))
 	}
-	set, err := Parse(data)
+	set, err := jwks.Parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("secret/%s key %s: %w", st.Name, st.Key, err)
 	}
-	rec, err := ParseRecords([]byte(s.Annotations[RecordsAnnotation]))
+	rec, err := jwks.ParseRecords([]byte(s.Annotations[v1alpha1.RecordsAnnotation]))
 	if err != nil {
-		return nil, nil, fmt.Errorf("secret/%s annotation %s: %w", st.Name, RecordsAnnotation, err)
+		return nil, nil, fmt.Errorf("secret/%s annotation %s: %w", st.Name, v1alpha1.RecordsAnnotation, err)
 	}
 	return set, rec, nil
 }
 
 // Save updates the Secret with the resourceVersion read by Load.
-func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by string) error {
+func (st *SecretStore) Save(ctx context.Context, set *jwks.Set, r jwks.Records, action, by string) error {
 	if st.read == nil {
 		return errors.New("internal: Save before Load")
 	}
@@ -107,7 +106,7 @@ func (st *SecretStore) Save(ctx context.Context, set *Set, r Records, action, by
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	s.Annotations[RecordsAnnotation] = string(recs)
+	s.Annotations[v1alpha1.RecordsAnnotation] = string(recs)
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
@@ -157,7 +156,7 @@ func (st *FileStore) String() string { return st.Path }
 func (st *FileStore) SidecarPath() string { return st.Path + ".kube-rotate.json" }
 
 // Load reads the file and its sidecar.
-func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, error) {
+func (st *FileStore) Load(ctx context.Context, missingOK bool) (*jwks.Set, jwks.Records, error) {
 	data, err := os.ReadFile(st.Path)
 	if errors.Is(err, os.ErrNotExist) && missingOK {
 		data = nil
@@ -168,7 +167,7 @@ func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, e
 	if fi, err := os.Stat(st.Path); err == nil {
 		st.info = fi
 	}
-	set, err := Parse(data)
+	set, err := jwks.Parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", st.Path, err)
 	}
@@ -176,7 +175,7 @@ func (st *FileStore) Load(ctx context.Context, missingOK bool) (*Set, Records, e
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("reading %s: %w", st.SidecarPath(), errors.Unwrap(err))
 	}
-	rec, err := ParseRecords(side)
+	rec, err := jwks.ParseRecords(side)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", st.SidecarPath(), err)
 	}
@@ -197,7 +196,7 @@ func (st *FileStore) OthersPermission() string {
 
 // Save writes both files atomically (temp file + rename), each with the
 // key file's owner, group and mode; a new key file gets mode 0600.
-func (st *FileStore) Save(ctx context.Context, set *Set, r Records, action, by string) error {
+func (st *FileStore) Save(ctx context.Context, set *jwks.Set, r jwks.Records, action, by string) error {
 	data, err := set.Marshal()
 	if err != nil {
 		return err
@@ -272,15 +271,15 @@ func writeAtomic(path string, data []byte, like os.FileInfo) error {
 	return nil
 }
 
-// Save writes the ring to st, after checking that the system the set is
+// Save writes the ring r to st, after checking that the system the set is
 // for would accept it (Check) and, for a Slurm key file, could read it:
 // the tool never writes a set its system refuses. Nothing is written when
 // it refuses.
-func (r *Ring) Save(ctx context.Context, st Store, action, by string) error {
+func Save(ctx context.Context, st Store, r *jwks.Ring, action, by string) error {
 	if err := r.Check(); err != nil {
 		return fmt.Errorf("%s: %w", st, err)
 	}
-	if fs, ok := st.(*FileStore); ok && r.Layout == LayoutSlurm {
+	if fs, ok := st.(*FileStore); ok && r.Layout == jwks.LayoutSlurm {
 		if p := fs.OthersPermission(); p != "" {
 			return errors.New(p + ", then re-run")
 		}
