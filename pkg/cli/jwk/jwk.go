@@ -24,6 +24,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
@@ -190,6 +191,7 @@ func (o *Options) load(ctx context.Context, missingOK bool) (*jwks.Ring, error) 
 	}
 	r := jwks.NewRing(set, jwks.Layout(o.Layout), rec)
 	r.Now = o.Now
+	r.Tool = display.KubectlRotate(ctx)
 	return r, nil
 }
 

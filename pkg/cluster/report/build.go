@@ -246,6 +246,7 @@ func fileItems(ctx context.Context, p *policy.Policy, path string, now time.Time
 func ringItems(tool string, p *policy.Policy, ring *jwks.Ring, base Item, id, target string, fallback *inventory.Age, now time.Time) []Item {
 	var items []Item
 	ring.Now = func() time.Time { return now }
+	ring.Tool = tool
 	active := ring.ActiveIndex()
 	warnings := ring.Warnings()
 	if active < 0 {
@@ -282,7 +283,7 @@ func ringItems(tool string, p *policy.Policy, ring *jwks.Ring, base Item, id, ta
 			it.ID = id + "#signing"
 			evaluate(&it, l, now)
 			if it.State == StateUnknown {
-				it.Reason = "no creation time: the kid is no uuid7 and no record exists; `kubectl rotate jwk rotate` records one"
+				it.Reason = "no creation time: the kid is no uuid7 and no record exists; `" + tool + " jwk rotate` records one"
 			}
 			for _, w := range warnings {
 				warn(&it, w)

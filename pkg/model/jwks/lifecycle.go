@@ -30,8 +30,19 @@ type Ring struct {
 	Layout  Layout
 	Records Records
 	Now     func() time.Time
+	// Tool is the name kubectl-rotate runs as (display.KubectlRotate of the
+	// caller's context), for the commands messages suggest; "" is
+	// "kubectl rotate".
+	Tool string
 	// explicit: the layout was given, not detected.
 	explicit bool
+}
+
+func (r *Ring) tool() string {
+	if r.Tool == "" {
+		return "kubectl rotate"
+	}
+	return r.Tool
 }
 
 // NewRing wraps a parsed set. layout "" detects it from the set.
@@ -421,7 +432,7 @@ func (r *Ring) Retire(kid string) (bool, error) {
 	}
 	switch r.State(i) {
 	case StateActive:
-		return false, fmt.Errorf("kid %s is the signing key: promote another key first (kubectl rotate jwk promote)", kid)
+		return false, fmt.Errorf("kid %s is the signing key: promote another key first (%s jwk promote)", kid, r.tool())
 	case StateRetiring, StateExpired:
 		return false, nil
 	}
@@ -481,7 +492,7 @@ func (r *Ring) Prune(olderThan time.Duration) []string {
 
 func (r *Ring) index(kid string) (int, error) {
 	if len(r.Set.Keys) == 0 {
-		return -1, errors.New("the key set is empty: add a key first (kubectl rotate jwk add)")
+		return -1, fmt.Errorf("the key set is empty: add a key first (%s jwk add)", r.tool())
 	}
 	if i := r.Set.Find(kid); i >= 0 {
 		return i, nil

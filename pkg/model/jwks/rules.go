@@ -156,8 +156,8 @@ func (r *Ring) Check() error {
 		}
 	}
 	if len(defaults) > 1 {
-		return fmt.Errorf("keys %s both have \"use\":\"default\": Slurm refuses a set with two default keys (\"multiple default keys defined\"); `kubectl rotate jwk promote KID` keeps it on KID only",
-			strings.Join(defaults, " and "))
+		return fmt.Errorf("keys %s both have \"use\":\"default\": Slurm refuses a set with two default keys (\"multiple default keys defined\"); `%s jwk promote KID` keeps it on KID only",
+			strings.Join(defaults, " and "), r.tool())
 	}
 	return nil
 }
@@ -206,14 +206,14 @@ func (r *Ring) Warnings() []string {
 		if active < 0 && len(r.Set.Keys) > 0 {
 			msg := "no key has \"sign\" in key_ops: DiracX issues no token (\"No signing key found in JWKS\"); "
 			if next := r.NewestNext(); next != "" {
-				msg += "`kubectl rotate jwk promote` makes the newest next key " + next + " the signing key"
+				msg += "`" + r.tool() + " jwk promote` makes the newest next key " + next + " the signing key"
 			} else {
-				msg += "`kubectl rotate jwk promote KID` makes KID the signing key (sign added to its key_ops, the key moved first)"
+				msg += "`" + r.tool() + " jwk promote KID` makes KID the signing key (sign added to its key_ops, the key moved first)"
 			}
 			w = append(w, msg)
 		} else if active >= 0 && viewOf(r.Set.Keys[active]).alg == jwa.EdDSA().String() {
-			w = append(w, fmt.Sprintf("the signing key %s has \"alg\":\"EdDSA\": DiracX v0.0.14 and later reject it (they accept Ed25519 and RS256); `kubectl rotate jwk add --alg Ed25519`, then promote that key",
-				r.Set.Keys[active].KID))
+			w = append(w, fmt.Sprintf("the signing key %s has \"alg\":\"EdDSA\": DiracX v0.0.14 and later reject it (they accept Ed25519 and RS256); `%s jwk add --alg Ed25519`, then promote that key",
+				r.Set.Keys[active].KID, r.tool()))
 		}
 	}
 	return w

@@ -187,3 +187,19 @@ func TestDiracXAlgAndWarnings(t *testing.T) {
 		t.Errorf("promote without a signer: %v", err)
 	}
 }
+
+// TestToolNamesTheCommands: the commands a message suggests use the name
+// the caller runs as (kubectl-rotate when run directly), else kubectl rotate.
+func TestToolNamesTheCommands(t *testing.T) {
+	for _, tt := range []struct{ tool, want string }{
+		{"", "(kubectl rotate jwk promote)"},
+		{"kubectl-rotate", "(kubectl-rotate jwk promote)"},
+	} {
+		r := ringOf(t, `{"keys":[`+octKey("a", "")+`]}`, "")
+		r.Tool = tt.tool
+		_, err := r.Retire("a")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("tool %q: retire of the signing key: %v, want %s", tt.tool, err, tt.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -101,6 +102,7 @@ func (t *Target) Load(ctx context.Context) (*keystore.SecretStore, *jwks.Ring, e
 	}
 	r := jwks.NewRing(set, t.Layout, rec)
 	r.Now = t.now
+	r.Tool = display.KubectlRotate(ctx)
 	return st, r, nil
 }
 

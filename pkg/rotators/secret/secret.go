@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -375,7 +376,7 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 		return nil, describeAPIError(err, "get", "secret/"+name, o.Namespace)
 	}
 	if owner := externalSecretOwner(s); owner != "" {
-		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s (external-secrets.io): a change here would be overwritten; change the value in the secret store and run `kubectl rotate secret %s -n %s --force-sync`", name, owner, name, o.Namespace)
+		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s (external-secrets.io): a change here would be overwritten; change the value in the secret store and run `%s secret %s -n %s --force-sync`", name, owner, display.KubectlRotate(ctx), name, o.Namespace)
 	}
 	gen, err := v1alpha1.GenerationOf(s.Annotations)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -50,7 +51,7 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	}
 	compName := comp.Name
 	if owner := externalSecretOwner(s); owner != "" {
-		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s: a restored value would be overwritten; put the previous value (kept in secret/%s) back in the secret store and run `kubectl rotate secret %s -n %s --force-sync`", o.Name, owner, compName, o.Name, o.Namespace)
+		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s: a restored value would be overwritten; put the previous value (kept in secret/%s) back in the secret store and run `%s secret %s -n %s --force-sync`", o.Name, owner, compName, display.KubectlRotate(ctx), o.Name, o.Namespace)
 	}
 	gen, err := v1alpha1.GenerationOf(s.Annotations)
 	if err != nil {
@@ -288,7 +289,7 @@ func loadCompanion(ctx context.Context, c Clients, namespace, name string) (*cor
 	compName := CompanionName(name)
 	comp, err := secrets.Get(ctx, compName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("no previous values for secret/%s: secret/%s not found (removed by `kubectl rotate finish`, or rotated with --no-keep-previous)", name, compName)
+		return nil, nil, fmt.Errorf("no previous values for secret/%s: secret/%s not found (removed by `%s finish`, or rotated with --no-keep-previous)", name, compName, display.KubectlRotate(ctx))
 	}
 	if err != nil {
 		return nil, nil, describeAPIError(err, "get", "secret/"+compName, namespace)
