@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 )
 
@@ -32,7 +33,7 @@ type Ring struct {
 	Now     func() time.Time
 	// Tool is the name kubectl-rotate runs as (display.KubectlRotate of the
 	// caller's context), for the commands messages suggest; "" is
-	// "kubectl rotate".
+	// display.DefaultKubectlRotate.
 	Tool string
 	// explicit: the layout was given, not detected.
 	explicit bool
@@ -40,7 +41,7 @@ type Ring struct {
 
 func (r *Ring) tool() string {
 	if r.Tool == "" {
-		return "kubectl rotate"
+		return display.DefaultKubectlRotate
 	}
 	return r.Tool
 }
