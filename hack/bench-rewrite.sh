@@ -14,7 +14,9 @@
 #   KUBECONFIG    the cluster (its directory is the cluster's state dir)
 #   KUBECTL       kubectl (default: kubectl on PATH)
 #   ENCRYPTION_CONFIG  the EncryptionConfiguration file the API server reads
-#   BENCH_REWRITE_ROUNDS  kubectl+rewrite pairs (default 2)
+#   BENCH_REWRITE_ROUNDS  rounds (default 2), each one run of every tool
+#   BENCH_REWRITE_TOOLS   the tools of a round, in order (default
+#                 "kubectl rewrite"; also "patch": hack/rewrite -patch)
 #   RESULTS       file to append the table rows to (default: print them)
 #   REWRITE_FLAGS extra hack/rewrite flags (e.g. "-workers 16")
 #   ENCKEY_FLAGS  extra hack/enckey next flags ("-direct": promote without
@@ -50,34 +52,62 @@ measure() {
 
 n=$("$kubectl_bin" get secrets -A --no-headers 2>/dev/null | wc -l)
 key=$("$tools/enckey" first -config "$ENCRYPTION_CONFIG")
-echo "== encryption rewrite: $n Secrets, $rounds rounds of kubectl pipe then rewrite, each under a new aescbc key"
+# shellcheck disable=SC2206 # the tools are words
+tool_list=(${BENCH_REWRITE_TOOLS:-kubectl rewrite})
+echo "== encryption rewrite: $n Secrets, $rounds rounds of ${tool_list[*]}, each run under a new aescbc key"
 "$tools/enckey" stored -want "$key" >&2
 declare -A secs rss cpus
 for r in $(seq 1 "$rounds"); do
-  for tool in kubectl rewrite; do
+  for tool in "${tool_list[@]}"; do
     prev=$key
     # shellcheck disable=SC2086 # ENCKEY_FLAGS are words
     key=$("$tools/enckey" next -config "$ENCRYPTION_CONFIG" ${ENCKEY_FLAGS:-})
     # Every Secret is under the previous key, now second: all must move.
     "$tools/enckey" stored -want "$prev" >&2
-    if [ "$tool" = kubectl ]; then
-      measure "$tools/m" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -"
-    else
-      # shellcheck disable=SC2086 # REWRITE_FLAGS are words
-      measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-}
-    fi
+    case $tool in
+    kubectl) measure "$tools/m" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -" ;;
+    # shellcheck disable=SC2086 # REWRITE_FLAGS are words
+    rewrite) measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-} ;;
+    # shellcheck disable=SC2086
+    patch) measure "$tools/m" "$tools/rewrite" -resources secrets -patch ${REWRITE_FLAGS:-} ;;
+    *) echo "BENCH_REWRITE_TOOLS: unknown tool $tool (kubectl, rewrite, patch)" >&2; exit 2 ;;
+    esac
     read -r s m c ca ce < "$tools/m"
     secs[$r$tool]=$s; rss[$r$tool]=$m; cpus[$r$tool]="$c+$ca+$ce"
     "$tools/enckey" stored -want "$key" >&2
     echo "round $r, $tool: $s s, peak $m MiB, CPU s client $c, kube-apiserver $ca, etcd $ce (load $(cut -d' ' -f1 /proc/loadavg)); every Secret now under $key" >&2
   done
-  row "$n Secrets, round $r: kubectl pipe (s / peak MiB)" "${secs[${r}kubectl]}" "${rss[${r}kubectl]}"
-  row "$n Secrets, round $r: rewrite (s / peak MiB)" "${secs[${r}rewrite]}" "${rss[${r}rewrite]}"
-  row "$n Secrets, round $r: kubectl / rewrite (time, memory)" \
-    "$(awk -v a="${secs[${r}kubectl]}" -v b="${secs[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')" \
-    "$(awk -v a="${rss[${r}kubectl]}" -v b="${rss[${r}rewrite]}" 'BEGIN{printf "%.1fx", a/b}')"
-  row "$n Secrets, round $r: CPU s client+apiserver+etcd, kubectl" "${cpus[${r}kubectl]}" "-"
-  row "$n Secrets, round $r: CPU s client+apiserver+etcd, rewrite" "${cpus[${r}rewrite]}" "-"
+done
+label() {
+  case $1 in
+  kubectl) echo "kubectl pipe" ;;
+  rewrite) echo "rewrite (protobuf PUT)" ;;
+  patch) echo "rewrite -patch (metadata patch)" ;;
+  esac
+}
+# median of the numbers on stdin, one per line
+median() { sort -n | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
+for tool in "${tool_list[@]}"; do
+  for r in $(seq 1 "$rounds"); do
+    row "$n Secrets, round $r: $(label "$tool") (s / peak MiB)" "${secs[$r$tool]}" "${rss[$r$tool]}"
+    row "$n Secrets, round $r: $(label "$tool"), CPU s client+apiserver+etcd" "${cpus[$r$tool]}" "-"
+  done
+done
+for tool in "${tool_list[@]}"; do
+  row "$n Secrets, median of $rounds: $(label "$tool") (s / peak MiB)" \
+    "$(for r in $(seq 1 "$rounds"); do echo "${secs[$r$tool]}"; done | median)" \
+    "$(for r in $(seq 1 "$rounds"); do echo "${rss[$r$tool]}"; done | median)"
+done
+# The ratio of each round's kubectl run to the run after it (same load,
+# minutes apart), then their median and range.
+for tool in "${tool_list[@]}"; do
+  [ "$tool" = kubectl ] && continue
+  [[ " ${tool_list[*]} " == *" kubectl "* ]] || continue
+  ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${secs[${r}kubectl]}" -v b="${secs[$r$tool]}" 'BEGIN{printf "%.2f\n", a/b}'; done)
+  mems=$(for r in $(seq 1 "$rounds"); do awk -v a="${rss[${r}kubectl]}" -v b="${rss[$r$tool]}" 'BEGIN{printf "%.1f\n", a/b}'; done)
+  row "$n Secrets: kubectl pipe / $(label "$tool"), median (range) of time" \
+    "$(median <<<"$ratios")x" "$(sort -n <<<"$ratios" | sed -n '1p;$p' | paste -sd- -)"
+  row "$n Secrets: kubectl pipe / $(label "$tool"), median of memory" "$(median <<<"$mems")x" "-"
 done
 if $own_results; then
   echo
