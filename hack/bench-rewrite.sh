@@ -14,9 +14,8 @@
 #   KUBECONFIG    the cluster (its directory is the cluster's state dir)
 #   KUBECTL       kubectl (default: kubectl on PATH)
 #   ENCRYPTION_CONFIG  the EncryptionConfiguration file the API server reads
-#   BENCH_REWRITE_ROUNDS  rounds (default 2), each one run of every tool
-#   BENCH_REWRITE_TOOLS   the tools of a round, in order (default
-#                 "kubectl rewrite"; also "patch": hack/rewrite -patch)
+#   BENCH_REWRITE_ROUNDS  rounds (default 2), each a kubectl pipe run then a
+#                 rewrite run
 #   RESULTS       file to append the table rows to (default: print them)
 #   REWRITE_FLAGS extra hack/rewrite flags (e.g. "-workers 16")
 #   ENCKEY_FLAGS  extra hack/enckey next flags ("-direct": promote without
@@ -52,8 +51,7 @@ measure() {
 
 n=$("$kubectl_bin" get secrets -A --no-headers 2>/dev/null | wc -l)
 key=$("$tools/enckey" first -config "$ENCRYPTION_CONFIG")
-# shellcheck disable=SC2206 # the tools are words
-tool_list=(${BENCH_REWRITE_TOOLS:-kubectl rewrite})
+tool_list=(kubectl rewrite)
 echo "== encryption rewrite: $n Secrets, $rounds rounds of ${tool_list[*]}, each run under a new aescbc key"
 "$tools/enckey" stored -want "$key" >&2
 declare -A secs rss cpus
@@ -68,9 +66,6 @@ for r in $(seq 1 "$rounds"); do
     kubectl) measure "$tools/m" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -" ;;
     # shellcheck disable=SC2086 # REWRITE_FLAGS are words
     rewrite) measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-} ;;
-    # shellcheck disable=SC2086
-    patch) measure "$tools/m" "$tools/rewrite" -resources secrets -patch ${REWRITE_FLAGS:-} ;;
-    *) echo "BENCH_REWRITE_TOOLS: unknown tool $tool (kubectl, rewrite, patch)" >&2; exit 2 ;;
     esac
     read -r s m c ca ce < "$tools/m"
     secs[$r$tool]=$s; rss[$r$tool]=$m; cpus[$r$tool]="$c+$ca+$ce"
@@ -81,8 +76,7 @@ done
 label() {
   case $1 in
   kubectl) echo "kubectl pipe" ;;
-  rewrite) echo "rewrite (protobuf PUT)" ;;
-  patch) echo "rewrite -patch (metadata patch)" ;;
+  rewrite) echo "rewrite" ;;
   esac
 }
 # median of the numbers on stdin, one per line
@@ -90,7 +84,7 @@ median() { sort -n | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else pr
 for tool in "${tool_list[@]}"; do
   for r in $(seq 1 "$rounds"); do
     row "$n Secrets, round $r: $(label "$tool") (s / peak MiB)" "${secs[$r$tool]}" "${rss[$r$tool]}"
-    row "$n Secrets, round $r: $(label "$tool"), CPU s client+apiserver+etcd" "${cpus[$r$tool]}" "-"
+    row "$n Secrets, round $r: $(label "$tool"), CPU s client+server+etcd" "${cpus[$r$tool]}" "-"
   done
 done
 for tool in "${tool_list[@]}"; do
@@ -102,12 +96,11 @@ done
 # minutes apart), then their median and range.
 for tool in "${tool_list[@]}"; do
   [ "$tool" = kubectl ] && continue
-  [[ " ${tool_list[*]} " == *" kubectl "* ]] || continue
   ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${secs[${r}kubectl]}" -v b="${secs[$r$tool]}" 'BEGIN{printf "%.2f\n", a/b}'; done)
   mems=$(for r in $(seq 1 "$rounds"); do awk -v a="${rss[${r}kubectl]}" -v b="${rss[$r$tool]}" 'BEGIN{printf "%.1f\n", a/b}'; done)
-  row "$n Secrets: kubectl pipe / $(label "$tool"), median (range) of time" \
+  row "$n Secrets: kubectl pipe / $(label "$tool"), time, median (range)" \
     "$(median <<<"$ratios")x" "$(sort -n <<<"$ratios" | sed -n '1p;$p' | paste -sd- -)"
-  row "$n Secrets: kubectl pipe / $(label "$tool"), median of memory" "$(median <<<"$mems")x" "-"
+  row "$n Secrets: kubectl pipe / $(label "$tool"), peak memory, median" "$(median <<<"$mems")x" "-"
 done
 if $own_results; then
   echo

@@ -1,9 +1,8 @@
 // Command rewrite runs pkg/cluster/encryption.Rewrite on the cluster
 // KUBECONFIG points at, for `make bench` (next to `kubectl get secrets -A
 // -o json | kubectl replace -f -`): the rewrite alone, without the
-// procedure's checks of the API servers, with the knobs the benchmark
-// compares (-patch: the metadata patch path for every resource). It
-// prints the summary as JSON.
+// procedure's checks of the API servers (kubectl rotate encryption rewrite
+// runs the same code). It prints the summary as JSON.
 package main
 
 import (
@@ -27,15 +26,14 @@ func main() {
 	qps := flag.Float64("qps", -1, "client QPS (burst is twice this); negative: no client-side limit, the API server's priority and fairness decides, as for kubectl")
 	pageSize := flag.Int64("page-size", 500, "objects per list page")
 	http1 := flag.Bool("http1", false, "talk HTTP/1.1 to the API server (a connection per writer) instead of HTTP/2")
-	patch := flag.Bool("patch", false, "store every object again by a metadata precondition patch, not by a protobuf PUT of its listed bytes")
 	flag.Parse()
-	if err := run(*resources, *workers, *pageSize, *qps, *http1, *patch); err != nil {
+	if err := run(*resources, *workers, *pageSize, *qps, *http1); err != nil {
 		fmt.Fprintln(os.Stderr, "rewrite:", err)
 		os.Exit(1)
 	}
 }
 
-func run(resources string, workers int, pageSize int64, qps float64, http1, patch bool) error {
+func run(resources string, workers int, pageSize int64, qps float64, http1 bool) error {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
 	if err != nil {
 		return err
@@ -58,9 +56,6 @@ func run(resources string, workers int, pageSize int64, qps float64, http1, patc
 	o := encryption.RewriteOptions{Resources: res, Workers: workers, PageSize: pageSize, Progress: os.Stderr}
 	if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
 		return fmt.Errorf("metadata client: %w", err)
-	}
-	if !patch {
-		o.REST = kc.CoreV1().RESTClient()
 	}
 	sums, err := encryption.Rewrite(context.Background(), o)
 	if err != nil {

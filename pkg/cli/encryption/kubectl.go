@@ -102,7 +102,7 @@ func (t *FileTarget) Options(ctx context.Context, act bool, out io.Writer) (*rot
 		Stored:  stored,
 		Source:  &rot.File{Path: t.Config},
 		Journal: &procedure.ConfigMapJournal{Client: kc, Namespace: t.JournalNamespace, Name: JournalName},
-		Kube:    kc, Metadata: md, REST: kc.CoreV1().RESTClient(),
+		Kube:    kc, Metadata: md,
 		Distribute: fmt.Sprintf("copy %s to the path --encryption-provider-config names on every control-plane node (kube-apiserver with --encryption-provider-config-automatic-reload applies it within about a minute; without it, restart kube-apiserver), then re-run", t.Config),
 		Command:    "kubectl rotate encryption %s --config " + t.Config,
 		Out:        out,

@@ -34,7 +34,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -108,15 +107,8 @@ func has(verbs []string, v string) bool {
 
 // RewriteOptions of Rewrite.
 type RewriteOptions struct {
-	// REST, when set, lists each resource kube-apiserver serves in
-	// protobuf and stores its objects again by a PUT of their listed
-	// bytes, undecoded (restAccess): less work for kube-apiserver than a
-	// patch. Its paths are absolute, so any client of the cluster does
-	// (a clientset's CoreV1().RESTClient()).
-	REST rest.Interface
-	// Metadata lists and stores again the other resources (those served
-	// only in JSON, or all when REST is nil), as metadata only, in
-	// protobuf: the client never holds their content.
+	// Metadata lists the objects and stores them again, as metadata only,
+	// in protobuf: the client never holds an object's content.
 	Metadata  metadata.Interface
 	Resources []Resource
 	// Workers write in parallel (default 16: measured faster than 8 on two cores); the client's QPS and burst
@@ -245,10 +237,7 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 	if _, err := r.Get(factContinue(res), &cont); err != nil {
 		return sum, err
 	}
-	acc, err := o.access(ctx, res)
-	if err != nil {
-		return sum, err
-	}
+	acc := o.access(res)
 	var last time.Time
 	for {
 		refs, next, err := acc.list(ctx, metav1.ListOptions{Limit: o.PageSize, Continue: cont})
@@ -292,12 +281,9 @@ func (o *RewriteOptions) resource(ctx context.Context, res Resource, r *procedur
 }
 
 // objectRef is what the rewrite keeps of a listed object: where it is and
-// the resourceVersion it was listed at, and, when it was listed in
-// protobuf, its encoded bytes (raw, written back as they are: the client
-// never decodes an object's content).
+// the resourceVersion it was listed at, nothing of its content.
 type objectRef struct {
 	namespace, name, resourceVersion string
-	raw                              []byte
 }
 
 func (r objectRef) String() string {
@@ -307,17 +293,16 @@ func (r objectRef) String() string {
 	return r.name
 }
 
-// access lists one resource's objects and stores one again.
+// access lists one resource's objects as references and stores one again.
 type access struct {
 	list  func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error)
-	store func(ctx context.Context, ref *objectRef) error
+	patch func(ctx context.Context, namespace, name string, body []byte) error
 }
 
-// metadataAccess goes through the metadata client: object metadata only,
-// in protobuf both ways, and a precondition patch (preconditionPatch)
-// that stores the object again; it serves every resource, those served
-// only in JSON (custom resources) too.
-func (o *RewriteOptions) metadataAccess(res Resource) access {
+// access goes through the metadata client: object metadata only, in
+// protobuf both ways, so neither side encodes or decodes an object's
+// content for the client.
+func (o *RewriteOptions) access(res Resource) access {
 	c := o.Metadata.Resource(res.GVR)
 	return access{
 		list: func(ctx context.Context, opts metav1.ListOptions) ([]objectRef, string, error) {
@@ -332,16 +317,12 @@ func (o *RewriteOptions) metadataAccess(res Resource) access {
 			}
 			return refs, l.Continue, nil
 		},
-		store: func(ctx context.Context, ref *objectRef) error {
-			// Unknown fields are the server's business, not the rewrite's:
-			// the patch has none, so nothing to validate.
-			opts := metav1.PatchOptions{FieldValidation: metav1.FieldValidationIgnore}
-			body := preconditionPatch(ref.resourceVersion)
+		patch: func(ctx context.Context, namespace, name string, body []byte) error {
 			var err error
 			if res.Namespaced {
-				_, err = c.Namespace(ref.namespace).Patch(ctx, ref.name, types.MergePatchType, body, opts)
+				_, err = c.Namespace(namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
 			} else {
-				_, err = c.Patch(ctx, ref.name, types.MergePatchType, body, opts)
+				_, err = c.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{})
 			}
 			return err
 		},
@@ -406,7 +387,7 @@ func (o *RewriteOptions) page(parent context.Context, res Resource, acc access, 
 					fail(fmt.Errorf("storing %s %s again: listed without a resourceVersion", res, ref))
 					continue
 				}
-				err := acc.store(ctx, ref)
+				err := acc.patch(ctx, ref.namespace, ref.name, preconditionPatch(ref.resourceVersion))
 				switch {
 				case err == nil:
 					rewritten.Add(1)

@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 
 	clusterenc "github.com/kube-rotate/kube-rotate/pkg/cluster/encryption"
 	"github.com/kube-rotate/kube-rotate/pkg/model/encryptionconfig"
@@ -63,11 +62,8 @@ type Options struct {
 	// Kube reads which API servers applied a configuration.
 	Kube kubernetes.Interface
 	// Metadata lists and writes the objects back in the rewrite (object
-	// metadata only, protobuf); REST, when set, does it for the resources
-	// served in protobuf, by a PUT of each object's listed bytes
-	// (pkg/cluster/encryption RewriteOptions).
+	// metadata only, protobuf).
 	Metadata metadata.Interface
-	REST     rest.Interface
 	// Rollout returns the steps that bring the configuration written by
 	// the named step (stage, promote, retire, rollback) to every API
 	// server; nil: none, the API servers reload the file themselves
@@ -349,7 +345,7 @@ func (o *Options) rewrite(ctx context.Context, st *State, r *procedure.Record, u
 		r.Updated = o.now().UTC().Truncate(time.Second)
 		return o.Journal.Save(ctx, r)
 	}
-	sums, err := clusterenc.RewriteOptions{Metadata: o.Metadata, REST: o.REST, Resources: res, Workers: o.Workers, PageSize: o.PageSize, Progress: o.Out}.Run(ctx, r, save)
+	sums, err := clusterenc.RewriteOptions{Metadata: o.Metadata, Resources: res, Workers: o.Workers, PageSize: o.PageSize, Progress: o.Out}.Run(ctx, r, save)
 	if err != nil {
 		return sums, err
 	}

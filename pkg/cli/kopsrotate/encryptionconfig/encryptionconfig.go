@@ -85,7 +85,7 @@ func (t *Target) Options(ctx context.Context, act bool, out io.Writer) (*rot.Opt
 		runner = func(context.Context, []string) error { return errors.New("internal: kops would run in a dry run") }
 	}
 	return &rot.Options{
-		Source: src, Journal: j, Kube: kc, Metadata: md, REST: kc.CoreV1().RESTClient(),
+		Source: src, Journal: j, Kube: kc, Metadata: md,
 		Rollout:    s.EncryptionRollout(runner, kops.CLIOptions{}),
 		Distribute: "check that the control-plane instances were replaced (kops rolling-update cluster --instance-group-roles control-plane) and that nodeup placed the new /srv/kubernetes/kube-apiserver/encryptionconfig.yaml, then re-run",
 		Command:    "kops-rotate encryption-config %s --name " + s.Cluster + " --state " + s.StateStore + " --yes",
