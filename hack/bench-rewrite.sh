@@ -16,6 +16,10 @@
 #   ENCRYPTION_CONFIG  the EncryptionConfiguration file the API server reads
 #   BENCH_REWRITE_ROUNDS  rounds (default 2), each a kubectl pipe run then a
 #                 rewrite run
+#   BENCH_REWRITE_CPUS    a CPU list (taskset -c, e.g. 0): kube-apiserver,
+#                 etcd and both tools run on those CPUs only for this run
+#                 (their affinity is put back after), to see how each one
+#                 scales with cores
 #   RESULTS       file to append the table rows to (default: print them)
 #   REWRITE_FLAGS extra hack/rewrite flags (e.g. "-workers 16")
 #   ENCKEY_FLAGS  extra hack/enckey next flags ("-direct": promote without
@@ -38,6 +42,16 @@ cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 state_dir=$(dirname "$KUBECONFIG")
 apiserver=$(pgrep -f -- "--encryption-provider-config=$ENCRYPTION_CONFIG" | head -n 1)
 etcd=$(pgrep -f -- "--data-dir=$state_dir/etcd" | head -n 1)
+cpus_label=""
+pin=()
+if [ -n "${BENCH_REWRITE_CPUS:-}" ]; then
+  cpus_label=" on CPUs $BENCH_REWRITE_CPUS"
+  pin=(taskset -c "$BENCH_REWRITE_CPUS")
+  masks="$(taskset -p "$apiserver" | awk '{print $NF}') $(taskset -p "$etcd" | awk '{print $NF}')"
+  trap 'read -r ma me <<<"$masks"; taskset -a -p "$ma" "$apiserver" >/dev/null; taskset -a -p "$me" "$etcd" >/dev/null; rm -rf "$tools"; if $own_results; then rm -f "$RESULTS"; fi' EXIT
+  taskset -a -p -c "$BENCH_REWRITE_CPUS" "$apiserver" >/dev/null
+  taskset -a -p -c "$BENCH_REWRITE_CPUS" "$etcd" >/dev/null
+fi
 # Wall seconds, peak RSS (MiB) and CPU seconds of one command (by GNU
 # time), and the CPU seconds kube-apiserver and etcd spent meanwhile: on a
 # shared machine the wall time moves with the load, the CPU much less.
@@ -52,7 +66,7 @@ measure() {
 n=$("$kubectl_bin" get secrets -A --no-headers 2>/dev/null | wc -l)
 key=$("$tools/enckey" first -config "$ENCRYPTION_CONFIG")
 tool_list=(kubectl rewrite)
-echo "== encryption rewrite: $n Secrets, $rounds rounds of ${tool_list[*]}, each run under a new aescbc key"
+echo "== encryption rewrite: $n Secrets$cpus_label, $rounds rounds of ${tool_list[*]}, each run under a new aescbc key"
 "$tools/enckey" stored -want "$key" >&2
 declare -A secs rss cpus
 for r in $(seq 1 "$rounds"); do
@@ -63,9 +77,9 @@ for r in $(seq 1 "$rounds"); do
     # Every Secret is under the previous key, now second: all must move.
     "$tools/enckey" stored -want "$prev" >&2
     case $tool in
-    kubectl) measure "$tools/m" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -" ;;
+    kubectl) measure "$tools/m" "${pin[@]}" sh -c "'$kubectl_bin' get secrets -A -o json | '$kubectl_bin' replace -f -" ;;
     # shellcheck disable=SC2086 # REWRITE_FLAGS are words
-    rewrite) measure "$tools/m" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-} ;;
+    rewrite) measure "$tools/m" "${pin[@]}" "$tools/rewrite" -resources secrets ${REWRITE_FLAGS:-} ;;
     esac
     read -r s m c ca ce < "$tools/m"
     secs[$r$tool]=$s; rss[$r$tool]=$m; cpus[$r$tool]="$c+$ca+$ce"
@@ -83,12 +97,12 @@ label() {
 median() { sort -n | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 for tool in "${tool_list[@]}"; do
   for r in $(seq 1 "$rounds"); do
-    row "$n Secrets, round $r: $(label "$tool") (s / peak MiB)" "${secs[$r$tool]}" "${rss[$r$tool]}"
-    row "$n Secrets, round $r: $(label "$tool"), CPU s client+server+etcd" "${cpus[$r$tool]}" "-"
+    row "$n Secrets$cpus_label, round $r: $(label "$tool") (s / peak MiB)" "${secs[$r$tool]}" "${rss[$r$tool]}"
+    row "$n Secrets$cpus_label, round $r: $(label "$tool"), CPU s client+server+etcd" "${cpus[$r$tool]}" "-"
   done
 done
 for tool in "${tool_list[@]}"; do
-  row "$n Secrets, median of $rounds: $(label "$tool") (s / peak MiB)" \
+  row "$n Secrets$cpus_label, median of $rounds: $(label "$tool") (s / peak MiB)" \
     "$(for r in $(seq 1 "$rounds"); do echo "${secs[$r$tool]}"; done | median)" \
     "$(for r in $(seq 1 "$rounds"); do echo "${rss[$r$tool]}"; done | median)"
 done
@@ -98,9 +112,9 @@ for tool in "${tool_list[@]}"; do
   [ "$tool" = kubectl ] && continue
   ratios=$(for r in $(seq 1 "$rounds"); do awk -v a="${secs[${r}kubectl]}" -v b="${secs[$r$tool]}" 'BEGIN{printf "%.2f\n", a/b}'; done)
   mems=$(for r in $(seq 1 "$rounds"); do awk -v a="${rss[${r}kubectl]}" -v b="${rss[$r$tool]}" 'BEGIN{printf "%.1f\n", a/b}'; done)
-  row "$n Secrets: kubectl pipe / $(label "$tool"), time, median (range)" \
+  row "$n Secrets$cpus_label: kubectl pipe / $(label "$tool"), time, median (range)" \
     "$(median <<<"$ratios")x" "$(sort -n <<<"$ratios" | sed -n '1p;$p' | paste -sd- -)"
-  row "$n Secrets: kubectl pipe / $(label "$tool"), peak memory, median" "$(median <<<"$mems")x" "-"
+  row "$n Secrets$cpus_label: kubectl pipe / $(label "$tool"), peak memory, median" "$(median <<<"$mems")x" "-"
 done
 if $own_results; then
   echo
