@@ -155,7 +155,7 @@ func TestApplyErrors(t *testing.T) {
 		{"bad output", []string{"-f", good, "-o", "wide"}, "", `error: --output "wide" is not supported: use json or yaml`},
 		{"no dry-run: kubectl rotate plan is the dry run", []string{"-f", good, "--dry-run=client"}, "", "error: unknown flag: --dry-run"},
 		{"unknown field", nil, strings.Replace(planDoc, "restart: none", "restarts: none", 1),
-			`error: PLANFILE: plan: line 5: unknown field "restarts" in spec: use namespace, restart, timeout, previousTTL, items`},
+			`error: PLANFILE: plan: line 5: unknown field "restarts" in spec: use namespace, restart, timeout, previousTTL, replacePrevious, items`},
 		{"bad restart mode", nil, strings.Replace(planDoc, "restart: none", "restart: later", 1),
 			`error: PLANFILE: plan: spec.restart "later" is not known: use coalesced (each workload once, after all its writes), per-item or none`},
 		{"missing secret", nil, strings.Replace(planDoc, "name: db,", "name: dbs,", 1), `error: plan: item "pw": secret/dbs not found in namespace ns: create it or fix the plan`},

@@ -90,14 +90,15 @@ type Options struct {
 	Deliver          string
 	DeliverFormat    string
 
-	CreateKey      bool
-	NoKeepPrevious bool
-	PreviousTTL    time.Duration
-	Restart        string
-	RestartTargets []string
-	Timeout        time.Duration
-	UndoOnFailure  bool
-	ForceSync      bool
+	CreateKey       bool
+	NoKeepPrevious  bool
+	ReplacePrevious bool
+	PreviousTTL     time.Duration
+	Restart         string
+	RestartTargets  []string
+	Timeout         time.Duration
+	UndoOnFailure   bool
+	ForceSync       bool
 
 	PrintFlags *genericclioptions.JSONYamlPrintFlags
 	Output     string
@@ -157,6 +158,7 @@ func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	fl.StringVar(&o.DeliverFormat, "deliver-format", o.DeliverFormat, "Template of the delivered token: .Base64URL, .Base64URLRaw, .Base64, .Hex (e.g. 'diracx:legacy:{{.Base64URL}}').")
 	fl.BoolVar(&o.CreateKey, "create-key", false, "Allow changing keys the Secret does not have yet.")
 	fl.BoolVar(&o.NoKeepPrevious, "no-keep-previous", false, "Do not keep the previous values in NAME-previous (no undo).")
+	fl.BoolVar(&o.ReplacePrevious, "replace-previous", false, "Replace NAME-previous even when it still holds the values of an earlier rotation that was not finished and has not expired (refused otherwise: those values would be lost).")
 	fl.Var(duration.Value{D: &o.PreviousTTL}, "previous-ttl", "How long the previous values are meant to be kept (recorded as expires-at), e.g. 7d, 36h.")
 	fl.StringVar(&o.Restart, "restart", o.Restart, "rollout: restart consumers and wait; none: only write the values.")
 	fl.StringArrayVar(&o.RestartTargets, "restart-target", nil, "KIND/NAME of another workload to restart as well (deployment/x, statefulset/y, daemonset/z).")
@@ -252,7 +254,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	ro := rotatesecret.Options{
 		Namespace: o.clients.Namespace, Secrets: names, Changes: o.changes,
-		CreateKeys: o.CreateKey, KeepPrevious: !o.NoKeepPrevious, PreviousTTL: o.PreviousTTL,
+		CreateKeys: o.CreateKey, KeepPrevious: !o.NoKeepPrevious, PreviousTTL: o.PreviousTTL, ReplacePrevious: o.ReplacePrevious,
 		Restart: o.Restart == "rollout", ExtraTargets: o.targets, Timeout: o.Timeout,
 		UndoOnFailure: o.UndoOnFailure, DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.clients.Kube),
 		Progress: progress, Method: o.method(),

@@ -101,6 +101,10 @@ type Spec struct {
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitzero"`
 	// PreviousTTL is how long NAME-previous keeps the old values; default 7d.
 	PreviousTTL Duration `yaml:"previousTTL,omitempty" json:"previousTTL,omitzero"`
+	// ReplacePrevious lets the plan replace a NAME-previous that still
+	// holds the values of an earlier rotation that was not finished and
+	// has not expired; without it such a plan is refused before any write.
+	ReplacePrevious bool `yaml:"replacePrevious,omitempty" json:"replacePrevious,omitempty"`
 	// Items, in file order.
 	Items []*Item `yaml:"items" json:"items"`
 }

@@ -26,8 +26,10 @@ type FinishOptions struct {
 	Restart     bool
 	Timeout     time.Duration
 	PreviousTTL time.Duration
-	By          string
-	Progress    io.Writer
+	// ReplacePrevious is the plan's spec.replacePrevious.
+	ReplacePrevious bool
+	By              string
+	Progress        io.Writer
 	// Deliveries hand hashed tokens to other Secrets, before the hashes
 	// are put in place.
 	Deliveries []Delivery
@@ -80,7 +82,7 @@ func FinishSecret(ctx context.Context, c secret.Clients, o FinishOptions) (*secr
 			progress = io.Discard
 		}
 		res, err = secret.Rotate(ctx, c, secret.Options{Namespace: o.Namespace, Secrets: []string{o.Secret}, Changes: cs,
-			CreateKeys: o.CreateKeys, KeepPrevious: true, PreviousTTL: o.PreviousTTL, Restart: o.Restart, Timeout: o.Timeout,
+			CreateKeys: o.CreateKeys, KeepPrevious: true, PreviousTTL: o.PreviousTTL, ReplacePrevious: o.ReplacePrevious, Restart: o.Restart, Timeout: o.Timeout,
 			DryRun: secret.DryRunNone, By: o.By, Progress: progress})
 		if err != nil {
 			return res, fmt.Errorf("item %s: %w", o.Item, err)

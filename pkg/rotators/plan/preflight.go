@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
@@ -17,7 +19,9 @@ import (
 )
 
 // Preflight checks, before anything is written, that every Secret the
-// plan changes exists with the keys it edits. The first problem is
+// plan changes exists with the keys it edits, and that its NAME-previous
+// holds no unfinished earlier rotation's values the plan would drop
+// (secret.CheckCompanion). The first problem is
 // returned as one line naming the item.
 func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, defaultNS string) error {
 	items, err := p.Order()
@@ -56,6 +60,13 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 			if _, ok := s.Data[k]; !ok {
 				return fmt.Errorf("plan: item %q: secret/%s has no key %s: fix the plan (or set createKeys: true for generated keys)", it.Name, it.SecretName(), k)
 			}
+		}
+		gen, err := v1alpha1.GenerationOf(s.Annotations)
+		if err != nil {
+			return fmt.Errorf("plan: item %q: secret/%s: %w: fix or remove the annotation", it.Name, it.SecretName(), err)
+		}
+		if _, err := secret.CheckCompanion(ctx, kc, s, gen+1, p.Spec.ReplacePrevious, time.Now(), "set spec.replacePrevious: true in the plan"); err != nil {
+			return fmt.Errorf("plan: item %q: %w", it.Name, err)
 		}
 	}
 	return nil

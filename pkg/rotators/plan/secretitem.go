@@ -209,7 +209,7 @@ func (s *secretItem) steps() []*step {
 		p := o.Plan
 		res, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: s.ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 			CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == planspec.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
-			PreviousTTL: p.Spec.PreviousTTL.Duration, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
+			PreviousTTL: p.Spec.PreviousTTL.Duration, ReplacePrevious: p.Spec.ReplacePrevious, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
 		if res != nil {
 			if ferr := appendFact(r, factRestarts, res.Restarted...); ferr != nil && err == nil {
 				err = ferr

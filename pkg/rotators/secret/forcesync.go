@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,12 +79,22 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 		return nil, fmt.Errorf("secret/%s: owner apiVersion %q: %w", o.Name, owner.APIVersion, err)
 	}
 	es := c.Dynamic.Resource(gv.WithResource("externalsecrets")).Namespace(o.Namespace)
-	if _, err := es.Get(ctx, owner.Name, metav1.GetOptions{}); err != nil {
+	esObj, err := es.Get(ctx, owner.Name, metav1.GetOptions{})
+	if err != nil {
 		return nil, describeAPIError(err, "get", "externalsecret/"+owner.Name, o.Namespace)
+	}
+	if err := syncable(esObj); err != nil {
+		return nil, err
 	}
 	gen, err := v1alpha1.GenerationOf(s.Annotations)
 	if err != nil {
 		return nil, fmt.Errorf("secret/%s: %w: fix or remove the annotation", o.Name, err)
+	}
+	var prevComp *corev1.Secret
+	if o.KeepPrevious {
+		if prevComp, err = o.checkCompanion(ctx, c, s, gen+1); err != nil {
+			return nil, err
+		}
 	}
 	keys := sortedKeys(s.Data)
 	p := &planned{secret: s, keys: keys, oldData: s.Data, newData: map[string][]byte{}}
@@ -106,7 +117,7 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 		return res, nil
 	}
 	fs := &forceSync{o: &o, c: c, es: es, owner: owner.Name, s: s, gen: gen, keys: keys, p: p, ix: ix, res: res,
-		now: o.Now().UTC().Truncate(time.Second)}
+		prevComp: prevComp, now: o.Now().UTC().Truncate(time.Second)}
 	rec, err := fs.procedure().Run(ctx)
 	res.Restarted = append(res.Restarted, restartedIn(rec)...)
 	var serr *procedure.StepError
@@ -118,19 +129,22 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 
 // forceSync is one run of ForceSync.
 type forceSync struct {
-	o       *ForceSyncOptions
-	c       Clients
-	es      dynamic.ResourceInterface
-	owner   string
-	s       *corev1.Secret // as read at planning
-	synced  *corev1.Secret // as the operator wrote it
-	gen     int64
-	keys    []string
-	p       *planned
-	ix      *consumers.Index
-	res     *Result
-	targets []consumers.Workload
-	now     time.Time
+	o      *ForceSyncOptions
+	c      Clients
+	es     dynamic.ResourceInterface
+	owner  string
+	s      *corev1.Secret // as read at planning
+	synced *corev1.Secret // as the operator wrote it
+	// prevComp is NAME-previous as it was before this run (nil: none): a
+	// sync that changes nothing puts it back.
+	prevComp *corev1.Secret
+	gen      int64
+	keys     []string
+	p        *planned
+	ix       *consumers.Index
+	res      *Result
+	targets  []consumers.Workload
+	now      time.Time
 }
 
 func (fs *forceSync) procedure() *procedure.Procedure {
@@ -177,7 +191,7 @@ func (fs *forceSync) waitSync(ctx context.Context, _ *procedure.Record) error {
 	synced, err := waitForDataChange(ctx, fs.c, s, o.SyncTimeout)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out") {
-			return fmt.Errorf("externalsecret/%s did not change secret/%s within %s: is the new value in the secret store? check `kubectl describe externalsecret %s -n %s`", fs.owner, o.Name, o.SyncTimeout, fs.owner, o.Namespace)
+			return fmt.Errorf("externalsecret/%s did not change secret/%s within %s (%s): is the new value in the secret store? check `kubectl describe externalsecret %s -n %s`", fs.owner, o.Name, o.SyncTimeout, fs.putBack(context.WithoutCancel(ctx)), fs.owner, o.Namespace)
 		}
 		return err
 	}
@@ -223,6 +237,61 @@ func (fs *forceSync) waitSync(ctx context.Context, _ *procedure.Record) error {
 	res.Secrets = []SecretResult{p.result}
 	fs.targets = collectTargets(fs.ix, []*planned{p}, o.ExtraTargets, o.Restart, res)
 	res.Undo = nil
+	return nil
+}
+
+// putBack returns NAME-previous to what it was before the run (deleted if
+// there was none), after a sync that changed nothing, and says how it
+// left it: the values it held are kept until the new ones are proven. The
+// write is conditional on the companion this run wrote.
+func (fs *forceSync) putBack(ctx context.Context) string {
+	o := fs.o
+	name := CompanionName(o.Name)
+	if !o.KeepPrevious {
+		return "nothing was written"
+	}
+	secrets := fs.c.Kube.CoreV1().Secrets(o.Namespace)
+	cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Sprintf("secret/%s could not be read back: %v", name, describeAPIError(err, "get", "secret/"+name, o.Namespace))
+	}
+	if fs.prevComp == nil {
+		rv := cur.ResourceVersion
+		err = secrets.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		if err != nil {
+			return fmt.Sprintf("secret/%s, made by this run, could not be removed: %v", name, describeAPIError(err, "delete", "secret/"+name, o.Namespace))
+		}
+		return fmt.Sprintf("secret/%s, made by this run, was removed", name)
+	}
+	back := cur.DeepCopy()
+	prev := fs.prevComp
+	back.Labels, back.Annotations, back.OwnerReferences, back.Type, back.Data = prev.Labels, prev.Annotations, prev.OwnerReferences, prev.Type, prev.Data
+	if _, err := secrets.Update(ctx, back, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Sprintf("secret/%s could not be put back as it was: %v", name, describeAPIError(err, "update", "secret/"+name, o.Namespace))
+	}
+	return fmt.Sprintf("secret/%s is as it was", name)
+}
+
+// syncable refuses an ExternalSecret that the External Secrets operator
+// would not sync again, so that a force-sync could only time out. The
+// rule is ESO's (external-secrets v0.20.4,
+// pkg/controllers/externalsecret/externalsecret_controller.go shouldRefresh
+// and shouldRefreshPeriodic): a refreshPolicy of CreatedOnce never syncs
+// after the first time; Periodic (the default) with a refreshInterval of 0
+// never syncs again once synced, force-sync annotation or not; OnChange
+// and a positive interval sync when the annotations change.
+func syncable(es *unstructured.Unstructured) error {
+	policy, _, _ := unstructured.NestedString(es.Object, "spec", "refreshPolicy")
+	interval, found, _ := unstructured.NestedString(es.Object, "spec", "refreshInterval")
+	switch {
+	case policy == "CreatedOnce":
+		return fmt.Errorf("externalsecret/%s has refreshPolicy CreatedOnce: the External Secrets operator never syncs it again, force-sync included; set spec.refreshPolicy to OnChange or Periodic first", es.GetName())
+	case policy == "OnChange" || !found:
+		return nil
+	}
+	if d, err := time.ParseDuration(interval); err == nil && d <= 0 {
+		return fmt.Errorf("externalsecret/%s has refreshInterval %s: the External Secrets operator does not sync it again, force-sync included; set spec.refreshInterval (e.g. 1h) or spec.refreshPolicy: OnChange first", es.GetName(), interval)
+	}
 	return nil
 }
 

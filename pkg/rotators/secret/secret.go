@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
@@ -436,7 +437,7 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	}
 	p.result.Generation = gen + 1
 	if o.KeepPrevious {
-		if err := o.checkCompanion(ctx, c, s); err != nil {
+		if _, err := o.checkCompanion(ctx, c, s, p.result.Generation); err != nil {
 			return nil, err
 		}
 		p.result.Previous = CompanionName(name)
@@ -527,21 +528,60 @@ func (o *Options) companionHolds(ctx context.Context, c Clients, p *planned) (bo
 		equalData(comp.Data, p.oldData), nil
 }
 
-// checkCompanion refuses, at planning, a NAME-previous that is not this
-// Secret's companion: it would stop the run at its first write.
-func (o *Options) checkCompanion(ctx context.Context, c Clients, s *corev1.Secret) error {
+// checkCompanion refuses, at planning, a NAME-previous whose replacement
+// would stop the run or lose values, and returns the companion it found
+// (nil: none):
+//   - one that is not this Secret's companion;
+//   - one that still holds values of an earlier rotation that was not
+//     finished: values the Secret no longer has, kept until an expires-at
+//     still to come. "Keep the old value until the new one is proven"
+//     holds across rotations: replacing them needs --replace-previous
+//     (ReplacePrevious).
+//
+// A companion of generation gen is this rotation's own, left by a run that
+// stopped after writing it; one that holds only the Secret's current
+// values (after an undo, say) loses nothing when replaced.
+func (o *Options) checkCompanion(ctx context.Context, c Clients, s *corev1.Secret, gen int64) (*corev1.Secret, error) {
+	return CheckCompanion(ctx, c.Kube, s, gen, o.ReplacePrevious, o.Now(), "pass --replace-previous")
+}
+
+// CheckCompanion is Options.checkCompanion for a rotation of generation
+// gen that other code starts (a plan); replaceHint says how its user
+// replaces an unfinished companion anyway ("pass --replace-previous").
+func CheckCompanion(ctx context.Context, kc kubernetes.Interface, s *corev1.Secret, gen int64, replace bool, now time.Time, replaceHint string) (*corev1.Secret, error) {
 	name := CompanionName(s.Name)
-	comp, err := c.Kube.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
+	comp, err := kc.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return describeAPIError(err, "get", "secret/"+name, s.Namespace)
+		return nil, describeAPIError(err, "get", "secret/"+name, s.Namespace)
 	}
 	if comp.Labels[v1alpha1.CompanionOf] != s.Name {
-		return foreignCompanion(name, s.Name)
+		return nil, foreignCompanion(name, s.Name)
 	}
-	return nil
+	if replace || comp.Annotations[v1alpha1.Generation] == fmt.Sprint(gen) {
+		return comp, nil
+	}
+	exp, err := time.Parse(time.RFC3339, comp.Annotations[v1alpha1.ExpiresAt])
+	if err == nil && !now.Before(exp) {
+		return comp, nil
+	}
+	var only []string
+	for _, k := range sortedKeys(comp.Data) {
+		if cur, ok := s.Data[k]; !ok || string(cur) != string(comp.Data[k]) {
+			only = append(only, k)
+		}
+	}
+	if len(only) == 0 {
+		return comp, nil
+	}
+	until := "with no expires-at"
+	if err == nil {
+		until = "until " + exp.Format(time.RFC3339)
+	}
+	return nil, fmt.Errorf("secret/%s still holds the values of %s from before rotation %s of secret/%s, kept %s and not finished: run `%s finish secret/%s -n %s` once nothing needs them, or %s to drop them",
+		name, strings.Join(only, ", "), comp.Annotations[v1alpha1.Generation], s.Name, until, display.KubectlRotate(ctx), s.Name, s.Namespace, replaceHint)
 }
 
 func foreignCompanion(name, of string) error {

@@ -71,6 +71,10 @@ type Options struct {
 	KeepPrevious bool
 	// PreviousTTL sets the companion's expires-at.
 	PreviousTTL time.Duration
+	// ReplacePrevious lets a rotation replace a companion that still holds
+	// an unfinished, unexpired earlier rotation's values (refused
+	// otherwise: they would be lost).
+	ReplacePrevious bool
 	// Restart restarts consumers and waits for them.
 	Restart bool
 	// ExtraTargets are restarted too (--restart-target).
