@@ -85,6 +85,17 @@ func TestRotateDiracXSecrets(t *testing.T) {
 		t.Error("S3 kwargs changed beyond aws_secret_access_key, or its order changed")
 	}
 
+	// The S3 key works: drop its previous value. A rotation of the same
+	// Secret before that is refused, as it would drop it unasked.
+	if r := run(t, nil, "secret", "diracx-secrets", "-n", ns, "--key", "DIRACX_SERVICE_AUTH_STATE_KEY", "--generate", "random:32"); r.code == 0 ||
+		!strings.Contains(r.stderr, "secret/diracx-secrets-previous still holds the values of DIRACX_SANDBOX_STORE_S3_CLIENT_KWARGS") {
+		t.Errorf("a second rotation before finish: exit %d %s, want a refusal", r.code, r.stderr)
+	}
+	if string(getSecret(t, ns, "diracx-secrets").Data["DIRACX_SANDBOX_STORE_S3_CLIENT_KWARGS"]) != s3 {
+		t.Error("the refused rotation changed secret/diracx-secrets")
+	}
+	mustRun(t, "finish", "secret/diracx-secrets", "-n", ns)
+
 	// Auth state key: 32 random bytes, base64; both readers restarted once.
 	webBefore := getDeployment(t, ns, "web").Generation
 	mustRun(t, "secret", "diracx-secrets", "-n", ns, "--key", "DIRACX_SERVICE_AUTH_STATE_KEY", "--generate", "random:32")
@@ -312,7 +323,11 @@ func TestUserSuppliedValuesAndHashedPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, "secret", "diracx-secrets", "-n", ns, "--from-file", "A="+file, "--restart=none")
-	if r := run(t, []byte("value-from-stdin\n"), "secret", "diracx-secrets", "-n", ns, "--from-stdin", "B", "--restart=none"); r.code != 0 {
+	// B's rotation would drop A's previous value: refused, then asked for.
+	if r := run(t, []byte("value-from-stdin\n"), "secret", "diracx-secrets", "-n", ns, "--from-stdin", "B", "--restart=none"); r.code == 0 || !strings.Contains(r.stderr, "--replace-previous") {
+		t.Fatalf("B before A is finished: exit %d %s, want a refusal naming --replace-previous", r.code, r.stderr)
+	}
+	if r := run(t, []byte("value-from-stdin\n"), "secret", "diracx-secrets", "-n", ns, "--from-stdin", "B", "--restart=none", "--replace-previous"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	s := getSecret(t, ns, "diracx-secrets")
@@ -322,7 +337,7 @@ func TestUserSuppliedValuesAndHashedPair(t *testing.T) {
 
 	keyFile := filepath.Join(dir, "legacy-api-key")
 	r := mustRun(t, "secret", "diracx-secrets", "-n", ns, "--hashed", "DIRACX_LEGACY_EXCHANGE_HASHED_API_KEY",
-		"--deliver", "file:"+keyFile, "--deliver-format", "diracx:legacy:{{.Base64URL}}", "--restart=none")
+		"--deliver", "file:"+keyFile, "--deliver-format", "diracx:legacy:{{.Base64URL}}", "--restart=none", "--replace-previous")
 	fi, err := os.Stat(keyFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v (mode %v), want 0600", err, fi)
@@ -337,7 +352,7 @@ func TestUserSuppliedValuesAndHashedPair(t *testing.T) {
 		t.Error("stored value is not sha256(token) in hex")
 	}
 	assertNoValues(t, "output", r.allOutput(), map[string][]byte{"token": []byte(strings.TrimSpace(string(plain)))})
-	again := run(t, nil, "secret", "diracx-secrets", "-n", ns, "--hashed", "DIRACX_LEGACY_EXCHANGE_HASHED_API_KEY", "--deliver", "file:"+keyFile)
+	again := run(t, nil, "secret", "diracx-secrets", "-n", ns, "--hashed", "DIRACX_LEGACY_EXCHANGE_HASHED_API_KEY", "--deliver", "file:"+keyFile, "--replace-previous")
 	if again.code == 0 || !strings.Contains(again.stderr, "already exists") {
 		t.Errorf("delivering to an existing file: exit %d %s", again.code, again.stderr)
 	}
