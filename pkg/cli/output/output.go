@@ -79,8 +79,16 @@ func PrintSummary(w io.Writer, r *secret.Result) error {
 	case secret.PhaseUndone:
 		fmt.Fprintf(w, "\nrotation undone: the previous values are back\n")
 	}
+	namespaces := map[string]bool{}
 	for _, s := range r.Secrets {
-		fmt.Fprintf(w, "  secret/%s generation %d: %s\n", s.Name, s.Generation, keyNames(s))
+		namespaces[s.Namespace] = true
+	}
+	for _, s := range r.Secrets {
+		where := ""
+		if len(namespaces) > 1 {
+			where = " -n " + s.Namespace
+		}
+		fmt.Fprintf(w, "  secret/%s%s generation %d: %s\n", s.Name, where, s.Generation, keyNames(s))
 	}
 	for _, c := range r.Consumers {
 		if !c.Restart {

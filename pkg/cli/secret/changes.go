@@ -7,6 +7,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/delivery"
 	"github.com/kube-rotate/kube-rotate/pkg/model/changes"
+	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 	rotatesecret "github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
 
@@ -64,4 +65,30 @@ func parseDeliver(spec, namespace string) (delivery.Target, error) {
 		return delivery.Target{Namespace: namespace, Secret: name, Key: key}, nil
 	}
 	return delivery.Target{}, fmt.Errorf("--deliver %q: use file:PATH or secret:NAME:KEY", spec)
+}
+
+// pushChanges reads --push KEY=GENERATOR: the values made for keys the
+// External Secrets operator pushes to the store.
+func pushChanges(push []string) ([]rotatesecret.Change, error) {
+	var spec changes.Spec
+	seen := map[string]bool{}
+	for _, p := range push {
+		k, g, ok := strings.Cut(p, "=")
+		if !ok || k == "" || g == "" {
+			return nil, fmt.Errorf("--push %q: use KEY=GENERATOR, e.g. --push password=hex:32", p)
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("--push: key %s is given twice", k)
+		}
+		seen[k] = true
+		gen, err := values.ParseSpec(g)
+		if err != nil {
+			return nil, fmt.Errorf("--push %s: %w", k, err)
+		}
+		spec.Generate = append(spec.Generate, changes.Generate{Key: k, Gen: gen})
+	}
+	if len(spec.Generate) == 0 {
+		return nil, nil
+	}
+	return changes.Build(spec)
 }

@@ -67,6 +67,13 @@ var (
 		# back-compat copy, make External Secrets sync now, restart the services
 		kubectl rotate secret admin-secrets -n acme --force-sync
 
+		# The same, with the new value made here and pushed to the store by the operator
+		# (a PushSecret the command owns; kube-rotate never needs the store's credentials)
+		kubectl rotate secret admin-secrets -n acme --force-sync --push ADMIN_ACCOUNT_SECRET=hex:32
+
+		# Every namespace a ClusterExternalSecret provisioned, each consumer restarted once
+		kubectl rotate secret clusterexternalsecret/registry-credentials --force-sync
+
 		# Several Secrets at once: all writes first, one restart per workload, then the waits
 		kubectl rotate secret -l app.kubernetes.io/part-of=diracx --key token --generate hex:32 --undo-on-failure`)
 )
@@ -99,6 +106,11 @@ type Options struct {
 	Timeout         time.Duration
 	UndoOnFailure   bool
 	ForceSync       bool
+	Push            []string
+
+	// clusterExternalSecret is NAME of a clusterexternalsecret/NAME argument.
+	clusterExternalSecret string
+	pushChanges           []rotatesecret.Change
 
 	PrintFlags *genericclioptions.JSONYamlPrintFlags
 	Output     string
@@ -164,7 +176,8 @@ func NewCmdSecret(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	fl.StringArrayVar(&o.RestartTargets, "restart-target", nil, "KIND/NAME of another workload to restart as well (deployment/x, statefulset/y, daemonset/z).")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each rollout.")
 	fl.BoolVar(&o.UndoOnFailure, "undo-on-failure", false, "If a rollout fails, restore the previous values and restart again.")
-	fl.BoolVar(&o.ForceSync, "force-sync", false, "For a Secret written by an ExternalSecret: keep the current values in NAME-previous, set force-sync on the ExternalSecret, wait until the operator changes the data, restart consumers.")
+	fl.BoolVar(&o.ForceSync, "force-sync", false, "For Secrets written by ExternalSecrets (NAME..., -l SELECTOR, or clusterexternalsecret/NAME for every namespace it provisioned): keep the current values in NAME-previous, set force-sync, wait until the operator changes the data, restart each consumer once.")
+	fl.StringArrayVar(&o.Push, "push", nil, "KEY=GENERATOR with --force-sync: make a new value of KEY ("+values.SpecHelp+") and have the External Secrets operator push it to the store as a new version (a PushSecret this command owns) before the sync (repeatable).")
 	cmdutil.AddDryRunFlag(cmd)
 	output.AddOutputFlag(cmd, o.PrintFlags, &o.Output)
 	return cmd
@@ -190,8 +203,32 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		o.targets = append(o.targets, w)
 	}
 	if o.ForceSync {
-		// The values come from the secret store; Validate refuses value flags.
-		return nil
+		// The values come from the secret store, or are pushed there;
+		// Validate refuses value flags.
+		var names []string
+		for _, n := range o.Names {
+			if kind, name, ok := strings.Cut(n, "/"); ok {
+				switch strings.ToLower(kind) {
+				case "clusterexternalsecret", "clusterexternalsecrets", "ces", "clusterexternalsecret.external-secrets.io":
+					if o.clusterExternalSecret != "" || name == "" {
+						return fmt.Errorf("%q: name one clusterexternalsecret/NAME", n)
+					}
+					o.clusterExternalSecret = name
+					continue
+				case "secret", "secrets":
+					n = name
+				default:
+					return fmt.Errorf("%q: --force-sync takes Secret names or clusterexternalsecret/NAME", n)
+				}
+			}
+			names = append(names, n)
+		}
+		o.Names = names
+		o.pushChanges, err = pushChanges(o.Push)
+		return err
+	}
+	if len(o.Push) > 0 {
+		return errors.New("--push KEY=GENERATOR goes with --force-sync: it has the External Secrets operator write the new value to the store")
 	}
 	// Files and stdin are read and values generated here, before any API
 	// call; Validate only checks what this made.
@@ -205,7 +242,10 @@ func (o *Options) Validate() error {
 	if len(o.Names) > 0 && o.Selector != "" {
 		return errors.New("give Secret names or -l SELECTOR, not both")
 	}
-	if len(o.Names) == 0 && o.Selector == "" {
+	if o.clusterExternalSecret != "" && (len(o.Names) > 0 || o.Selector != "") {
+		return fmt.Errorf("clusterexternalsecret/%s syncs every Secret it makes: give no Secret names or -l with it", o.clusterExternalSecret)
+	}
+	if len(o.Names) == 0 && o.Selector == "" && o.clusterExternalSecret == "" {
 		return errors.New("name the Secrets to rotate, or select them with -l SELECTOR")
 	}
 	if err := output.ValidateFormat(o.Output); err != nil {
@@ -221,8 +261,8 @@ func (o *Options) Validate() error {
 		return errors.New("--restart-target restarts workloads, --restart=none restarts none: drop one of them")
 	}
 	if o.ForceSync {
-		if len(o.Names) != 1 {
-			return errors.New("--force-sync takes exactly one Secret name")
+		if len(o.pushChanges) > 0 && len(o.Names) != 1 {
+			return errors.New("--push makes the new value of one Secret: name exactly one Secret with it")
 		}
 		if len(o.Keys)+len(o.FromFile)+len(o.URLPassword)+len(o.JSONFields)+len(o.FromFileField) > 0 || o.FromStdin != "" || o.Hashed != "" || o.Generate != "" {
 			return errors.New("--force-sync takes no value flags: the new value comes from the secret store behind the ExternalSecret")
@@ -244,9 +284,12 @@ func (o *Options) Validate() error {
 
 // Run rotates.
 func (o *Options) Run(ctx context.Context) error {
-	names, err := o.resolveNames(ctx)
-	if err != nil {
-		return err
+	var names []string
+	var err error
+	if o.clusterExternalSecret == "" {
+		if names, err = o.resolveNames(ctx); err != nil {
+			return err
+		}
 	}
 	progress := output.Progress(o.IOStreams, o.Output)
 	if o.hashed != nil && len(names) != 1 {
@@ -260,7 +303,8 @@ func (o *Options) Run(ctx context.Context) error {
 		Progress: progress, Method: o.method(),
 	}
 	if o.ForceSync {
-		res, err := rotatesecret.ForceSync(ctx, rotatesecret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotatesecret.ForceSyncOptions{Options: ro, Name: names[0]})
+		ro.Changes = o.pushChanges
+		res, err := rotatesecret.ForceSync(ctx, rotatesecret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic}, rotatesecret.ForceSyncOptions{Options: ro, ClusterExternalSecret: o.clusterExternalSecret})
 		if res != nil {
 			if perr := o.print(ctx, res); perr != nil {
 				return perr

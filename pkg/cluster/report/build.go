@@ -17,6 +17,7 @@ import (
 	"k8s.io/kops/util/pkg/vfs"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/externalsecrets"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/inventory"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/keystore"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
@@ -144,6 +145,11 @@ func secretItem(tool string, p *policy.Policy, s *inventory.Secret, now time.Tim
 func secretCommands(tool string, s *inventory.Secret, kind string) []string {
 	m := &s.Meta
 	target := m.Name + nsFlag(m.Namespace)
+	// The operator labels every Secret it writes, whatever the creation
+	// policy; only Owner adds an owner reference.
+	if m.Labels[externalsecrets.LabelManaged] == "true" {
+		return []string{tool + " secret " + target + " --force-sync"}
+	}
 	for _, or := range m.OwnerReferences {
 		if or.Kind == "ExternalSecret" {
 			return []string{tool + " secret " + target + " --force-sync"}

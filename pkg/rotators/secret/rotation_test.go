@@ -142,7 +142,7 @@ func TestRotateRefusesWhatItMustNotTouch(t *testing.T) {
 			"secret/app-previous exists but is not kube-rotate's copy"},
 		{"external secret", []runtime.Object{secret("app", map[string]string{"a": "x"}, func(s *corev1.Secret) {
 			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "external-secrets.io/v1beta1", Kind: "ExternalSecret", Name: "es"}}
-		})}, nil, "written by ExternalSecret es"},
+		})}, nil, "written by externalsecret/es"},
 		{"bad generation annotation", []runtime.Object{secret("app", map[string]string{"a": "x"}, func(s *corev1.Secret) {
 			s.Annotations = map[string]string{v1alpha1.Generation: "many"}
 		})}, nil, "is not a generation number"},
@@ -252,7 +252,7 @@ func TestUndoRefusesExternalSecretOwnedSecrets(t *testing.T) {
 		secret("app-previous", map[string]string{"a": "old"}, func(s *corev1.Secret) { s.Labels = map[string]string{v1alpha1.CompanionOf: "app"} }),
 	)
 	_, err := Undo(context.Background(), c, UndoOptions{Namespace: "ns", Name: "app"})
-	if err == nil || !strings.Contains(err.Error(), "written by ExternalSecret es") || !strings.Contains(err.Error(), "--force-sync") {
+	if err == nil || !strings.Contains(err.Error(), "written by externalsecret/es") || !strings.Contains(err.Error(), "--force-sync") {
 		t.Fatalf("err = %v", err)
 	}
 	if string(get(t, c, "app").Data["a"]) != "from-store" {

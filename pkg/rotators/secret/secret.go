@@ -21,6 +21,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/externalsecrets"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
@@ -152,7 +153,7 @@ func (rt *rotation) undoCommands(ctx context.Context, names []string) string {
 // two steps with dryRun=All and no journal.
 func (rt *rotation) procedure(ctx context.Context) *procedure.Procedure {
 	o := rt.o
-	rs := &restarts{c: rt.c, namespace: o.Namespace, secrets: o.Secrets, enabled: o.Restart,
+	rs := &restarts{c: rt.c, secrets: inNamespace(o.Namespace, o.Secrets...), enabled: o.Restart,
 		targets: func() []consumers.Workload { return rt.targets }, timeout: o.Timeout, progress: o.Progress,
 		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now}
 	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(ctx, o.Secrets),
@@ -376,8 +377,8 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	if err != nil {
 		return nil, describeAPIError(err, "get", "secret/"+name, o.Namespace)
 	}
-	if owner := externalSecretOwner(s); owner != "" {
-		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s (external-secrets.io): a change here would be overwritten; change the value in the secret store and run `%s secret %s -n %s --force-sync`", name, owner, display.KubectlRotate(ctx), name, o.Namespace)
+	if err := o.refuseOperatorKeys(ctx, c, s); err != nil {
+		return nil, err
 	}
 	gen, err := v1alpha1.GenerationOf(s.Annotations)
 	if err != nil {
@@ -681,13 +682,25 @@ func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Wor
 	return targets
 }
 
-func externalSecretOwner(s *corev1.Secret) string {
-	for _, o := range s.OwnerReferences {
-		if o.Kind == "ExternalSecret" && strings.HasPrefix(o.APIVersion, externalSecretGr+"/") {
-			return o.Name
+// refuseOperatorKeys refuses to change keys the External Secrets
+// operator writes: its next sync would overwrite them. With creationPolicy
+// Owner or Orphan that is every key; with Merge, the keys its field
+// manager holds, so the Secret's other keys can still be rotated here.
+func (o *Options) refuseOperatorKeys(ctx context.Context, c Clients, s *corev1.Secret) error {
+	src, err := externalsecrets.Find(ctx, c.Dynamic, s)
+	if err != nil || src == nil {
+		return err
+	}
+	fix := fmt.Sprintf("change the value in the secret store and run `%s secret %s -n %s --force-sync`", display.KubectlRotate(ctx), s.Name, s.Namespace)
+	if src.CreationPolicy != externalsecrets.Merge {
+		return fmt.Errorf("secret/%s is written by %s (external-secrets.io, creationPolicy %s): a change here would be overwritten; %s", s.Name, src.Ref(), src.CreationPolicy, fix)
+	}
+	for _, ch := range o.Changes {
+		if src.Owns(ch.Key) {
+			return fmt.Errorf("key %s of secret/%s is written by %s (external-secrets.io, creationPolicy Merge): a change here would be overwritten; %s, or rotate only the keys it does not write", ch.Key, s.Name, src.Ref(), fix)
 		}
 	}
-	return ""
+	return nil
 }
 
 func helmWarning(s *corev1.Secret) string {

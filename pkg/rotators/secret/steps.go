@@ -51,10 +51,10 @@ const (
 // restarts are the restart and wait steps of a procedure, and the phase
 // it records on its Secrets.
 type restarts struct {
-	c         Clients
-	namespace string
-	// secrets the procedure wrote; the first one holds the journal.
-	secrets []string
+	c Clients
+	// secrets the procedure wrote; the first one holds the journal (a
+	// journaled procedure writes in one namespace).
+	secrets []types.NamespacedName
 	// enabled is --restart=rollout.
 	enabled bool
 	// targets returns the workloads to restart, each once.
@@ -75,10 +75,11 @@ type restarts struct {
 func (rs *restarts) writeIDs(ctx context.Context) (map[string]string, bool, error) {
 	ids := map[string]string{}
 	ok := true
-	for _, name := range rs.secrets {
-		s, err := rs.c.Kube.CoreV1().Secrets(rs.namespace).Get(ctx, name, metav1.GetOptions{})
+	for _, ref := range rs.secrets {
+		name := ref.Name
+		s, err := rs.c.Kube.CoreV1().Secrets(ref.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return nil, false, describeAPIError(err, "get", "secret/"+name, rs.namespace)
+			return nil, false, describeAPIError(err, "get", "secret/"+name, ref.Namespace)
 		}
 		ph := s.Annotations[v1alpha1.Phase]
 		if ph != v1alpha1.PhaseWritten && ph != v1alpha1.PhaseFailed {
@@ -238,8 +239,8 @@ func (rs *restarts) waitStep() procedure.Step {
 			if errors.As(err, &we) {
 				rs.res.Unhealthy = we.Unhealthy
 				rs.res.Phase = PhaseFailed
-				for _, name := range rs.secrets {
-					_ = setPhaseOf(ctx, rs.c, rs.namespace, name, v1alpha1.PhaseFailed)
+				for _, ref := range rs.secrets {
+					_ = setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseFailed)
 				}
 			}
 			return err
@@ -253,14 +254,14 @@ func (rs *restarts) completeStep(what string) procedure.Step {
 	return &procedure.Func{StepName: StepComplete, What: what,
 		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return false, nil },
 		DoFunc: func(ctx context.Context, r *procedure.Record) error {
-			for i, name := range rs.secrets {
+			for i, ref := range rs.secrets {
 				if i == 0 && rs.journal != nil {
 					if err := rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete}); err != nil {
 						return err
 					}
 					continue
 				}
-				if err := setPhaseOf(ctx, rs.c, rs.namespace, name, v1alpha1.PhaseComplete); err != nil {
+				if err := setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseComplete); err != nil {
 					return err
 				}
 			}
@@ -278,6 +279,15 @@ func setPhaseOf(ctx context.Context, c Clients, namespace, name, phase string) e
 		return describeAPIError(err, "patch", "secret/"+name, namespace)
 	}
 	return nil
+}
+
+// inNamespace returns the references of the named Secrets of namespace.
+func inNamespace(namespace string, names ...string) []types.NamespacedName {
+	out := make([]types.NamespacedName, len(names))
+	for i, n := range names {
+		out[i] = types.NamespacedName{Namespace: namespace, Name: n}
+	}
+	return out
 }
 
 // refs names Secrets for a procedure's name.

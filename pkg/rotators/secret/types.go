@@ -30,14 +30,13 @@ import (
 
 // APIVersion and kinds of the structured records printed with -o json|yaml.
 const (
-	APIVersion       = v1alpha1.APIVersion
-	KindRotation     = v1alpha1.KindSecretRotation
-	KindFinish       = v1alpha1.KindSecretRotationFinish
-	CompanionSuffix  = "-previous"
-	DefaultPrevious  = 7 * 24 * time.Hour
-	dryRunAllMarker  = "All"
-	FieldManager     = consumers.FieldManager
-	externalSecretGr = "external-secrets.io"
+	APIVersion      = v1alpha1.APIVersion
+	KindRotation    = v1alpha1.KindSecretRotation
+	KindFinish      = v1alpha1.KindSecretRotationFinish
+	CompanionSuffix = "-previous"
+	DefaultPrevious = 7 * 24 * time.Hour
+	dryRunAllMarker = "All"
+	FieldManager    = consumers.FieldManager
 )
 
 // DryRun selects kubectl's dry-run strategies.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/externalsecrets"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
@@ -50,8 +51,16 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 		return nil, err
 	}
 	compName := comp.Name
-	if owner := externalSecretOwner(s); owner != "" {
-		return nil, fmt.Errorf("secret/%s is written by ExternalSecret %s: a restored value would be overwritten; put the previous value (kept in secret/%s) back in the secret store and run `%s secret %s -n %s --force-sync`", o.Name, owner, compName, display.KubectlRotate(ctx), o.Name, o.Namespace)
+	src, err := externalsecrets.Find(ctx, c.Dynamic, s)
+	if err != nil {
+		return nil, err
+	}
+	if src != nil {
+		for _, k := range sortedKeys(comp.Data) {
+			if src.Owns(k) {
+				return nil, fmt.Errorf("key %s of secret/%s is written by %s (creationPolicy %s): a restored value would be overwritten; put the previous value (kept in secret/%s) back in the secret store and run `%s secret %s -n %s --force-sync`", k, o.Name, src.Ref(), src.CreationPolicy, compName, display.KubectlRotate(ctx), o.Name, o.Namespace)
+			}
+		}
 	}
 	gen, err := v1alpha1.GenerationOf(s.Annotations)
 	if err != nil {
@@ -137,7 +146,7 @@ func (u *undoing) name() string {
 func (u *undoing) procedure() *procedure.Procedure {
 	o := u.o
 	j := newSecretJournal(u.c.Kube, o.Namespace, u.s.Name, u.name(), StepRestart)
-	rs := &restarts{c: u.c, namespace: o.Namespace, secrets: []string{u.s.Name}, enabled: o.Restart,
+	rs := &restarts{c: u.c, secrets: inNamespace(o.Namespace, u.s.Name), enabled: o.Restart,
 		targets: func() []consumers.Workload { return u.targets }, timeout: o.Timeout, progress: o.Progress,
 		res: u.res, journal: j, proc: u.name(), now: o.Now}
 	p := &procedure.Procedure{Name: u.name(), Journal: j, Progress: o.Progress, Now: o.Now,
