@@ -40,22 +40,28 @@ verify-generated: ## Fail when pkg/apis' generated code is not what deepcopy-gen
 	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS); \
 	if ! diff -ru "$$tmp/apis" pkg/apis; then rm -rf pkg/apis && cp -r "$$tmp/apis" pkg/; echo "pkg/apis: generated code is stale: run make generate"; exit 1; fi
 
-$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/internal -name '*.go') go.mod
+$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/eso e2e/internal -name '*.go' ! -name '*_test.go') go.mod
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./e2e/cmd/cluster
 
 unit: ## Unit tests (no cluster needed)
 	$(GO) test -count=1 ./...
 
-e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suite (harness and kOps interop included), stop it (also on failure or Ctrl-C)
+e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suite (harness, kOps interop and the real ESO controller included), stop it (also on failure or Ctrl-C)
+	@$(BIN)/e2e-cluster eso >/dev/null # a failed build stops here, not as an empty ESO in the tests
 	KOPS=$$($(BIN)/e2e-cluster kops | sed -n 's/^KOPS=//p') \
+	ESO=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO=//p') \
+	ESO_CRDS=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO_CRDS=//p') \
 	KOPS_CHANNEL=$$($(GO) list -m -f '{{.Dir}}' k8s.io/kops)/channels/stable \
 	PATH="$(BIN):$$PATH" $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)-e2e run -- \
 		$(GO) test -tags e2e $(E2E_FLAGS) ./e2e/...
 
-e2e-kubeconfig: build ## Run the e2e suite against the cluster KUBECONFIG points at (kind in the e2e-kind workflow)
+e2e-kubeconfig: build $(BIN)/e2e-cluster ## Run the e2e suite (and the real ESO controller's tests) against the cluster KUBECONFIG points at (kind in the e2e-kind workflow)
 	@test -n "$${KUBECONFIG:-}" || { echo "KUBECONFIG is not set: point it at a test cluster" >&2; exit 2; }
-	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/
+	@$(BIN)/e2e-cluster eso >/dev/null # a failed build stops here, not as an empty ESO in the tests
+	ESO=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO=//p') \
+	ESO_CRDS=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO_CRDS=//p') \
+	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/ ./e2e/eso/
 
 lint: verify-generated ## gofmt, go vet, generated code up to date, actionlint, krew manifests (validated and installed offline)
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi

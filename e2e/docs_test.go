@@ -14,15 +14,12 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	kopsversion "k8s.io/kops"
 	"k8s.io/kops/util/pkg/vfs"
-	"k8s.io/utils/ptr"
 
+	"github.com/kube-rotate/kube-rotate/e2e/eso"
 	"github.com/kube-rotate/kube-rotate/e2e/postgres"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
@@ -32,10 +29,9 @@ import (
 // on kOps, <!-- docs-test: namespace=NS kops=CLUSTER --> (a kOps state
 // store with that cluster, in KOPS_STATE_STORE and KOPS_CLUSTER_NAME).
 //
-// operator=external-secrets installs the ExternalSecret CRD and plays the
-// operator for the page's namespace: it creates each ExternalSecret's
-// target Secret from spec.data (the "store"), and on a new force-sync
-// annotation writes the store's next version.
+// operator=external-secrets runs the real External Secrets operator
+// (externalSecretsOperator) before the page's fixture is applied, and
+// waits until it has written the Secret of each ExternalSecret in it.
 //
 // postgres=DB starts a PostgreSQL server with database DB, runs the page's
 // fixtures/PAGE/setup.sql in it, and exports PGHOST, PGPORT, PGUSER and
@@ -70,7 +66,10 @@ func TestDocsCommands(t *testing.T) {
 			}
 			ns := newNamespace(t)
 			if m[4] != "" {
-				installExternalSecretCRD(t, dynamic.NewForConfigOrDie(restConfig))
+				externalSecretsOperator(t)
+				t.Cleanup(func() {
+					_ = eso.Cleanup(context.Background(), dynamic.NewForConfigOrDie(restConfig), ns, 30*time.Second)
+				})
 			}
 			if m[2] != "" {
 				applyFixture(t, ns, filepath.Join("../docs/fixtures", m[2]))
@@ -83,12 +82,14 @@ func TestDocsCommands(t *testing.T) {
 			// the page's files (plans name their namespace).
 			nsFlag := regexp.MustCompile(`(-n |--namespace[ =]|namespace: )` + regexp.QuoteMeta(m[1]) + `\b`)
 			if m[4] != "" {
-				ctx, stop := context.WithCancel(context.Background())
-				t.Cleanup(stop)
-				go playExternalSecrets(ctx, t, ns)
-				waitFor(t, "the played operator to create the target Secrets", time.Minute, func() bool {
-					l, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "docs-test/synced"})
-					return err == nil && len(l.Items) > 0
+				ctx := context.Background()
+				l, err := dynamic.NewForConfigOrDie(restConfig).Resource(externalSecrets).Namespace(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, "the External Secrets operator to write the fixture's Secrets", time.Minute, func() bool {
+					s, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "reconcile.external-secrets.io/managed=true"})
+					return err == nil && len(s.Items) >= len(l.Items)
 				})
 			}
 			work := t.TempDir()
@@ -217,56 +218,5 @@ func applyFixture(t *testing.T, ns, file string) {
 	}
 	for _, d := range deps.Items {
 		waitRolledOut(t, ns, d.Name)
-	}
-}
-
-// playExternalSecrets plays External Secrets for ns until ctx ends: each
-// ExternalSecret's spec.data lists {secretKey, remoteRef.key}; the "store"
-// value of a key is remoteRef.key + "-v" + version, and a new force-sync
-// annotation bumps the version.
-func playExternalSecrets(ctx context.Context, t *testing.T, ns string) {
-	dyn := dynamic.NewForConfigOrDie(restConfig)
-	seen := map[string]string{}
-	for ctx.Err() == nil {
-		list, err := dyn.Resource(externalSecrets).Namespace(ns).List(ctx, metav1.ListOptions{})
-		if err == nil {
-			for _, es := range list.Items {
-				sync := es.GetAnnotations()["force-sync"]
-				prev, known := seen[es.GetName()]
-				if known && prev == sync {
-					continue
-				}
-				seen[es.GetName()] = sync
-				version := "1"
-				if sync != "" {
-					version = "2-" + sync
-				}
-				target, _, _ := unstructured.NestedString(es.Object, "spec", "target", "name")
-				data := map[string][]byte{}
-				items, _, _ := unstructured.NestedSlice(es.Object, "spec", "data")
-				for _, it := range items {
-					m, _ := it.(map[string]any)
-					key, _ := m["secretKey"].(string)
-					remote, _, _ := unstructured.NestedString(m, "remoteRef", "key")
-					data[key] = []byte(remote + "-v" + version)
-				}
-				s, err := client.CoreV1().Secrets(ns).Get(ctx, target, metav1.GetOptions{})
-				if apierrors.IsNotFound(err) {
-					_, err = client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: target,
-						Labels: map[string]string{"docs-test/synced": "true"},
-						OwnerReferences: []metav1.OwnerReference{{APIVersion: "external-secrets.io/v1", Kind: "ExternalSecret",
-							Name: es.GetName(), UID: es.GetUID(), Controller: ptr.To(true)}}}, Data: data}, metav1.CreateOptions{})
-				} else if err == nil {
-					for k, v := range data {
-						s.Data[k] = v
-					}
-					_, err = client.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
-				}
-				if err != nil {
-					delete(seen, es.GetName())
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

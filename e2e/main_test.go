@@ -44,7 +44,9 @@ func TestMain(m *testing.M) {
 	cfg.QPS, cfg.Burst = 100, 200
 	restConfig = cfg
 	client = kubernetes.NewForConfigOrDie(cfg)
-	os.Exit(m.Run())
+	code := m.Run()
+	stopExternalSecretsOperator()
+	os.Exit(code)
 }
 
 // newNamespace creates a namespace for one test, waits until pods can be

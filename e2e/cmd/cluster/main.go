@@ -5,6 +5,10 @@
 //	cluster env           print KUBECONFIG=... of the running cluster
 //	cluster down          stop exactly the processes `up` started
 //	cluster build         only build the binaries into the cache
+//	cluster kops          build the real kops CLI if needed, print KOPS=...
+//	cluster eso           build the real External Secrets Operator controller
+//	                      and its CRD bundle if needed, print ESO=... and
+//	                      ESO_CRDS=...
 //	cluster run -- CMD    start a cluster tied to this process, run CMD with
 //	                      KUBECONFIG set, stop the cluster whatever happens
 package main
@@ -22,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
+	"github.com/kube-rotate/kube-rotate/e2e/eso"
 )
 
 func init() {
@@ -124,6 +129,23 @@ func run() int {
 				return err
 			}
 			fmt.Printf("KOPS=%s\n", bin)
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "eso",
+		Short: "Build the real External Secrets Operator " + eso.DefaultVersion + " controller and CRD bundle into the cache if missing; print ESO=<path> and ESO_CRDS=<path>",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := cacheDir(o)
+			if err != nil {
+				return err
+			}
+			b, err := eso.Ensure(ctx, dir, eso.DefaultVersion, os.Stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("ESO=%s\nESO_CRDS=%s\n", b.Controller, b.CRDs)
 			return nil
 		},
 	})

@@ -41,9 +41,14 @@ const (
 	// LabelManaged is "true" on every Secret an ExternalSecret writes.
 	LabelManaged = "reconcile.external-secrets.io/managed"
 	// ForceSyncAnnotation makes the operator sync an ExternalSecret now
-	// (any change of the ExternalSecret's annotations does); on a
-	// ClusterExternalSecret it is copied to each ExternalSecret it makes.
+	// (any change of the ExternalSecret's labels or annotations does:
+	// shouldRefreshPeriodic compares a hash of them).
 	ForceSyncAnnotation = "force-sync"
+	// ClusterForceSyncAnnotation is the one annotation a
+	// ClusterExternalSecret copies to the ExternalSecrets it makes
+	// (AnnotationForceSync; clusterexternalsecret_controller.go
+	// createOrUpdateExternalSecret): set on it, it syncs them all.
+	ClusterForceSyncAnnotation = "external-secrets.io/force-sync"
 )
 
 // Creation policies (spec.target.creationPolicy; Owner is the default).

@@ -129,6 +129,9 @@ type syncRequest struct {
 	res       dynamic.ResourceInterface
 	ref, name string
 	namespace string
+	// cluster: a ClusterExternalSecret, which copies only its
+	// ClusterForceSyncAnnotation to its ExternalSecrets.
+	cluster bool
 }
 
 func (fs *forceSync) plan(ctx context.Context) error {
@@ -145,7 +148,7 @@ func (fs *forceSync) plan(ctx context.Context) error {
 		for _, m := range members {
 			refs = append(refs, types.NamespacedName{Namespace: m.Namespace, Name: m.Secret})
 		}
-		fs.requests = append(fs.requests, syncRequest{res: fs.c.Dynamic.Resource(externalsecrets.ClusterExternalSecrets), ref: "clusterexternalsecret/" + ces.GetName(), name: ces.GetName()})
+		fs.requests = append(fs.requests, syncRequest{res: fs.c.Dynamic.Resource(externalsecrets.ClusterExternalSecrets), ref: "clusterexternalsecret/" + ces.GetName(), name: ces.GetName(), cluster: true})
 	} else {
 		refs = inNamespace(o.Namespace, o.Secrets...)
 	}
@@ -330,10 +333,22 @@ func (fs *forceSync) procedure() *procedure.Procedure {
 	return &procedure.Procedure{Name: fs.name(), Now: o.Now, Steps: steps}
 }
 
+// request sets the force-sync annotation to a value it never had: the
+// operator syncs when an ExternalSecret's annotations change, so a value
+// equal to the last one (two runs in one second) would sync nothing. The
+// time is not truncated, unlike the records'.
 func (fs *forceSync) request(ctx context.Context, _ *procedure.Record) error {
 	o := fs.o
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, ForceSyncAnnotation, strconv.FormatInt(fs.now.UnixNano(), 10))
+	value := strconv.FormatInt(o.Now().UnixNano(), 10)
 	for _, r := range fs.requests {
+		key := ForceSyncAnnotation
+		if r.cluster {
+			key = externalsecrets.ClusterForceSyncAnnotation
+		}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)
+		if cur, err := r.res.Get(ctx, r.name, metav1.GetOptions{}); err == nil && cur.GetAnnotations()[key] == value {
+			patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value+"-1")
+		}
 		if _, err := r.res.Patch(ctx, r.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager, DryRun: o.dryRunOpt()}); err != nil {
 			return describeAPIError(err, "patch", r.ref, r.namespace)
 		}

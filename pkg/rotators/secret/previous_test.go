@@ -191,3 +191,26 @@ func TestForceSyncThatChangesNothingLeavesThePreviousAsItWas(t *testing.T) {
 		})
 	}
 }
+
+// Two force-syncs within one second (or with one clock) must still change
+// the annotation: the operator syncs on a change only.
+func TestForceSyncRequestAlwaysChangesTheAnnotation(t *testing.T) {
+	c, dc := esClients(map[string]any{"refreshInterval": "1h"})
+	o := forceSyncOpts()
+	o.defaults()
+	fs := &forceSync{o: &o, c: c, requests: []syncRequest{{res: dc.Resource(externalSecrets).Namespace("ns"), ref: "externalsecret/app", name: "app", namespace: "ns"}}}
+	var seen []string
+	for i := 0; i < 2; i++ {
+		if err := fs.request(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		es, err := dc.Resource(externalSecrets).Namespace("ns").Get(context.Background(), "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, es.GetAnnotations()[ForceSyncAnnotation])
+	}
+	if seen[0] == "" || seen[0] == seen[1] {
+		t.Errorf("force-sync annotations of two requests: %q", seen)
+	}
+}

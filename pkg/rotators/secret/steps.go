@@ -174,16 +174,17 @@ func (rs *restarts) restart(ctx context.Context, r *procedure.Record) error {
 		restarted[ref] = true
 	}
 	for _, w := range rs.targets() {
-		if restarted[w.Ref()] {
-			fmt.Fprintf(rs.progress, "%s: restarted already by an interrupted run (journal %s); not restarted again\n", w.Ref(), rs.journal.String())
+		ref := rs.ref(w)
+		if restarted[ref] {
+			fmt.Fprintf(rs.progress, "%s: restarted already by an interrupted run (journal %s); not restarted again\n", ref, rs.journal.String())
 			continue
 		}
 		if _, err := consumers.Restart(ctx, rs.c.Kube, w); err != nil {
 			return describeAPIError(err, "patch", w.Ref(), w.Namespace)
 		}
-		restarted[w.Ref()] = true
-		done = append(done, w.Ref())
-		fmt.Fprintf(rs.progress, "%s restarted\n", w.Ref())
+		restarted[ref] = true
+		done = append(done, ref)
+		fmt.Fprintf(rs.progress, "%s restarted\n", ref)
 		if err := r.Put(FactRestarted, done); err != nil {
 			return err
 		}
@@ -194,6 +195,16 @@ func (rs *restarts) restart(ctx context.Context, r *procedure.Record) error {
 		}
 	}
 	return nil
+}
+
+// ref names a workload in the journal and the output: KIND/NAME in the
+// namespace of the procedure's first Secret (where a journal is kept),
+// with "-n NAMESPACE" in any other.
+func (rs *restarts) ref(w consumers.Workload) string {
+	if len(rs.secrets) > 0 && w.Namespace != rs.secrets[0].Namespace {
+		return w.Ref() + " -n " + w.Namespace
+	}
+	return w.Ref()
 }
 
 // save writes the journal from inside the restart step (the engine saves
