@@ -386,7 +386,8 @@ func TestForceSyncTemplateAndDataFrom(t *testing.T) {
 	regionBefore := getDeployment(t, ns, "region").Generation
 
 	f.setStore(map[string]string{"db-pass": "the-new-password", "bundle": `{"API_KEY":"the-new-api-key","REGION":"eu-west-1"}`})
-	r := mustRun(t, "secret", "dsn", "bundle", "-n", ns, "--force-sync", "--timeout", "90s")
+	// Both, selected by the label the operator puts on every Secret it writes.
+	r := mustRun(t, "secret", "-l", "reconcile.external-secrets.io/managed=true", "-n", ns, "--force-sync", "--timeout", "90s")
 	if got := string(getSecret(t, ns, "dsn").Data["DATABASE_URL"]); got != "postgresql://app:the-new-password@db:5432/app" {
 		t.Errorf("DATABASE_URL is not built from the new password")
 	}

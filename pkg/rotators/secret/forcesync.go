@@ -516,7 +516,7 @@ func waitForDataChange(ctx context.Context, c Clients, s *corev1.Secret, timeout
 			return false, fmt.Errorf("secret/%s was deleted while waiting for the sync", s.Name)
 		}
 		cur, ok := e.Object.(*corev1.Secret)
-		if !ok || equalData(cur.Data, s.Data) {
+		if !ok || cur.Name != s.Name || equalData(cur.Data, s.Data) {
 			return false, nil
 		}
 		got = cur

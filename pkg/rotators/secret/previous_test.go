@@ -214,3 +214,38 @@ func TestForceSyncRequestAlwaysChangesTheAnnotation(t *testing.T) {
 		t.Errorf("force-sync annotations of two requests: %q", seen)
 	}
 }
+
+// A force-sync killed after it wrote NAME-previous (and, with --push,
+// after the store took the new value, which the operator may then sync
+// on its own) is re-run: the companion it wrote holds the values from
+// before and is kept as it is, not overwritten with the Secret's newer ones.
+func TestForceSyncRerunKeepsThePreviousItWrote(t *testing.T) {
+	// The interrupted run of rotation 2 kept v0; the operator has since
+	// synced v1 into the Secret, which still records generation 1.
+	c, dc := esClients(map[string]any{"refreshInterval": "1h"}, companionOf("app", 2, fixedNow.Add(time.Hour), map[string]string{"a": "v0"}))
+	o := forceSyncOpts()
+	o.SyncTimeout = 5 * time.Second
+	// The sync of the re-run (the unit under test is this package, not
+	// the operator): v2 once force-sync is set.
+	go func() {
+		for i := 0; i < 200; i++ {
+			es, err := dc.Resource(externalSecrets).Namespace("ns").Get(context.Background(), "app", metav1.GetOptions{})
+			if err == nil && es.GetAnnotations()[ForceSyncAnnotation] != "" {
+				s := get(t, c, "app")
+				s.Data["a"] = []byte("v2")
+				_, _ = c.Kube.CoreV1().Secrets("ns").Update(context.Background(), s, metav1.UpdateOptions{})
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if _, err := ForceSync(context.Background(), c, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(get(t, c, "app").Data["a"]); got != "v2" {
+		t.Fatalf("the sync did not happen: a=%q", got)
+	}
+	if got := string(get(t, c, "app-previous").Data["a"]); got != "v0" {
+		t.Errorf("app-previous holds %q after the re-run, want the value from before the rotation (v0)", got)
+	}
+}
