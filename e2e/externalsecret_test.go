@@ -261,8 +261,8 @@ func TestForceSyncRealOperator(t *testing.T) {
 }
 
 // assertNamespaceHoldsNoValue scans what more people read than Secrets'
-// data: Secrets' metadata, Events, ConfigMaps, ExternalSecrets and
-// PushSecrets of ns.
+// data: Secrets' metadata, Events, ConfigMaps, Deployments, and the
+// ExternalSecrets and PushSecrets of ns (where their CRDs are installed).
 func assertNamespaceHoldsNoValue(t *testing.T, ns string, vals map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
@@ -271,12 +271,18 @@ func assertNamespaceHoldsNoValue(t *testing.T, ns string, vals map[string][]byte
 		meta, _ := json.Marshal(s.ObjectMeta)
 		assertNoValues(t, "metadata of secret/"+s.Name, string(meta), vals)
 	}
-	events, _ := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
-	ev, _ := json.Marshal(events)
-	assertNoValues(t, "events", string(ev), vals)
-	cms, _ := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
-	cj, _ := json.Marshal(cms)
-	assertNoValues(t, "configmaps", string(cj), vals)
+	for what, list := range map[string]func() (any, error){
+		"events":      func() (any, error) { return client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}) },
+		"configmaps":  func() (any, error) { return client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}) },
+		"deployments": func() (any, error) { return client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}) },
+	} {
+		l, err := list()
+		if err != nil {
+			t.Fatalf("listing %s: %v", what, err)
+		}
+		b, _ := json.Marshal(l)
+		assertNoValues(t, what, string(b), vals)
+	}
 	dyn := dynamic.NewForConfigOrDie(restConfig)
 	for _, gvr := range []schema.GroupVersionResource{externalSecrets, pushSecrets} {
 		l, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/gobuild"
 )
 
 // Versions pins the control-plane components. The Kubernetes version must
@@ -333,36 +333,14 @@ func wrapperGoMod(upstream []byte, version string) (wrapper, error) {
 	return w, nil
 }
 
+// goBuild runs the go commands of the control plane's wrapper module.
+var goBuild gobuild.Env
+
 // checkNoUpgrades fails if resolving the wrapper moved any module that
-// upstream pins to another version: the binaries must be upstream's.
+// upstream pins to another version (the staging k8s.io modules are
+// replaced on purpose): the binaries must be upstream's.
 func checkNoUpgrades(ctx context.Context, src string, upstream []byte) error {
-	f, err := modfile.Parse("upstream", upstream, nil)
-	if err != nil {
-		return err
-	}
-	out, err := goOutput(ctx, src, "list", "-m", "-json", "all")
-	if err != nil {
-		return fmt.Errorf("listing wrapper modules: %w", err)
-	}
-	selected := map[string]string{}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for dec.More() {
-		var m struct{ Path, Version string }
-		if err := dec.Decode(&m); err != nil {
-			return fmt.Errorf("reading go list output: %w", err)
-		}
-		selected[m.Path] = m.Version
-	}
-	var moved []string
-	for _, r := range f.Require {
-		if got, ok := selected[r.Mod.Path]; ok && got != r.Mod.Version && !strings.HasPrefix(r.Mod.Path, "k8s.io/") {
-			moved = append(moved, fmt.Sprintf("%s %s -> %s", r.Mod.Path, r.Mod.Version, got))
-		}
-	}
-	if len(moved) > 0 {
-		return fmt.Errorf("the wrapper module would not build upstream's dependency set (%s)", strings.Join(moved, ", "))
-	}
-	return nil
+	return goBuild.CheckNoUpgrades(ctx, src, upstream, func(path string) bool { return strings.HasPrefix(path, "k8s.io/") })
 }
 
 // downloadGoMod returns the go.mod of module@version from the module proxy.
@@ -384,50 +362,16 @@ func downloadModule(ctx context.Context, dir, modVersion string) (string, error)
 	return info.Dir, nil
 }
 
-type modInfo struct{ Dir, GoMod, Error string }
-
-func modDownload(ctx context.Context, dir, modVersion string) (modInfo, error) {
-	out, err := goOutput(ctx, dir, "mod", "download", "-json", modVersion)
-	var info modInfo
-	_ = json.Unmarshal(out, &info)
-	if err != nil || info.GoMod == "" || info.Dir == "" {
-		msg := info.Error
-		if msg == "" && err != nil {
-			msg = err.Error()
-		}
-		return info, fmt.Errorf("downloading %s from the module proxy: %s", modVersion, msg)
-	}
-	return info, nil
+func modDownload(ctx context.Context, dir, modVersion string) (gobuild.ModInfo, error) {
+	return goBuild.ModDownload(ctx, dir, modVersion)
 }
 
-// goOutput runs go and returns its standard output; the error carries
-// what go printed on standard error.
-func goOutput(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := goCommand(ctx, dir, nil, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-// goCommand returns a go command in dir; log, if not nil, receives its output.
 func goCommand(ctx context.Context, dir string, log io.Writer, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	if log != nil {
-		cmd.Stdout, cmd.Stderr = log, log
-	}
-	// Static binaries; no VCS stamping in a generated module; the wrapper
-	// must not inherit a workspace or the caller's module flags.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off", "GO111MODULE=on")
-	return cmd
+	return goBuild.Command(ctx, dir, log, args...)
 }
 
 func runGo(ctx context.Context, dir string, log io.Writer, args ...string) error {
-	return goCommand(ctx, dir, log, args...).Run()
+	return goBuild.Run(ctx, dir, log, args...)
 }
 
 func contains(list []string, s string) bool {

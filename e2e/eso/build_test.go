@@ -80,7 +80,7 @@ func TestWriteCRDs(t *testing.T) {
 // TestModuleCRDs checks the real bundle of DefaultVersion when its module
 // is in the module cache already (it is after `bin/e2e-cluster eso`).
 func TestModuleCRDs(t *testing.T) {
-	info, err := modDownload(t.Context(), t.TempDir(), Module+"@"+DefaultVersion)
+	info, err := goBuild.ModDownload(t.Context(), t.TempDir(), Module+"@"+DefaultVersion)
 	if err != nil {
 		t.Skipf("ESO %s not downloadable here: %v", DefaultVersion, err)
 	}

@@ -40,7 +40,6 @@ package eso
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +67,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/gobuild"
 )
 
 // DefaultVersion is the ESO release the e2e tests run: the one whose
@@ -137,7 +137,7 @@ func Ensure(ctx context.Context, cacheDir, version string, log io.Writer) (Build
 	if b.complete() {
 		return b, nil
 	}
-	info, err := modDownload(ctx, src, Module+"@"+version)
+	info, err := goBuild.ModDownload(ctx, src, Module+"@"+version)
 	if err != nil {
 		return b, err
 	}
@@ -162,14 +162,14 @@ func Ensure(ctx context.Context, cacheDir, version string, log io.Writer) (Build
 		return b, fmt.Errorf("writing the wrapper go.mod: %w", err)
 	}
 	os.Remove(filepath.Join(src, "go.sum"))
-	if err := goCommand(ctx, src, log, "get", Module+"@"+version).Run(); err != nil {
+	if err := goBuild.Command(ctx, src, log, "get", Module+"@"+version).Run(); err != nil {
 		return b, fmt.Errorf("resolving ESO %s modules: %w", version, err)
 	}
-	if err := checkNoUpgrades(ctx, src, upstream); err != nil {
+	if err := goBuild.CheckNoUpgrades(ctx, src, upstream, nil); err != nil {
 		return b, err
 	}
 	tmp := b.Controller + ".tmp"
-	if err := goCommand(ctx, src, log, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp, Module).Run(); err != nil {
+	if err := goBuild.Command(ctx, src, log, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp, Module).Run(); err != nil {
 		return b, fmt.Errorf("building the ESO %s controller: %w", version, err)
 	}
 	return b, os.Rename(tmp, b.Controller)
@@ -225,39 +225,6 @@ func wrapperGoMod(upstream []byte, version string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// checkNoUpgrades fails if resolving the wrapper selected, for any module
-// upstream's go.mod requires, another version than upstream's: the
-// controller must be built from upstream's dependency set.
-func checkNoUpgrades(ctx context.Context, src string, upstream []byte) error {
-	f, err := modfile.Parse("upstream", upstream, nil)
-	if err != nil {
-		return err
-	}
-	out, err := goOutput(ctx, src, "list", "-m", "-json", "all")
-	if err != nil {
-		return fmt.Errorf("listing the wrapper's modules: %w", err)
-	}
-	selected := map[string]string{}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for dec.More() {
-		var m struct{ Path, Version string }
-		if err := dec.Decode(&m); err != nil {
-			return fmt.Errorf("reading go list output: %w", err)
-		}
-		selected[m.Path] = m.Version
-	}
-	var moved []string
-	for _, r := range f.Require {
-		if got, ok := selected[r.Mod.Path]; ok && got != r.Mod.Version {
-			moved = append(moved, fmt.Sprintf("%s %s -> %s", r.Mod.Path, r.Mod.Version, got))
-		}
-	}
-	if len(moved) > 0 {
-		return fmt.Errorf("the wrapper module would not build upstream's dependency set (%s)", strings.Join(moved, ", "))
-	}
-	return nil
-}
-
 // writeCRDs assembles the CRDs the module's config/crds/bases kustomization
 // lists into one multi-document YAML at out.
 func writeCRDs(moduleDir, out, version string) error {
@@ -310,46 +277,10 @@ func writeCRDs(moduleDir, out, version string) error {
 	return os.Rename(out+".tmp", out)
 }
 
-type modInfo struct{ Dir, GoMod, Error string }
-
-func modDownload(ctx context.Context, dir, modVersion string) (modInfo, error) {
-	out, err := goOutput(ctx, dir, "mod", "download", "-json", modVersion)
-	var info modInfo
-	_ = json.Unmarshal(out, &info)
-	if err != nil || info.GoMod == "" || info.Dir == "" {
-		msg := info.Error
-		if msg == "" && err != nil {
-			msg = err.Error()
-		}
-		return info, fmt.Errorf("downloading %s from the module proxy: %s", modVersion, msg)
-	}
-	return info, nil
-}
-
-func goOutput(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	var stderr bytes.Buffer
-	cmd := goCommand(ctx, dir, nil, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-// goCommand is a go command of the wrapper module in dir: static binary,
-// no VCS stamping, no workspace or caller's module flags, and GOSUMDB=off
-// (for the wrapper only: the checksum database does not answer for some
-// of ESO's dependencies here; the module proxy still serves them).
-func goCommand(ctx context.Context, dir string, log io.Writer, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	if log != nil {
-		cmd.Stdout, cmd.Stderr = log, log
-	}
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOWORK=off", "GO111MODULE=on", "GOSUMDB=off")
-	return cmd
-}
+// goBuild runs the go commands of the wrapper module, with GOSUMDB=off
+// for it only: the checksum database does not answer for some of ESO's
+// dependencies here; the module proxy still serves them.
+var goBuild = gobuild.Env{"GOSUMDB=off"}
 
 // Options configure Start.
 type Options struct {
