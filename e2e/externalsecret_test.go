@@ -369,6 +369,32 @@ func TestForceSyncMerge(t *testing.T) {
 	}
 }
 
+// creationPolicy Orphan: no owner reference, yet the operator rewrites all
+// of the data on each sync. The Secret is found by the operator's field
+// manager: every key is refused to plain rotation; --force-sync rotates.
+func TestForceSyncOrphan(t *testing.T) {
+	f := newESFixture(t, map[string]string{"api": "the-old-api-token"})
+	ns := f.ns
+	f.externalSecret("api-es", map[string]any{"target": map[string]any{"name": "api", "creationPolicy": "Orphan"}, "data": []any{data("TOKEN", "api")}})
+	s := f.waitSynced("api", "TOKEN")
+	if len(s.OwnerReferences) != 0 {
+		t.Fatalf("the operator set owner references on an Orphan Secret: %v", s.OwnerReferences)
+	}
+	deployWith(t, ns, "client", envKeyFrom("api", "TOKEN"))
+	r := run(t, nil, "secret", "api", "-n", ns, "--key", "TOKEN", "--generate", "hex:16")
+	if r.code == 0 || !strings.Contains(r.stderr, "secret/api is written by externalsecret/api-es (external-secrets.io, creationPolicy Orphan)") {
+		t.Fatalf("rotating an Orphan Secret's key: exit %d\n%s", r.code, r.stderr)
+	}
+	f.setStore(map[string]string{"api": "the-new-api-token"})
+	mustRun(t, "secret", "api", "-n", ns, "--force-sync", "--timeout", "90s")
+	if string(getSecret(t, ns, "api").Data["TOKEN"]) != "the-new-api-token" || string(getSecret(t, ns, "api-previous").Data["TOKEN"]) != "the-old-api-token" {
+		t.Error("the Orphan Secret was not rotated with its old value kept")
+	}
+	if restartedAt(t, ns, "client") == "" {
+		t.Error("deployment/client was not restarted")
+	}
+}
+
 // Keys built by a template from two remote values, and keys brought by
 // dataFrom as a whole map: the sync changes what the operator computes,
 // and only the readers of changed keys restart.
@@ -516,7 +542,27 @@ func TestForceSyncPush(t *testing.T) {
 	}
 	deployWith(t, ns, "admin", envKeyFrom("admin-secrets", "SECRET_KEY"))
 
+	// Every version of the PushSecret the command makes, as the API
+	// server had it, for the value scan below.
+	w, err := f.dyn.Resource(pushSecrets).Namespace(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for e := range w.ResultChan() {
+			b, _ := json.Marshal(e.Object)
+			seen = append(seen, string(b))
+		}
+	}()
 	r := mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--push", "SECRET_KEY=hex:32", "--timeout", "90s", "-o", "yaml")
+	w.Stop()
+	<-watched
+	if len(seen) < 2 {
+		t.Fatalf("saw %d PushSecret events during the run, want its creation, status and deletion", len(seen))
+	}
 	s := getSecret(t, ns, "admin-secrets")
 	newValue := s.Data["SECRET_KEY"]
 	if len(newValue) != 64 || string(newValue) == "the-first-account-secret" {
@@ -541,6 +587,7 @@ func TestForceSyncPush(t *testing.T) {
 	}
 	vals := map[string][]byte{"first": []byte("the-first-account-secret"), "pushed": newValue}
 	assertNoValues(t, "output", r.allOutput(), vals)
+	assertNoValues(t, "the PushSecret", strings.Join(seen, "\n"), vals)
 	assertNamespaceHoldsNoValue(t, ns, vals)
 
 	// A key the operator builds from a template has no remote value to
