@@ -21,12 +21,13 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/e2e/eso"
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/externalsecrets"
 )
 
 var (
-	externalSecrets        = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "externalsecrets"}
-	clusterExternalSecrets = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1", Resource: "clusterexternalsecrets"}
-	pushSecrets            = schema.GroupVersionResource{Group: "external-secrets.io", Version: "v1alpha1", Resource: "pushsecrets"}
+	externalSecrets        = externalsecrets.ExternalSecrets
+	clusterExternalSecrets = externalsecrets.ClusterExternalSecrets
+	pushSecrets            = externalsecrets.PushSecrets
 )
 
 // The real External Secrets Operator (v0.20.4, built from the module proxy

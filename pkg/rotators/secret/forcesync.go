@@ -384,11 +384,16 @@ func (fs *forceSync) waitSync(ctx context.Context, _ *procedure.Record) error {
 			return err
 		}
 	}
-	if fs.push != nil && len(late) == 0 {
-		if err := fs.push.check(fs.targets[0]); err != nil {
-			return err
+	if fs.push != nil {
+		// Pushed: the store holds the version whether or not the sync came
+		// (deletionPolicy None); the PushSecret and its source have done
+		// their part.
+		fs.push.remove(context.WithoutCancel(ctx), fs)
+		if len(late) == 0 {
+			if err := fs.push.check(fs.targets[0]); err != nil {
+				return err
+			}
 		}
-		fs.push.remove(ctx, fs)
 	}
 	var kept []*syncTarget
 	for _, t := range fs.targets {

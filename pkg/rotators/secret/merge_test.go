@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,5 +59,56 @@ func TestRotateLeavesTheOperatorsKeysToIt(t *testing.T) {
 				t.Errorf("the refusal changed the Secret")
 			}
 		})
+	}
+}
+
+// A push the operator took, followed by a sync that never comes: the
+// store holds the new version, so NAME-previous keeps the values from
+// before, and the PushSecret and its source Secret (which holds the
+// value) are removed all the same.
+func TestPushThenNoSyncLeavesNoPushObjects(t *testing.T) {
+	es := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+		"metadata": map[string]any{"name": "app", "namespace": "ns"},
+		"spec": map[string]any{"refreshInterval": "1h", "secretStoreRef": map[string]any{"name": "store", "kind": "ClusterSecretStore"},
+			"data": []any{map[string]any{"secretKey": "a", "remoteRef": map[string]any{"key": "remote-a"}}}},
+	}}
+	store := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+		"metadata": map[string]any{"name": "store"}, "status": map[string]any{"capabilities": "ReadWrite"},
+	}}
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		externalsecrets.ExternalSecrets: "ExternalSecretList", externalsecrets.PushSecrets: "PushSecretList", externalsecrets.ClusterSecretStores: "ClusterSecretStoreList"}, es, store)
+	owned := secret("app", map[string]string{"a": "v1"}, generation(1), func(s *corev1.Secret) {
+		s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "external-secrets.io/v1", Kind: "ExternalSecret", Name: "app"}}
+	})
+	c := Clients{Kube: fake.NewClientset(owned), Dynamic: dc}
+	pushes := dc.Resource(externalsecrets.PushSecrets).Namespace("ns")
+	// The operator's part: report the PushSecret pushed.
+	go func() {
+		for i := 0; i < 300; i++ {
+			if ps, err := pushes.Get(context.Background(), "app"+PushSuffix, metav1.GetOptions{}); err == nil {
+				_ = unstructured.SetNestedSlice(ps.Object, []any{map[string]any{"type": "Ready", "status": "True"}}, "status", "conditions")
+				_, _ = pushes.Update(context.Background(), ps, metav1.UpdateOptions{})
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	o := forceSyncOpts()
+	o.SyncTimeout = time.Second
+	o.Changes = []Change{setTo("a", "pushed-value")}
+	_, err := ForceSync(context.Background(), c, o)
+	if err == nil || !strings.Contains(err.Error(), "the store holds the pushed value and the operator will sync it later: secret/app-previous keeps the values from before") {
+		t.Fatalf("error %v, want the sync to time out with the copy kept", err)
+	}
+	if got := string(get(t, c, "app-previous").Data["a"]); got != "v1" {
+		t.Errorf("app-previous holds %q, want v1", got)
+	}
+	if _, err := pushes.Get(context.Background(), "app"+PushSuffix, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the PushSecret was left behind (%v)", err)
+	}
+	if _, err := c.Kube.CoreV1().Secrets("ns").Get(context.Background(), "app"+PushSuffix, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the push's source Secret, which holds the value, was left behind (%v)", err)
 	}
 }
