@@ -36,13 +36,15 @@ func DefaultVersions() Versions {
 // Binaries are absolute paths of the built programs.
 type Binaries struct {
 	Etcd, APIServer, ControllerManager, Scheduler, Kubectl, Kwok string
+	// Kubelet runs the real node (see Options.RealNode).
+	Kubelet string
 	// KwokStages is kwok's configuration: the Stage objects that make fake
 	// nodes Ready, keep their leases and move pods to Running and Ready.
 	KwokStages string
 }
 
 // kubernetesCommands are built from k8s.io/kubernetes/cmd/<name>.
-var kubernetesCommands = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}
+var kubernetesCommands = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet"}
 
 // DefaultCacheDir is where built binaries are kept between runs, keyed by
 // version: $KUBE_ROTATE_CACHE, else $XDG_CACHE_HOME/kube-rotate, else
@@ -67,13 +69,14 @@ func binariesIn(cacheDir string, v Versions) Binaries {
 		ControllerManager: filepath.Join(k, "kube-controller-manager"),
 		Scheduler:         filepath.Join(k, "kube-scheduler"),
 		Kubectl:           filepath.Join(k, "kubectl"),
+		Kubelet:           filepath.Join(k, "kubelet"),
 		Kwok:              filepath.Join(cacheDir, "kwok-"+v.Kwok, "bin", "kwok"),
 		KwokStages:        filepath.Join(cacheDir, "kwok-"+v.Kwok, "stages.yaml"),
 	}
 }
 
 func (b Binaries) all() []string {
-	return []string{b.Etcd, b.APIServer, b.ControllerManager, b.Scheduler, b.Kubectl, b.Kwok}
+	return []string{b.Etcd, b.APIServer, b.ControllerManager, b.Scheduler, b.Kubectl, b.Kubelet, b.Kwok}
 }
 
 // Missing lists the binaries that are not built yet.
@@ -110,7 +113,7 @@ func EnsureBinaries(ctx context.Context, cacheDir string, v Versions, log io.Wri
 	defer unlock()
 
 	k8sMissing := false
-	for _, p := range []string{bins.Etcd, bins.APIServer, bins.ControllerManager, bins.Scheduler, bins.Kubectl} {
+	for _, p := range []string{bins.Etcd, bins.APIServer, bins.ControllerManager, bins.Scheduler, bins.Kubectl, bins.Kubelet} {
 		if contains(bins.Missing(), p) {
 			k8sMissing = true
 		}

@@ -60,6 +60,14 @@ type Options struct {
 	// API server polls it every minute, k8s.io/apiserver
 	// pkg/server/options/encryptionconfig/controller).
 	EncryptionConfig string
+	// RealNode adds a real node next to the kwok nodes: a kubelet with
+	// containerd, runc and the CNI bridge plugin (see node.go). Where it
+	// cannot start, Up says why in one line and goes on without it;
+	// Cluster.RealNode then returns that reason.
+	RealNode bool
+	// RepoRoot is this repository's directory, whose test images the real
+	// node runs. Default: found from the working directory.
+	RepoRoot string
 }
 
 // Cluster is a running local control plane.
@@ -83,6 +91,11 @@ type state struct {
 	Nodes            int       `json:"nodes"`
 	Processes        []process `json:"processes"`
 	Ready            bool      `json:"ready"`
+	// RealNode is the real node, while it starts or runs.
+	RealNode *realNodeState `json:"realNode,omitempty"`
+	// RealNodeUnavailable says why a real node that was asked for is not
+	// there.
+	RealNodeUnavailable string `json:"realNodeUnavailable,omitempty"`
 }
 
 type process struct {
@@ -239,6 +252,8 @@ func (c *Cluster) start(ctx context.Context, o Options, bins Binaries) error {
 		"--secure-port="+strconv.Itoa(c.state.APIServerPort),
 		"--tls-cert-file="+pki.ServingCert, "--tls-private-key-file="+pki.ServingKey,
 		"--client-ca-file="+pki.CACert,
+		"--kubelet-client-certificate="+pki.KubeletClientCert, "--kubelet-client-key="+pki.KubeletClientKey,
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -312,6 +327,9 @@ func (c *Cluster) start(ctx context.Context, o Options, bins Binaries) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if o.RealNode {
+		c.startRealNode(ctx, o, bins, pki)
 	}
 	c.state.Ready = true
 	if err := c.save(); err != nil {
@@ -446,6 +464,9 @@ func (c *Cluster) Processes() map[string]int {
 // its state directory.
 func (c *Cluster) Down() error {
 	var errs []error
+	if err := c.stopRealNode(); err != nil {
+		errs = append(errs, fmt.Errorf("stopping the real node: %w", err))
+	}
 	for i := len(c.state.Processes) - 1; i >= 0; i-- {
 		p := c.state.Processes[i]
 		if err := c.stop(p); err != nil {

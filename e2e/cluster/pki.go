@@ -19,10 +19,11 @@ import (
 
 // pkiFiles are the paths of the certificates and keys of one cluster.
 type pkiFiles struct {
-	CACert, CAKey                  string
-	ServingCert, ServingKey        string
-	ServiceAccountKey, ServiceAcct string // private key, public key
-	clients                        map[string]clientCert
+	CACert, CAKey                       string
+	ServingCert, ServingKey             string
+	ServiceAccountKey, ServiceAcct      string // private key, public key
+	KubeletClientCert, KubeletClientKey string // kube-apiserver's client certificate towards kubelets
+	clients                             map[string]clientCert
 }
 
 type clientCert struct {
@@ -41,6 +42,11 @@ var clientIdentities = []struct {
 	{"kube-controller-manager", "system:kube-controller-manager", nil},
 	{"kube-scheduler", "system:kube-scheduler", nil},
 	{"kwok", "kwok-controller", []string{"system:masters"}},
+	// The real node's kubelet, authorised by the Node authorizer.
+	{"kubelet", "system:node:" + RealNodeName, []string{"system:nodes"}},
+	// kube-apiserver's identity towards kubelets (logs, exec): the real
+	// node's kubelet accepts client certificates of this CA only.
+	{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", nil},
 }
 
 // writePKI creates a CA, the API server's serving certificate, one client
@@ -109,6 +115,14 @@ func writePKI(dir string, now time.Time) (*pkiFiles, error) {
 			return nil, fmt.Errorf("creating client certificate %s: %w", id.name, err)
 		}
 		p.clients[id.name] = clientCert{Cert: certPEM, Key: keyPEM}
+	}
+	kc := p.clients["apiserver-kubelet-client"]
+	p.KubeletClientCert, p.KubeletClientKey = filepath.Join(dir, "apiserver-kubelet-client.crt"), filepath.Join(dir, "apiserver-kubelet-client.key")
+	if err := os.WriteFile(p.KubeletClientCert, kc.Cert, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p.KubeletClientKey, kc.Key, 0o600); err != nil {
+		return nil, err
 	}
 
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -57,6 +57,7 @@ func run() int {
 	root.PersistentFlags().IntVar(&o.APIServerPort, "apiserver-port", 0, "API server port on 127.0.0.1 (0 picks a free port).")
 	root.PersistentFlags().IntVar(&o.EtcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1 (0 picks a free port).")
 	root.PersistentFlags().StringVar(&o.EncryptionConfig, "encryption-config", "", "EncryptionConfiguration file kube-apiserver encrypts with (--encryption-provider-config, reloaded when it changes); empty: no encryption at rest.")
+	root.PersistentFlags().BoolVar(&o.RealNode, "real-node", false, "Also start a real node (kubelet, containerd, runc; needs root and Debian's containerd, runc and containernetworking-plugins). Where it cannot start, say why in one line and go on with kwok nodes only.")
 	root.PersistentPreRun = func(*cobra.Command, []string) {
 		o.Versions = cluster.Versions{Kubernetes: kubernetes, Kwok: kwok}
 		o.Log = os.Stderr
