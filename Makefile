@@ -56,12 +56,16 @@ e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suit
 	PATH="$(BIN):$$PATH" $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)-e2e run -- \
 		$(GO) test -tags e2e $(E2E_FLAGS) ./e2e/...
 
-e2e-kubeconfig: build $(BIN)/e2e-cluster ## Run the e2e suite (and the real ESO controller's tests) against the cluster KUBECONFIG points at (kind in the e2e-kind workflow)
+e2e-kubeconfig: build $(BIN)/e2e-cluster ## Run the whole e2e suite, every ./e2e/... package as make e2e runs them (real ESO controller, kOps interop with the kops CLI, the packages that start local control planes of their own), against the cluster KUBECONFIG points at (kind in the e2e-kind workflow)
 	@test -n "$${KUBECONFIG:-}" || { echo "KUBECONFIG is not set: point it at a test cluster" >&2; exit 2; }
 	@$(BIN)/e2e-cluster eso >/dev/null # a failed build stops here, not as an empty ESO in the tests
+	@$(BIN)/e2e-cluster kops >/dev/null # the same for the kops CLI (e2e/kops, e2e/encryption)
+	@$(BIN)/e2e-cluster build >/dev/null # control-plane binaries for e2e/encryption and e2e/cmd/cluster: built here, not inside the test timeout
+	KOPS=$$($(BIN)/e2e-cluster kops | sed -n 's/^KOPS=//p') \
 	ESO=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO=//p') \
 	ESO_CRDS=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO_CRDS=//p') \
-	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/ ./e2e/eso/
+	KOPS_CHANNEL=$$($(GO) list -m -f '{{.Dir}}' k8s.io/kops)/channels/stable \
+	PATH="$(BIN):$$PATH" $(GO) test -tags e2e $(E2E_FLAGS) ./e2e/...
 
 lint: verify-generated ## gofmt, go vet, generated code up to date, actionlint, krew manifests (validated and installed offline)
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi

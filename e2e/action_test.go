@@ -169,7 +169,7 @@ func (w *workflow) run() actionRun {
 	for _, k := range names {
 		env = append(env, "INPUT_"+strings.ToUpper(k)+"="+inputs[k])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(3*time.Minute))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, actionBin(t))
 	cmd.Env, cmd.Dir = env, w.workspace

@@ -72,26 +72,27 @@ func TestDocsCommands(t *testing.T) {
 				})
 			}
 			if m[2] != "" {
-				applyFixture(t, ns, filepath.Join("../docs/fixtures", m[2]))
+				file := filepath.Join("../docs/fixtures", m[2])
+				applyFixture(t, ns, file)
+				if m[4] != "" {
+					// The fixture's Deployments read the Secrets the operator
+					// writes: on a real kubelet their pods stay in
+					// CreateContainerConfigError until it has, so the wait
+					// for the operator comes before the wait for rollouts.
+					// (kwok nodes make them Ready either way.)
+					waitExternalSecretsWritten(t, ns)
+				}
+				waitFixtureRolledOut(t, ns)
 				// managedFields times have whole seconds: a page that checks
 				// ages against 1s (status.md) needs its objects one second
 				// old, which on a fast run they are not yet.
 				time.Sleep(time.Second)
+			} else if m[4] != "" {
+				waitExternalSecretsWritten(t, ns)
 			}
 			// The page's namespace becomes the test's, on command lines and in
 			// the page's files (plans name their namespace).
 			nsFlag := regexp.MustCompile(`(-n |--namespace[ =]|namespace: )` + regexp.QuoteMeta(m[1]) + `\b`)
-			if m[4] != "" {
-				ctx := context.Background()
-				l, err := dynamic.NewForConfigOrDie(restConfig).Resource(externalSecrets).Namespace(ns).List(ctx, metav1.ListOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				waitFor(t, "the External Secrets operator to write the fixture's Secrets", time.Minute, func() bool {
-					s, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "reconcile.external-secrets.io/managed=true"})
-					return err == nil && len(s.Items) >= len(l.Items)
-				})
-			}
 			work := t.TempDir()
 			env := []string{"PATH=" + plugins + string(os.PathListSeparator) + os.Getenv("PATH")}
 			if db := m[5]; db != "" {
@@ -206,12 +207,33 @@ func shellCommands(md string) []docCommand {
 }
 
 // applyFixture creates a page's objects in ns with kubectl (namespace set).
+// It does not wait for them: see waitFixtureRolledOut.
 func applyFixture(t *testing.T, ns, file string) {
 	t.Helper()
 	cmd := exec.Command("kubectl", "apply", "-n", ns, "-f", file)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("applying %s: %v\n%s", file, err, out)
 	}
+}
+
+// waitExternalSecretsWritten waits until the External Secrets operator has
+// written the Secret of each ExternalSecret in ns.
+func waitExternalSecretsWritten(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := dynamic.NewForConfigOrDie(restConfig).Resource(externalSecrets).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the External Secrets operator to write the fixture's Secrets", time.Minute, func() bool {
+		s, err := client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "reconcile.external-secrets.io/managed=true"})
+		return err == nil && len(s.Items) >= len(l.Items)
+	})
+}
+
+// waitFixtureRolledOut waits until every Deployment in ns has rolled out.
+func waitFixtureRolledOut(t *testing.T, ns string) {
+	t.Helper()
 	deps, err := client.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -205,7 +205,7 @@ func TestForceSyncRealOperator(t *testing.T) {
 
 	f.setStore(map[string]string{"admin-account": "the-new-account-secret"})
 	otherBefore := getDeployment(t, ns, "reads-other").Generation
-	r = mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", "90s")
+	r = mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	s := getSecret(t, ns, "admin-secrets")
 	if string(s.Data["SECRET_KEY"]) != "the-new-account-secret" {
 		t.Error("the Secret does not hold the store's new value")
@@ -232,7 +232,7 @@ func TestForceSyncRealOperator(t *testing.T) {
 	// A second rotation before the first is finished would lose the
 	// back-compat copy: refused, nothing written.
 	f.setStore(map[string]string{"admin-account": "the-third-account-secret"})
-	r = run(t, nil, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", "90s")
+	r = run(t, nil, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	outputs = append(outputs, r.allOutput())
 	if r.code == 0 || !strings.Contains(r.stderr, "secret/admin-secrets-previous still holds the values of SECRET_KEY from before rotation 1 of secret/admin-secrets") ||
 		!strings.Contains(r.stderr, "kubectl rotate finish secret/admin-secrets -n "+ns) {
@@ -249,7 +249,7 @@ func TestForceSyncRealOperator(t *testing.T) {
 	}
 	// Finished (every field re-saved), the next rotation goes through.
 	outputs = append(outputs, mustRun(t, "finish", "secret/admin-secrets", "-n", ns, "--force").allOutput())
-	outputs = append(outputs, mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", "90s", "-o", "yaml").allOutput())
+	outputs = append(outputs, mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second), "-o", "yaml").allOutput())
 	if string(getSecret(t, ns, "admin-secrets").Data["SECRET_KEY"]) != "the-third-account-secret" ||
 		string(getSecret(t, ns, "admin-secrets-previous").Data["SECRET_KEY"]) != "the-new-account-secret" {
 		t.Error("after finish, the next force-sync did not rotate")
@@ -353,7 +353,7 @@ func TestForceSyncMerge(t *testing.T) {
 	tokenUserBefore := getDeployment(t, ns, "token-user").Generation
 
 	f.setStore(map[string]string{"db-pass": "the-new-db-password"})
-	mustRun(t, "secret", "app", "-n", ns, "--force-sync", "--timeout", "90s")
+	mustRun(t, "secret", "app", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	s := getSecret(t, ns, "app")
 	if string(s.Data["DB_PASSWORD"]) != "the-new-db-password" || string(s.Data["LOCAL_TOKEN"]) != token {
 		t.Errorf("after the sync: DB_PASSWORD new=%v, LOCAL_TOKEN kept=%v", string(s.Data["DB_PASSWORD"]) == "the-new-db-password", string(s.Data["LOCAL_TOKEN"]) == token)
@@ -387,7 +387,7 @@ func TestForceSyncOrphan(t *testing.T) {
 		t.Fatalf("rotating an Orphan Secret's key: exit %d\n%s", r.code, r.stderr)
 	}
 	f.setStore(map[string]string{"api": "the-new-api-token"})
-	mustRun(t, "secret", "api", "-n", ns, "--force-sync", "--timeout", "90s")
+	mustRun(t, "secret", "api", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	if string(getSecret(t, ns, "api").Data["TOKEN"]) != "the-new-api-token" || string(getSecret(t, ns, "api-previous").Data["TOKEN"]) != "the-old-api-token" {
 		t.Error("the Orphan Secret was not rotated with its old value kept")
 	}
@@ -420,7 +420,7 @@ func TestForceSyncTemplateAndDataFrom(t *testing.T) {
 
 	f.setStore(map[string]string{"db-pass": "the-new-password", "bundle": `{"API_KEY":"the-new-api-key","REGION":"eu-west-1"}`})
 	// Both, selected by the label the operator puts on every Secret it writes.
-	r := mustRun(t, "secret", "-l", "reconcile.external-secrets.io/managed=true", "-n", ns, "--force-sync", "--timeout", "90s")
+	r := mustRun(t, "secret", "-l", "reconcile.external-secrets.io/managed=true", "-n", ns, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	if got := string(getSecret(t, ns, "dsn").Data["DATABASE_URL"]); got != "postgresql://app:the-new-password@db:5432/app" {
 		t.Errorf("DATABASE_URL is not built from the new password")
 	}
@@ -492,7 +492,7 @@ func TestForceSyncClusterExternalSecret(t *testing.T) {
 	})
 
 	f.setStore(map[string]string{"registry": "the-new-registry-token"})
-	r := mustRun(t, "secret", "clusterexternalsecret/"+name, "--force-sync", "--timeout", "90s")
+	r := mustRun(t, "secret", "clusterexternalsecret/"+name, "--force-sync", "--timeout", timeoutFlag(90*time.Second))
 	for _, ns := range namespaces {
 		if string(getSecret(t, ns, "registry").Data["TOKEN"]) != "the-new-registry-token" {
 			t.Errorf("%s: the Secret does not hold the new token", ns)
@@ -558,7 +558,7 @@ func TestForceSyncPush(t *testing.T) {
 			seen = append(seen, string(b))
 		}
 	}()
-	r := mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--push", "SECRET_KEY=hex:32", "--timeout", "90s", "-o", "yaml")
+	r := mustRun(t, "secret", "admin-secrets", "-n", ns, "--force-sync", "--push", "SECRET_KEY=hex:32", "--timeout", timeoutFlag(90*time.Second), "-o", "yaml")
 	w.Stop()
 	<-watched
 	if len(seen) < 2 {

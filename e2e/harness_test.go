@@ -148,12 +148,13 @@ func restart(t *testing.T, ns, name string) {
 	}
 }
 
-// waitRolledOut waits as `kubectl rollout status` does, with its status viewer.
+// waitRolledOut waits as `kubectl rollout status` does, with its status
+// viewer, up to 2 minutes (times E2E_TIMEOUT_SCALE).
 func waitRolledOut(t *testing.T, ns, name string) {
 	t.Helper()
 	viewer := &polymorphichelpers.DeploymentStatusViewer{}
 	var msg string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, scaled(2*time.Minute), true, func(ctx context.Context) (bool, error) {
 		d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err

@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: KUBECONFIG is not set: run `make e2e`, or point KUBECONFIG at a test cluster (`make cluster-up` prints one)")
 		os.Exit(2)
 	}
+	if err := loadTimeoutScale(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.Exit(2)
+	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {

@@ -26,7 +26,7 @@ func TestKilledRunResumesWithoutLosingTheOldValue(t *testing.T) {
 	deployWith(t, ns, "slow", envKeyFrom("app", "password"))
 	patchDeployment(t, ns, "slow", `{"spec":{"template":{"spec":{"nodeSelector":{"not-yet":"true"}}}}}`) // new pods wait
 
-	args := []string{"secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "2m"}
+	args := []string{"secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", timeoutFlag(2 * time.Minute)}
 	cmd := exec.Command(rotateBin(t), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -41,7 +41,7 @@ func TestRotationResumesAfterItsRestarts(t *testing.T) {
 			return r.allOutput()
 		}},
 		{"killed while it waits", func(t *testing.T, ns string, args []string) string {
-			cmd := exec.Command(rotateBin(t), append(args, "--timeout", "2m")...)
+			cmd := exec.Command(rotateBin(t), append(args, "--timeout", timeoutFlag(2*time.Minute))...)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
@@ -86,7 +86,7 @@ func TestRotationResumesAfterItsRestarts(t *testing.T) {
 			// The operator fixes the workload and runs the same command again.
 			patchDeployment(t, ns, "slow", `{"spec":{"template":{"spec":{"nodeSelector":null}}}}`)
 			fixed := getDeployment(t, ns, "slow").Generation
-			r := mustRun(t, append(args, "--timeout", "2m")...)
+			r := mustRun(t, append(args, "--timeout", timeoutFlag(2*time.Minute))...)
 			for _, want := range []string{"resuming generation 1", "step 3 of 5 (restart): done already", `deployment "slow" successfully rolled out`} {
 				if !strings.Contains(r.allOutput(), want) {
 					t.Errorf("the re-run does not say %q:\n%s", want, r.allOutput())

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -238,11 +239,14 @@ func TestFailedRollout(t *testing.T) {
 	// From now on its new pods cannot be scheduled: the rollout never completes.
 	patchDeployment(t, ns, "broken", `{"spec":{"progressDeadlineSeconds":600,"template":{"spec":{"nodeSelector":{"no-such-node":"true"}}}}}`)
 
-	r := run(t, nil, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "5s")
+	// The timeout is also how long deployment/healthy has to roll out: 5s
+	// on kwok nodes, longer on a real kubelet (E2E_TIMEOUT_SCALE).
+	timeout := timeoutFlag(5 * time.Second)
+	r := run(t, nil, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", timeout)
 	if r.code == 0 {
 		t.Fatal("rotation with a consumer that never becomes Ready succeeded")
 	}
-	for _, want := range []string{"deployment/broken", "not rolled out within 5s", "kubectl rotate undo secret/app -n " + ns} {
+	for _, want := range []string{"deployment/broken", "not rolled out within " + timeout, "kubectl rotate undo secret/app -n " + ns} {
 		if !strings.Contains(r.allOutput(), want) {
 			t.Errorf("failure output lacks %q", want)
 		}
@@ -259,7 +263,7 @@ func TestFailedRollout(t *testing.T) {
 		t.Fatal("undo did not restore the value")
 	}
 
-	r = run(t, nil, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", "5s", "--undo-on-failure")
+	r = run(t, nil, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--timeout", timeout, "--undo-on-failure")
 	if r.code == 0 || !strings.Contains(r.allOutput(), "previous values were restored") {
 		t.Errorf("--undo-on-failure: exit %d", r.code)
 	}
