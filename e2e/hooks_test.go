@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/kube-rotate/kube-rotate/e2e/images"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/hooks"
 )
 
@@ -43,9 +44,12 @@ const hookJobName = "db-set-2e3f4a5b"
 func newHookJob(ns string, timeout time.Duration, scheduler string) *hooks.Job {
 	return &hooks.Job{Client: client, Namespace: ns, Timeout: timeout, PendingSecret: "db-creds-pending", CurrentSecret: "db-creds",
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			SchedulerName:  scheduler,
-			InitContainers: []corev1.Container{{Name: "wait", Image: "busybox", Command: []string{"true"}}},
-			Containers:     []corev1.Container{{Name: "psql", Image: "postgres:16", Command: []string{"/bin/sh", "-c", `psql -c "ALTER ROLE app PASSWORD '$(cat $KUBE_ROTATE_PENDING_DIR/password)'"`}}},
+			SchedulerName: scheduler,
+			// Containers that end: on a real kubelet (kind, the real node)
+			// the Job completes only when they exit 0.
+			InitContainers: []corev1.Container{{Name: "wait", Image: images.TestApp.Ref(), Args: []string{"exit", "0"}}},
+			Containers: []corev1.Container{{Name: "hook", Image: images.TestApp.Ref(), Args: []string{"pending-digest"},
+				Env: []corev1.EnvVar{{Name: "DIGEST_KEY", Value: digestKey}}}},
 		}}}}
 }
 
@@ -229,9 +233,9 @@ func failPod(ns string, seen *hookObjects, value string) error {
 	}
 	now := metav1.Now()
 	pod.Status.Phase = corev1.PodFailed
-	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "wait", Image: "busybox",
+	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "wait", Image: images.TestApp.Ref(),
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}}}}
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "psql", Image: "postgres:16",
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "hook", Image: images.TestApp.Ref(),
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error",
 			Message: "psql: ALTER ROLE app PASSWORD '" + value + "' failed", StartedAt: now, FinishedAt: now}}}}
 	if _, err := client.CoreV1().Pods(ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
@@ -258,7 +262,7 @@ func TestHookJobFailed(t *testing.T) {
 		t.Fatal("a failed job must be an error")
 	}
 	msg := err.Error()
-	want := "hook set of item db: job " + ns + "/" + hookJobName + " failed (BackoffLimitExceeded): container psql exited 3: Error psql: ALTER ROLE app PASSWORD '[REDACTED]' failed"
+	want := "hook set of item db: job " + ns + "/" + hookJobName + " failed (BackoffLimitExceeded): container hook exited 3: Error psql: ALTER ROLE app PASSWORD '[REDACTED]' failed"
 	if !strings.HasPrefix(msg, want) || !strings.Contains(msg, "fix the hook") || strings.Contains(msg, "\n") {
 		t.Errorf("error\n got %s\nwant %s ... fix the hook ...", msg, want)
 	}

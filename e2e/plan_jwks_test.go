@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"os"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-rotate/kube-rotate/e2e/images"
 )
 
 // TestPlanKeySetWithJobHook rotates a DiracX key set through a plan whose
@@ -37,7 +39,7 @@ spec:
           template:
             template:
               spec:
-                containers: [{name: check, image: registry.k8s.io/pause:3.10}]
+                containers: [{name: check, image: ` + images.TestApp.Ref() + `, args: [exit, "0"]}]
 `
 	planFile := filepath.Join(t.TempDir(), "plan.yaml")
 	if err := os.WriteFile(planFile, []byte(doc), 0o600); err != nil {

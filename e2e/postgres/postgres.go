@@ -112,6 +112,24 @@ const installHint = "install them with `apt-get install -y postgresql-15` (Debia
 // documentation for how running as root is handled.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options configure StartWith.
+type Options struct {
+	// ListenOn are addresses the server listens on besides 127.0.0.1, for
+	// clients in pods: the real node's host address, where pods reach the
+	// host.
+	ListenOn []string
+	// AllowFrom are the client networks (CIDR) allowed to log in with a
+	// password over those addresses, for example the real node's pod
+	// subnet.
+	AllowFrom []string
+}
+
+// StartWith is Start with pods as clients too: see Options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	begin := time.Now()
 	binDir, psql, err := findBinaries()
 	if err != nil {
@@ -126,7 +144,7 @@ func Start(t testing.TB) *Server {
 	if err := s.prepareDir(t); err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	if err := s.initdb(); err != nil {
+	if err := s.initdb(o); err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
 	// The port is picked free, then bound by postgres: another process
@@ -462,7 +480,7 @@ func (s *Server) prepareDir(t testing.TB) error {
 }
 
 // initdb creates the cluster and appends the settings to postgresql.conf.
-func (s *Server) initdb() error {
+func (s *Server) initdb(o Options) error {
 	pw := make([]byte, 18)
 	if _, err := rand.Read(pw); err != nil {
 		return fmt.Errorf("generate the superuser password: %w", err)
@@ -507,7 +525,7 @@ func (s *Server) initdb() error {
 
 	conf := fmt.Sprintf(`
 # kube-rotate e2e: a throwaway server.
-listen_addresses = '127.0.0.1'
+listen_addresses = '%s'
 unix_socket_directories = '%s'
 unix_socket_permissions = 0700
 password_encryption = 'scram-sha-256'
@@ -522,7 +540,7 @@ log_destination = 'stderr'
 # Failing statements may carry passwords (ALTER ROLE ... PASSWORD): do not log them.
 log_min_error_statement = panic
 log_statement = 'none'
-`, strings.ReplaceAll(s.SocketDir, "'", "''"))
+`, strings.Join(append([]string{"127.0.0.1"}, o.ListenOn...), ","), strings.ReplaceAll(s.SocketDir, "'", "''"))
 	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("open postgresql.conf: %w", err)
@@ -534,7 +552,26 @@ log_statement = 'none'
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write postgresql.conf: %w", err)
 	}
-	return nil
+	if len(o.AllowFrom) == 0 {
+		return nil
+	}
+	var hba strings.Builder
+	hba.WriteString("# kube-rotate e2e: clients in pods\n")
+	for _, cidr := range o.AllowFrom {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return fmt.Errorf("AllowFrom %q: %w", cidr, err)
+		}
+		fmt.Fprintf(&hba, "host all all %s scram-sha-256\n", cidr)
+	}
+	hf, err := os.OpenFile(filepath.Join(s.DataDir, "pg_hba.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open pg_hba.conf: %w", err)
+	}
+	if _, err := hf.WriteString(hba.String()); err != nil {
+		hf.Close()
+		return fmt.Errorf("write pg_hba.conf: %w", err)
+	}
+	return hf.Close()
 }
 
 // asServerUser makes cmd run as the server's user when running as root.

@@ -17,15 +17,14 @@
 //	testapp jwks-verify   serve /verify?token=…: 200 if the token verifies
 //	                      against the public key set in $JWKS_FILE, read anew
 //	                      on every request
+//	testapp pending-digest  hook: log the keyed digest of every key of the
+//	                      pending Secret mounted at $KUBE_ROTATE_PENDING_DIR
 //	testapp exit CODE     exit with CODE at once (a hook that really ends)
 //	testapp sleep         sleep until SIGTERM, then exit 0
 package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,11 +37,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kube-rotate/kube-rotate/e2e/images/digest"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: testapp db|set-password|check-login|jwks-sign|jwks-verify|exit CODE|sleep"))
+		fail(errors.New("usage: testapp db|set-password|check-login|pending-digest|jwks-sign|jwks-verify|exit CODE|sleep"))
 	}
 	var err error
 	switch os.Args[1] {
@@ -56,6 +57,8 @@ func main() {
 		err = jwksSign()
 	case "jwks-verify":
 		err = serveJWKSVerify()
+	case "pending-digest":
+		err = pendingDigest()
 	case "exit":
 		code := 0
 		if len(os.Args) > 2 {
@@ -80,13 +83,8 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// Digest is the keyed digest a program logs of a value it loaded: the
-// first 16 hex digits of HMAC-SHA256(key, value).
-func Digest(key, value []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write(value)
-	return hex.EncodeToString(m.Sum(nil))[:16]
-}
+// Digest is the keyed digest a program logs of a value it loaded.
+func Digest(key, value []byte) string { return digest.Of(key, value) }
 
 func digestKey() ([]byte, error) {
 	k := os.Getenv("DIGEST_KEY")
@@ -246,6 +244,39 @@ func setPassword() error {
 		return err
 	}
 	fmt.Printf("testapp: role %s password set, digest=%s\n", role, Digest(key, pw))
+	return nil
+}
+
+func pendingDigest() error {
+	key, err := digestKey()
+	if err != nil {
+		return err
+	}
+	dir := os.Getenv("KUBE_ROTATE_PENDING_DIR")
+	if dir == "" {
+		dir = "/etc/kube-rotate/pending"
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading the pending values: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		// A Secret volume holds each key as a link into ..data; skip the
+		// volume's own ..data and ..<timestamp> entries.
+		if strings.HasPrefix(e.Name(), "..") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("testapp: pending %s digest=%s\n", e.Name(), Digest(key, b))
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("no pending values in %s", dir)
+	}
 	return nil
 }
 
