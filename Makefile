@@ -18,7 +18,7 @@ GOBUILD   := $(GO) build -ldflags '$(LDFLAGS)'
 
 # The local control plane: state (pids, kubeconfig, logs) and cached binaries.
 CLUSTER_STATE ?= $(or $(TMPDIR),/tmp)/kube-rotate-cluster-$(shell id -u)/local
-CLUSTER       := $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)
+CLUSTER       := $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE) --real-node
 E2E_FLAGS     ?= -count=1 -timeout=20m
 
 .PHONY: build generate verify-generated unit e2e e2e-kubeconfig test lint krew-check dist krew demo bench cluster-up cluster-env cluster-down cluster-build clean
@@ -40,7 +40,7 @@ verify-generated: ## Fail when pkg/apis' generated code is not what deepcopy-gen
 	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go $(APIS); \
 	if ! diff -ru "$$tmp/apis" pkg/apis; then rm -rf pkg/apis && cp -r "$$tmp/apis" pkg/; echo "pkg/apis: generated code is stale: run make generate"; exit 1; fi
 
-$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/eso e2e/internal -name '*.go' ! -name '*_test.go') go.mod
+$(BIN)/e2e-cluster: $(shell find e2e/cluster e2e/cmd e2e/eso e2e/internal e2e/images -name '*.go' ! -name '*_test.go') go.mod
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./e2e/cmd/cluster
 
@@ -53,7 +53,7 @@ e2e: build $(BIN)/e2e-cluster ## Start a private local cluster, run the e2e suit
 	ESO=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO=//p') \
 	ESO_CRDS=$$($(BIN)/e2e-cluster eso | sed -n 's/^ESO_CRDS=//p') \
 	KOPS_CHANNEL=$$($(GO) list -m -f '{{.Dir}}' k8s.io/kops)/channels/stable \
-	PATH="$(BIN):$$PATH" $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)-e2e run -- \
+	PATH="$(BIN):$$PATH" $(BIN)/e2e-cluster --state-dir=$(CLUSTER_STATE)-e2e --real-node run -- \
 		$(GO) test -tags e2e $(E2E_FLAGS) ./e2e/...
 
 e2e-kubeconfig: build $(BIN)/e2e-cluster ## Run the whole e2e suite, every ./e2e/... package as make e2e runs them (real ESO controller, kOps interop with the kops CLI, the packages that start local control planes of their own), against the cluster KUBECONFIG points at (kind in the e2e-kind workflow)

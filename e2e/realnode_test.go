@@ -357,3 +357,163 @@ func TestRealPodsUndoOnFailure(t *testing.T) {
 	assertPodsRun(t, ns, "api", "old", []byte(oldPW), 2)
 	assertNoValues(t, "rotate output", res.allOutput(), map[string][]byte{"old": []byte(oldPW)})
 }
+
+// TestRealNodeHookJobs runs the hook Job the kind workflow runs, on the
+// real node: its containers end, so the Job completes, and the pod ran on
+// the node for real (a kubelet reported the container's exit). A Job whose
+// container is a pause image never ends on a kubelet: the hook's timeout
+// ends it, as it would on kind, with the hook's one-line message.
+func TestRealNodeHookJobs(t *testing.T) {
+	rn := realNode(t)
+	ns := newNamespace(t)
+	hookSecrets(t, ns)
+	seen := watchHookObjects(t, ns)
+
+	ok := newHookJob(ns, scaled(2*time.Minute), "")
+	onRealNode(&ok.Spec.Template.Spec)
+	if res, err := ok.Run(context.Background(), hookValues(ns)); err != nil || res.ExitCode != 0 {
+		t.Fatalf("the hook Job on the real node: %+v, %v", res, err)
+	}
+	var ran *corev1.Pod
+	seen.mu.Lock()
+	for _, p := range seen.pods {
+		if p.Spec.NodeName == rn.name && p.Status.Phase == corev1.PodSucceeded {
+			ran = p
+		}
+	}
+	seen.mu.Unlock()
+	if ran == nil {
+		t.Fatalf("no pod of the hook Job succeeded on %s", rn.name)
+	}
+	for _, s := range ran.Status.ContainerStatuses {
+		if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 || s.ContainerID == "" {
+			t.Errorf("container %s of pod %s: %+v (want a real container that exited 0)", s.Name, ran.Name, s.State)
+		}
+	}
+
+	pause := newHookJob(ns, 15*time.Second, "")
+	pause.Spec.Template.Spec.InitContainers = nil
+	pause.Spec.Template.Spec.Containers = []corev1.Container{{Name: "hook", Image: images.Pause.Ref(), ImagePullPolicy: corev1.PullNever}}
+	onRealNode(&pause.Spec.Template.Spec)
+	_, err := pause.Run(context.Background(), hookValues(ns))
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 15s") {
+		t.Fatalf("a pause container as a hook: %v, want the hook's timeout", err)
+	}
+}
+
+// TestRealPodsJWKRotate runs `kubectl rotate jwk rotate` on a DiracX key
+// set read by a signer and a verifier on the real node; both load the set
+// once, at start. While the command runs, a checker keeps asking a Ready
+// signer for a token and every Ready verifier to verify it: no token may
+// be refused at any step. A verifier that reads a copy of the old set
+// (never rotated) refuses the tokens signed after the promotion, which
+// shows the checker sees a broken rotation.
+func TestRealPodsJWKRotate(t *testing.T) {
+	realNode(t)
+	ns := newNamespace(t)
+	set := readFixture(t, "diracx.json")
+	createSecret(t, ns, "diracx-jwks", map[string]string{"jwks.json": string(set)})
+	createSecret(t, ns, "stale-jwks", map[string]string{"jwks.json": string(set)})
+	jwksApp := func(name, secret, role string) *appsv1.Deployment {
+		d := sampleDeployment(name, "unused", 1)
+		spec := &d.Spec.Template.Spec
+		spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
+		spec.Volumes = []corev1.Volume{secretVolume("jwks", secret)}
+		spec.Containers[0] = corev1.Container{Name: "app", Image: images.TestApp.Ref(), ImagePullPolicy: corev1.PullNever, Args: []string{role},
+			Env:          []corev1.EnvVar{{Name: "JWKS_FILE", Value: "/etc/jwks/jwks.json"}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "jwks", MountPath: "/etc/jwks", ReadOnly: true}},
+			ReadinessProbe: &corev1.Probe{PeriodSeconds: 1,
+				ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}},
+		}
+		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1))}}
+		onRealNode(spec)
+		return d
+	}
+	createDeployment(t, ns, jwksApp("signer", "diracx-jwks", "jwks-sign"))
+	createDeployment(t, ns, jwksApp("verifier", "diracx-jwks", "jwks-verify"))
+	createDeployment(t, ns, jwksApp("stale-verifier", "stale-jwks", "jwks-verify"))
+	for _, d := range []string{"signer", "verifier", "stale-verifier"} {
+		waitRolledOut(t, ns, d)
+	}
+	ctx := context.Background()
+	readyPods := func(app string) []string {
+		l, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, p := range l.Items {
+			if p.DeletionTimestamp == nil && podReady(&p) {
+				out = append(out, p.Name)
+			}
+		}
+		return out
+	}
+	proxy := func(pod, path string, params map[string]string) (string, error) {
+		b, err := client.CoreV1().Pods(ns).ProxyGet("http", pod, "8080", path, params).DoRaw(ctx)
+		return strings.TrimSpace(string(b)), err
+	}
+	// check signs one token and has it verified; it returns the kid that
+	// signed, and the verifiers of app that refused it (401).
+	check := func(app string) (kid string, refused []string) {
+		signers := readyPods("signer")
+		if len(signers) == 0 {
+			return "", nil
+		}
+		tok, err := proxy(signers[0], "/token", nil)
+		if err != nil {
+			return "", nil // the signer went away meanwhile
+		}
+		for _, v := range readyPods(app) {
+			body, err := proxy(v, "/verify", map[string]string{"token": tok})
+			if err != nil && strings.Contains(body, "does not verify") {
+				refused = append(refused, v)
+			} else if err == nil {
+				kid = body
+			}
+		}
+		return kid, refused
+	}
+	if kid, refused := check("verifier"); kid == "" || len(refused) > 0 {
+		t.Fatalf("before the rotation: kid %q, refused by %v", kid, refused)
+	}
+	oldKid, _ := check("verifier")
+
+	done, stop := make(chan struct{}), make(chan struct{})
+	type failure struct{ kid, pod string }
+	var failures []failure
+	checks := 0
+	go func() {
+		defer close(done)
+		for {
+			kid, refused := check("verifier")
+			checks++
+			for _, p := range refused {
+				failures = append(failures, failure{kid, p})
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	out := run(t, nil, "jwk", "rotate", "--secret", "diracx-jwks", "-n", ns, "--timeout", timeoutFlag(2*time.Minute))
+	close(stop)
+	<-done
+	if out.code != 0 {
+		t.Fatalf("jwk rotate failed:\n%s", out.allOutput())
+	}
+	t.Logf("%d checks during the rotation", checks)
+	if len(failures) > 0 {
+		t.Errorf("tokens were refused during the rotation: %v\n%s", failures, out.allOutput())
+	}
+	newKid, refused := check("verifier")
+	if newKid == "" || newKid == oldKid || len(refused) > 0 {
+		t.Errorf("after the rotation: tokens signed by kid %q (before: %q), refused by %v", newKid, oldKid, refused)
+	}
+	if _, stale := check("stale-verifier"); len(stale) == 0 {
+		t.Errorf("the verifier that never got the new key set accepted a token of the new key %s: the check cannot see a broken rotation", newKid)
+	}
+}

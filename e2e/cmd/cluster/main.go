@@ -9,6 +9,8 @@
 //	cluster eso           build the real External Secrets Operator controller
 //	                      and its CRD bundle if needed, print ESO=... and
 //	                      ESO_CRDS=...
+//	cluster images        build the real-node test images into one archive,
+//	                      print IMAGES=...
 //	cluster run -- CMD    start a cluster tied to this process, run CMD with
 //	                      KUBECONFIG set, stop the cluster whatever happens
 package main
@@ -20,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -27,6 +30,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/e2e/cluster"
 	"github.com/kube-rotate/kube-rotate/e2e/eso"
+	"github.com/kube-rotate/kube-rotate/e2e/images"
 )
 
 func init() {
@@ -150,6 +154,27 @@ func run() int {
 			return nil
 		},
 	})
+	root.AddCommand(&cobra.Command{
+		Use:   "images",
+		Short: "Build the real-node test images (pause, testapp) into one image archive, offline; print IMAGES=<path> (for `kind load image-archive`)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, err := images.RepoRoot()
+			if err != nil {
+				return err
+			}
+			dir, err := cacheDir(o)
+			if err != nil {
+				return err
+			}
+			path, err := images.Build(ctx, root, filepath.Join(dir, "images"), images.All)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("IMAGES=%s\n", path)
+			return nil
+		},
+	})
 	var exitCode int
 	root.AddCommand(&cobra.Command{
 		Use:   "run -- COMMAND [ARGS...]",
@@ -170,6 +195,11 @@ func run() int {
 			child := exec.Command(args[0], args[1:]...)
 			child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
 			child.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+			if _, err := c.RealNode(); err != nil && o.RealNode {
+				// The real-pod tests skip with this reason (or fail with
+				// E2E_REAL_NODE=required).
+				child.Env = append(child.Env, "E2E_REAL_NODE_UNAVAILABLE="+err.Error())
+			}
 			// The command dies with this process too: nothing outlives a killed run.
 			child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 			if err := child.Start(); err != nil {
