@@ -69,9 +69,8 @@ type realNodeState struct {
 	Subnet string `json:"subnet"`
 	// ContainerdSocket is containerd's gRPC socket (CRI and ctr).
 	ContainerdSocket string `json:"containerdSocket"`
-	// ImageArchive holds the images imported into containerd, for `kind
-	// load image-archive` in the kind workflow.
-	ImageArchive string `json:"imageArchive"`
+	// ImageArchives hold the images imported into containerd.
+	ImageArchives []string `json:"imageArchives"`
 	// Ready is set once the node is Ready with the images imported.
 	Ready bool `json:"ready"`
 }
@@ -85,8 +84,8 @@ type RealNode struct {
 	HostIP string
 	// Subnet is the pods' address range (for a server's allow list).
 	Subnet string
-	// ImageArchive is the archive of the images the node holds.
-	ImageArchive string
+	// ImageArchives are the archives of the images the node holds.
+	ImageArchives []string
 }
 
 // RealNode returns the real node, or an error saying why there is none
@@ -95,7 +94,7 @@ func (c *Cluster) RealNode() (RealNode, error) {
 	switch {
 	case c.state.RealNode != nil && c.state.RealNode.Ready:
 		n := c.state.RealNode
-		return RealNode{Name: RealNodeName, HostIP: n.HostIP, Subnet: n.Subnet, ImageArchive: n.ImageArchive}, nil
+		return RealNode{Name: RealNodeName, HostIP: n.HostIP, Subnet: n.Subnet, ImageArchives: n.ImageArchives}, nil
 	case c.state.RealNodeUnavailable != "":
 		return RealNode{}, errors.New(c.state.RealNodeUnavailable)
 	default:
@@ -223,11 +222,11 @@ func (c *Cluster) tryRealNode(ctx context.Context, o Options, bins Binaries, pki
 
 	// Images first: building them needs no root, and a build error is
 	// the project's, not the machine's.
-	archive, err := images.Build(ctx, repoRoot, filepath.Join(dir, "images"), images.All)
+	archives, err := images.Build(ctx, repoRoot, filepath.Join(dir, "images"), images.All)
 	if err != nil {
 		return err
 	}
-	n.ImageArchive = archive
+	n.ImageArchives = archives
 
 	if err := writeCNIConfig(filepath.Join(dir, "cni", "10-kube-rotate.conflist"), n, filepath.Join(dir, "cni-ipam")); err != nil {
 		return err
@@ -244,8 +243,10 @@ func (c *Cluster) tryRealNode(ctx context.Context, o Options, bins Binaries, pki
 	}); err != nil {
 		return err
 	}
-	if out, err := exec.CommandContext(ctx, tools.ctr, "--address", n.ContainerdSocket, "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
-		return fmt.Errorf("ctr images import %s: %v: %s", archive, err, strings.TrimSpace(string(out)))
+	for _, archive := range archives {
+		if out, err := exec.CommandContext(ctx, tools.ctr, "--address", n.ContainerdSocket, "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
+			return fmt.Errorf("ctr images import %s: %v: %s", archive, err, strings.TrimSpace(string(out)))
+		}
 	}
 
 	kcfg := filepath.Join(dir, "kubelet.yaml")

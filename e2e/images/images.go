@@ -1,11 +1,14 @@
 // Package images builds the container images the real-node end-to-end
 // tests run, offline: each is one static Go binary of this repository in a
-// single-layer OCI image made with go-containerregistry, written as one
-// image archive that containerd (`ctr images import`) and kind
-// (`kind load image-archive`) both load. Nothing is pulled from a registry.
+// single-layer OCI image made with go-containerregistry, written as an
+// image archive (one per image) that containerd (`ctr images import`) and
+// kind (`kind load image-archive`) both load. Nothing is pulled from a
+// registry.
 //
-// The archive is the same bytes for the same sources: layers carry fixed
-// timestamps and owners, and the binaries are built with -trimpath.
+// An archive is the same bytes for the same sources: layers carry fixed
+// timestamps and owners, and the binaries are built with -trimpath. (One
+// archive per image because go-containerregistry writes a multi-image
+// archive in map order.)
 package images
 
 import (
@@ -67,35 +70,36 @@ var TestApp = Image{Name: "testapp", Package: module + "/e2e/images/testapp"}
 // All are the images the real-node tests use.
 var All = []Image{Pause, TestApp}
 
-// Build builds imgs into one image archive in dir and returns its path.
-// repoRoot is the directory of this repository's go.mod.
-func Build(ctx context.Context, repoRoot, dir string, imgs []Image) (string, error) {
+// Build builds imgs into image archives <dir>/<name>.tar and returns their
+// paths, in the order of imgs. repoRoot is the directory of this
+// repository's go.mod.
+func Build(ctx context.Context, repoRoot, dir string, imgs []Image) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating %s: %w", dir, err)
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	refs := map[name.Reference]v1.Image{}
+	var out []string
 	for _, im := range imgs {
 		bin := filepath.Join(dir, im.Name+".bin")
 		if err := goBuild(ctx, repoRoot, im.Package, bin); err != nil {
-			return "", err
+			return nil, err
 		}
 		img, err := fromBinary(bin, im.Binary())
 		if err != nil {
-			return "", fmt.Errorf("image %s: %w", im.Ref(), err)
+			return nil, fmt.Errorf("image %s: %w", im.Ref(), err)
 		}
 		ref, err := name.NewTag(im.Ref())
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		refs[ref] = img
-	}
-	out := filepath.Join(dir, "images.tar")
-	tmp := out + ".tmp"
-	if err := tarball.MultiRefWriteToFile(tmp, refs); err != nil {
-		return "", fmt.Errorf("writing image archive %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", err
+		path := filepath.Join(dir, im.Name+".tar")
+		if err := tarball.WriteToFile(path+".tmp", ref, img); err != nil {
+			return nil, fmt.Errorf("writing image archive %s: %w", path, err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return nil, err
+		}
+		os.Remove(bin)
+		out = append(out, path)
 	}
 	return out, nil
 }

@@ -9,8 +9,8 @@
 //	cluster eso           build the real External Secrets Operator controller
 //	                      and its CRD bundle if needed, print ESO=... and
 //	                      ESO_CRDS=...
-//	cluster images        build the real-node test images into one archive,
-//	                      print IMAGES=...
+//	cluster images        build the real-node test images, one archive each,
+//	                      print IMAGES=PATH PATH
 //	cluster run -- CMD    start a cluster tied to this process, run CMD with
 //	                      KUBECONFIG set, stop the cluster whatever happens
 package main
@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -156,7 +157,7 @@ func run() int {
 	})
 	root.AddCommand(&cobra.Command{
 		Use:   "images",
-		Short: "Build the real-node test images (pause, testapp) into one image archive, offline; print IMAGES=<path> (for `kind load image-archive`)",
+		Short: "Build the real-node test images (pause, testapp) offline, one image archive each; print IMAGES=<path> <path> (for `kind load image-archive`)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root, err := images.RepoRoot()
@@ -167,11 +168,11 @@ func run() int {
 			if err != nil {
 				return err
 			}
-			path, err := images.Build(ctx, root, filepath.Join(dir, "images"), images.All)
+			paths, err := images.Build(ctx, root, filepath.Join(dir, "images"), images.All)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("IMAGES=%s\n", path)
+			fmt.Printf("IMAGES=%s\n", strings.Join(paths, " "))
 			return nil
 		},
 	})
