@@ -71,6 +71,10 @@ type realNodeState struct {
 	ContainerdSocket string `json:"containerdSocket"`
 	// ImageArchives hold the images imported into containerd.
 	ImageArchives []string `json:"imageArchives"`
+	// CgroupRoot is the kubelet's cgroupRoot, one per node: a kubelet
+	// removes pod cgroups it does not know under its root, so two nodes
+	// on one machine must not share one.
+	CgroupRoot string `json:"cgroupRoot,omitempty"`
 	// Ready is set once the node is Ready with the images imported.
 	Ready bool `json:"ready"`
 }
@@ -107,8 +111,15 @@ type hostTools struct {
 	containerd, ctr, runc, ip, cniDir string
 }
 
+// ContainerdEnv names another containerd binary for the real node (the
+// default is the one in PATH, from Debian's package).
+const ContainerdEnv = "KUBE_ROTATE_CONTAINERD"
+
 func findHostTools() (hostTools, error) {
 	var t hostTools
+	if p := os.Getenv(ContainerdEnv); p != "" && !isExec(p) {
+		return t, fmt.Errorf("%s=%s is not an executable file", ContainerdEnv, p)
+	}
 	var missing []string
 	for _, x := range []struct {
 		name string
@@ -138,6 +149,9 @@ func findHostTools() (hostTools, error) {
 	}
 	if t.cniDir == "" {
 		missing = append(missing, "containernetworking-plugins")
+	}
+	if p := os.Getenv(ContainerdEnv); p != "" {
+		t.containerd = p
 	}
 	if len(missing) > 0 {
 		return t, fmt.Errorf("missing Debian packages: apt-get install %s", strings.Join(dedupe(missing), " "))
@@ -216,7 +230,11 @@ func (c *Cluster) tryRealNode(ctx context.Context, o Options, bins Binaries, pki
 	if err := c.createBridge(tools, n); err != nil {
 		return err
 	}
+	n.CgroupRoot = "/kube-rotate-" + n.Bridge
 	if err := c.save(); err != nil {
+		return err
+	}
+	if err := makeCgroupRoot(n.CgroupRoot); err != nil {
 		return err
 	}
 
@@ -400,6 +418,7 @@ healthzBindAddress: 127.0.0.1
 healthzPort: %[3]d
 containerRuntimeEndpoint: unix://%[4]s
 cgroupDriver: cgroupfs
+cgroupRoot: %[8]q
 failCgroupV1: false
 failSwapOn: false
 authentication:
@@ -420,7 +439,7 @@ resolvConf: /etc/resolv.conf
 syncFrequency: 10s
 nodeStatusReportFrequency: 1m
 staticPodPath: ""
-`, n.HostIP, port, healthz, n.ContainerdSocket, pki.CACert, filepath.Join(dir, "pod-logs"), RealNodeTaint)
+`, n.HostIP, port, healthz, n.ContainerdSocket, pki.CACert, filepath.Join(dir, "pod-logs"), RealNodeTaint, n.CgroupRoot)
 }
 
 func freeLocalPort() (int, error) {
@@ -453,6 +472,9 @@ func (c *Cluster) stopRealNode() error {
 	}
 	c.dropProcesses("node-kubelet", "node-containerd")
 	errs = append(errs, unmountUnder(filepath.Join(c.StateDir, "node")))
+	if n.CgroupRoot != "" {
+		errs = append(errs, removeCgroupRoot(n.CgroupRoot))
+	}
 	if n.Bridge != "" {
 		if err := exec.Command("ip", "link", "del", n.Bridge).Run(); err != nil && bridgeExists(n.Bridge) {
 			errs = append(errs, fmt.Errorf("ip link del %s: %w", n.Bridge, err))
@@ -560,4 +582,81 @@ func unescapeMount(s string) string {
 		out.WriteByte(s[i])
 	}
 	return out.String()
+}
+
+// cgroupMounts are the mount points of the cgroup hierarchies (v1 and v2).
+func cgroupMounts() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// ... mount-point ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) > 4 && len(g) > 0 && (g[0] == "cgroup" || g[0] == "cgroup2") {
+			out = append(out, unescapeMount(f[4]))
+		}
+	}
+	return out, nil
+}
+
+// makeCgroupRoot creates root in every cgroup hierarchy: the kubelet
+// refuses a cgroupRoot that does not exist.
+func makeCgroupRoot(root string) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if err := os.MkdirAll(filepath.Join(m, root), 0o755); err != nil {
+			return fmt.Errorf("creating the node's cgroup root: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeCgroupRoot kills whatever still runs in root's cgroups (containers
+// of a run whose containerd was killed before it could stop them), then
+// removes root and the cgroups below it, deepest first (rmdir removes an
+// empty cgroup with its control files).
+func removeCgroupRoot(root string) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	var dirs []string
+	for _, m := range mounts {
+		_ = filepath.WalkDir(filepath.Join(m, root), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+	}
+	for _, d := range dirs {
+		b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	var errs []error
+	for _, d := range dirs {
+		var err error
+		// A killed process leaves its cgroup once the kernel has reaped it.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			err = syscall.Rmdir(d)
+			if err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -182,3 +182,108 @@ func TestUpIsIdempotentAndDownStopsEverything(t *testing.T) {
 		t.Errorf("env after down = %q (%v), want an error telling how to start a cluster", out, err)
 	}
 }
+
+// TestRealNodeUnavailableSaysWhyInOneLine: where the real node cannot
+// start (here: a containerd that is not there), `run --real-node` says why
+// in one line, runs the command on the kwok-only cluster and hands it the
+// reason.
+func TestRealNodeUnavailableSaysWhyInOneLine(t *testing.T) {
+	stateDir := filepath.Join(t.TempDir(), "state")
+	t.Cleanup(func() { _ = cluster.Down(stateDir) })
+	cmd := clusterCmd(t, "--state-dir="+stateDir, "--real-node", "run", "--", "sh", "-c", `echo "reason=$E2E_REAL_NODE_UNAVAILABLE"; kubectl get nodes -o name`)
+	cmd.Env = append(cmd.Env, cluster.ContainerdEnv+"=/nonexistent/containerd")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	var lines []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "real node") {
+			lines = append(lines, l)
+		}
+	}
+	want := "real node unavailable: " + cluster.ContainerdEnv + "=/nonexistent/containerd is not an executable file; running with kwok nodes only"
+	if len(lines) != 1 || lines[0] != want {
+		t.Errorf("lines about the real node: %q, want [%q]", lines, want)
+	}
+	if !strings.Contains(stdout.String(), "reason=real node unavailable: "+cluster.ContainerdEnv) {
+		t.Errorf("the command was not told why:\n%s", stdout.String())
+	}
+	if strings.Contains(stdout.String(), cluster.RealNodeName) || !strings.Contains(stdout.String(), "node/kwok-node-0") {
+		t.Errorf("nodes of the kwok-only cluster:\n%s", stdout.String())
+	}
+}
+
+// TestRealNodeDownLeavesNothing starts a cluster with the real node, runs
+// a pod there, and checks that down leaves no container process, mount,
+// network namespace or bridge behind.
+func TestRealNodeDownLeavesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the real node needs root")
+	}
+	stateDir := filepath.Join(t.TempDir(), "state")
+	t.Cleanup(func() { _ = cluster.Down(stateDir) })
+	out, err := clusterCmd(t, "--state-dir="+stateDir, "--real-node", "up").CombinedOutput()
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	c, err := cluster.Load(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, err := c.RealNode()
+	if err != nil {
+		if os.Getenv("E2E_REAL_NODE") == "required" {
+			t.Fatalf("%v, and E2E_REAL_NODE=required", err)
+		}
+		t.Skip(err)
+	}
+	kubectl := func(args ...string) string {
+		cmd := exec.Command("kubectl", append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+	marker := "down-test-" + strconv.Itoa(os.Getpid())
+	kubectl("run", "sleeper", "--image=kube-rotate.local/testapp:e2e", "--image-pull-policy=Never",
+		`--overrides={"spec":{"nodeSelector":{"`+cluster.RealNodeLabel+`":"true"},"tolerations":[{"key":"`+cluster.RealNodeTaint+`","operator":"Exists"}]}}`, "--", "sleep", marker)
+	kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=60s")
+	bridge := "/sys/class/net/krn" + strings.Split(rn.HostIP, ".")[2]
+	found := false
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		found = found || strings.Contains(string(b), marker)
+	}
+	if _, err := os.Stat(bridge); err != nil {
+		t.Fatalf("the node's bridge %s: %v", bridge, err)
+	}
+	if out, err := clusterCmd(t, "--state-dir="+stateDir, "down").CombinedOutput(); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(bridge); err == nil {
+		t.Errorf("bridge %s is still there after down", bridge)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), stateDir) {
+		t.Errorf("mounts under %s are left after down", stateDir)
+	}
+	procs, _ = filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, stateDir) || strings.Contains(cmd, marker) {
+			if stat, _ := os.ReadFile(strings.TrimSuffix(p, "cmdline") + "stat"); !strings.Contains(string(stat), ") Z ") {
+				t.Errorf("process left after down: %s", cmd)
+			}
+		}
+	}
+	if !found {
+		t.Error("the pod's process was never seen: the check for leftovers looks in the wrong place")
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("state directory left after down: %v", err)
+	}
+}
