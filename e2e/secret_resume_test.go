@@ -87,10 +87,17 @@ func TestRotationResumesAfterItsRestarts(t *testing.T) {
 			patchDeployment(t, ns, "slow", `{"spec":{"template":{"spec":{"nodeSelector":null}}}}`)
 			fixed := getDeployment(t, ns, "slow").Generation
 			r := mustRun(t, append(args, "--timeout", timeoutFlag(2*time.Minute))...)
-			for _, want := range []string{"resuming generation 1", "step 3 of 5 (restart): done already", `deployment "slow" successfully rolled out`} {
+			for _, want := range []string{"resuming generation 1", `deployment "slow" successfully rolled out`} {
 				if !strings.Contains(r.allOutput(), want) {
 					t.Errorf("the re-run does not say %q:\n%s", want, r.allOutput())
 				}
+			}
+			// A kill right after the restart's own journal entry, before
+			// the step itself is marked done, resumes inside the step: the
+			// step runs again and skips the journaled restart.
+			if !strings.Contains(r.allOutput(), "step 3 of 5 (restart): done already") &&
+				!strings.Contains(r.allOutput(), "deployment/slow: restarted already by an interrupted run") {
+				t.Errorf("the re-run does not say the restart was done already:\n%s", r.allOutput())
 			}
 			if strings.Contains(r.allOutput(), "deployment/slow restarted") {
 				t.Errorf("the re-run restarted deployment/slow again:\n%s", r.allOutput())
