@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +15,18 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	kopsversion "k8s.io/kops"
 	"k8s.io/kops/util/pkg/vfs"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kube-rotate/kube-rotate/e2e/eso"
+	"github.com/kube-rotate/kube-rotate/e2e/images"
 	"github.com/kube-rotate/kube-rotate/e2e/postgres"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/kops/kopstest"
 )
@@ -33,10 +40,14 @@ import (
 // (externalSecretsOperator) before the page's fixture is applied, and
 // waits until it has written the Secret of each ExternalSecret in it.
 //
+// node=real runs the fixture's pods on the real node when there is one
+// (realNodeFixture), so a page whose pods could not start on a kubelet
+// fails here as it would on kind; without one the fixture runs on kwok.
+//
 // postgres=DB starts a PostgreSQL server with database DB, runs the page's
 // fixtures/PAGE/setup.sql in it, and exports PGHOST, PGPORT, PGUSER and
 // PGDATABASE (and psql on PATH) to the page's commands and their hooks.
-var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))?(?: kops=(\S+))?(?: operator=(external-secrets))?(?: postgres=(\S+))? -->`)
+var docsHeader = regexp.MustCompile(`<!-- docs-test: namespace=(\S+)(?: fixture=(\S+))?(?: kops=(\S+))?(?: operator=(external-secrets))?(?: postgres=(\S+))?(?: node=(real))? -->`)
 
 // TestDocsCommands runs every command of every docs page, in order, as a
 // user would type it (through kubectl's plugin dispatch), against the
@@ -73,6 +84,14 @@ func TestDocsCommands(t *testing.T) {
 			}
 			if m[2] != "" {
 				file := filepath.Join("../docs/fixtures", m[2])
+				if m[6] != "" {
+					if rn, why := findRealNode(t); why == "" {
+						file = realNodeFixture(t, file)
+						t.Logf("the fixture's pods run on the real node %s", rn.name)
+					} else if os.Getenv("E2E_REAL_NODE") == "required" {
+						t.Fatalf("node=real: %s, and E2E_REAL_NODE=required", why)
+					}
+				}
 				applyFixture(t, ns, file)
 				if m[4] != "" {
 					// The fixture's Deployments read the Secrets the operator
@@ -214,6 +233,63 @@ func applyFixture(t *testing.T, ns, file string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("applying %s: %v\n%s", file, err, out)
 	}
+}
+
+// realNodeFixture writes a copy of fixture file whose Deployments run on
+// the real node: their pods select and tolerate it, and the pause image
+// they use becomes the project's (nothing is pulled). Other objects are
+// kept as they are.
+func realNodeFixture(t *testing.T, file string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	var out []string
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if obj == nil {
+			continue
+		}
+		if obj["kind"] == "Deployment" {
+			u := unstructured.Unstructured{Object: obj}
+			spec, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "spec")
+			var ps corev1.PodSpec
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &ps); err != nil {
+				t.Fatalf("%s: deployment/%s: %v", file, u.GetName(), err)
+			}
+			onRealNode(&ps)
+			for i := range ps.Containers {
+				if strings.HasPrefix(ps.Containers[i].Image, "registry.k8s.io/pause:") {
+					ps.Containers[i].Image, ps.Containers[i].ImagePullPolicy = images.Pause.Ref(), corev1.PullNever
+				}
+			}
+			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unstructured.SetNestedMap(u.Object, m, "spec", "template", "spec"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := sigsyaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	path := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(path, []byte(strings.Join(out, "---\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // waitExternalSecretsWritten waits until the External Secrets operator has

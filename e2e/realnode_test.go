@@ -49,6 +49,20 @@ type realNodeInfo struct {
 
 func realNode(t *testing.T) realNodeInfo {
 	t.Helper()
+	rn, why := findRealNode(t)
+	if why == "" {
+		return rn
+	}
+	if os.Getenv("E2E_REAL_NODE") == "required" {
+		t.Fatalf("%s, and E2E_REAL_NODE=required", why)
+	}
+	t.Skipf("%s: this scenario needs pods that really run", why)
+	return realNodeInfo{}
+}
+
+// findRealNode returns the real node, or why there is none.
+func findRealNode(t *testing.T) (realNodeInfo, string) {
+	t.Helper()
 	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: cluster.RealNodeLabel + "=true"})
 	if err != nil {
 		t.Fatal(err)
@@ -69,17 +83,13 @@ func realNode(t *testing.T) realNodeInfo {
 		if _, _, err := net.ParseCIDR(info.podCIDR); err != nil {
 			t.Fatalf("pod network %q of node %s: %v (set E2E_POD_CIDR)", info.podCIDR, n.Name, err)
 		}
-		return info
+		return info, ""
 	}
 	why := "no Ready node is labelled " + cluster.RealNodeLabel + "=true"
 	if r := os.Getenv("E2E_REAL_NODE_UNAVAILABLE"); r != "" {
 		why = r
 	}
-	if os.Getenv("E2E_REAL_NODE") == "required" {
-		t.Fatalf("%s, and E2E_REAL_NODE=required", why)
-	}
-	t.Skipf("%s: this scenario needs pods that really run", why)
-	return realNodeInfo{}
+	return realNodeInfo{}, why
 }
 
 func nodeReady(n *corev1.Node) bool {
