@@ -25,10 +25,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +42,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/kube-rotate/kube-rotate/e2e/images"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/mountinfo"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/ports"
 )
 
 // RealNodeName is the name of the real node.
@@ -154,7 +156,7 @@ func findHostTools() (hostTools, error) {
 		t.containerd = p
 	}
 	if len(missing) > 0 {
-		return t, fmt.Errorf("missing Debian packages: apt-get install %s", strings.Join(dedupe(missing), " "))
+		return t, fmt.Errorf("missing Debian packages: apt-get install %s", strings.Join(slices.Compact(missing), " "))
 	}
 	return t, nil
 }
@@ -162,18 +164,6 @@ func findHostTools() (hostTools, error) {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // startRealNode starts containerd and the kubelet and waits for the node.
@@ -268,11 +258,11 @@ func (c *Cluster) tryRealNode(ctx context.Context, o Options, bins Binaries, pki
 	}
 
 	kcfg := filepath.Join(dir, "kubelet.yaml")
-	healthz, err := freeLocalPort()
+	healthz, err := ports.Free()
 	if err != nil {
 		return err
 	}
-	port, err := freeLocalPort()
+	port, err := ports.Free()
 	if err != nil {
 		return err
 	}
@@ -442,15 +432,6 @@ staticPodPath: ""
 `, n.HostIP, port, healthz, n.ContainerdSocket, pki.CACert, filepath.Join(dir, "pod-logs"), RealNodeTaint, n.CgroupRoot)
 }
 
-func freeLocalPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // stopRealNode stops the kubelet, removes every pod sandbox through the
 // CRI (which stops the containers and tears down their network), stops
 // containerd, unmounts what they left under the state directory and
@@ -544,16 +525,9 @@ func removeSandboxes(socket string) error {
 // unmountUnder lazily unmounts every mount point below dir, deepest first
 // (the kubelet's Secret and token volumes, containerd's rootfs and shm).
 func unmountUnder(dir string) error {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := mountinfo.Under(dir)
 	if err != nil {
 		return err
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			points = append(points, unescapeMount(f[4]))
-		}
 	}
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	var errs []error
@@ -565,38 +539,16 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
-}
-
 // cgroupMounts are the mount points of the cgroup hierarchies (v1 and v2).
 func cgroupMounts() ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		// ... mount-point ... - fstype source options
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) > 4 && len(g) > 0 && (g[0] == "cgroup" || g[0] == "cgroup2") {
-			out = append(out, unescapeMount(f[4]))
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Point)
 		}
 	}
 	return out, nil

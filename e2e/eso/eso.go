@@ -43,7 +43,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,6 +67,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
 	"github.com/kube-rotate/kube-rotate/e2e/internal/gobuild"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/ports"
 )
 
 // DefaultVersion is the ESO release the e2e tests run: the one whose
@@ -385,7 +385,7 @@ var errPortBusy = errors.New("the health port was taken")
 
 // start starts the controller once, on a fresh free health port.
 func start(ctx context.Context, o Options, kubeconfig string) (*Operator, error) {
-	port, err := freePort()
+	port, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}
@@ -699,15 +699,6 @@ func validEventSince(ctx context.Context, dyn dynamic.Interface, store *unstruct
 		}
 	}
 	return false, "no Valid event of the store since the update yet"
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ESO's namespaced kinds that can carry its finalizers: ExternalSecrets

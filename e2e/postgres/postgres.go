@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/ports"
 )
 
 // Server is a throwaway PostgreSQL server started by Start.
@@ -351,7 +352,7 @@ type errPortBusy struct{ error }
 
 // start picks a free port and starts the postmaster on it.
 func (s *Server) start() error {
-	port, err := freePort()
+	port, err := ports.Free()
 	if err != nil {
 		return err
 	}
@@ -691,16 +692,6 @@ func versionLess(a, b string) bool {
 		}
 	}
 	return len(va) < len(vb)
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // cleanEnv is the caller's environment without libpq's PG* variables, so a

@@ -129,6 +129,7 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/files"
+	"github.com/kube-rotate/kube-rotate/e2e/internal/mountinfo"
 )
 
 // Series is the Slurm release series the root must hold.
@@ -437,43 +438,17 @@ func setGroup(cmd *exec.Cmd) {
 // removeAllSafe removes dir unless something is mounted at or under it:
 // os.RemoveAll would descend into a bind of /dev.
 func removeAllSafe(dir string) error {
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	mounted, err := mountinfo.Under(dir)
 	if err != nil {
-		return fmt.Errorf("reading /proc/self/mountinfo: %w", err)
+		return err
 	}
-	for _, line := range strings.Split(string(mounts), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			return fmt.Errorf("refusing to remove %s: %s is mounted (umount -R it first)", dir, mp)
-		}
+	if len(mounted) > 0 {
+		return fmt.Errorf("refusing to remove %s: %s is mounted (umount -R it first)", dir, mounted[0])
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
 	return nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Options configure a cluster started by Start.

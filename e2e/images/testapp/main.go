@@ -110,20 +110,28 @@ func password() ([]byte, string, error) {
 	return nil, "", errors.New("set DB_PASSWORD or DB_PASSWORD_FILE")
 }
 
-// login connects to $DB_HOST:$DB_PORT/$DB_NAME as user with pw and runs
-// SELECT 1.
-func login(ctx context.Context, user string, pw []byte) error {
+// connConfig is $DB_HOST:$DB_PORT/$DB_NAME for user with pw, no TLS.
+func connConfig(user, pw string, timeout time.Duration) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig("sslmode=disable")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	port, err := strconv.Atoi(os.Getenv("DB_PORT"))
 	if err != nil {
-		return fmt.Errorf("DB_PORT: %w", err)
+		return nil, fmt.Errorf("DB_PORT: %w", err)
 	}
 	cfg.Host, cfg.Port, cfg.Database = os.Getenv("DB_HOST"), uint16(port), os.Getenv("DB_NAME")
-	cfg.User, cfg.Password = user, string(pw)
-	cfg.ConnectTimeout = 3 * time.Second
+	cfg.User, cfg.Password = user, pw
+	cfg.ConnectTimeout = timeout
+	return cfg, nil
+}
+
+// login connects as user with pw and runs SELECT 1.
+func login(ctx context.Context, user string, pw []byte) error {
+	cfg, err := connConfig(user, string(pw), 3*time.Second)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -194,13 +202,18 @@ func listen() error {
 	return nil
 }
 
+// pendingDir is where a hook Job finds the pending Secret.
+func pendingDir() string {
+	if dir := os.Getenv("KUBE_ROTATE_PENDING_DIR"); dir != "" {
+		return dir
+	}
+	return "/etc/kube-rotate/pending"
+}
+
 // pending reads key $KEY (default "password") of the pending Secret the
 // hook Job mounts at $KUBE_ROTATE_PENDING_DIR.
 func pending() ([]byte, error) {
-	dir := os.Getenv("KUBE_ROTATE_PENDING_DIR")
-	if dir == "" {
-		dir = "/etc/kube-rotate/pending"
-	}
+	dir := pendingDir()
 	key := os.Getenv("KEY")
 	if key == "" {
 		key = "password"
@@ -218,17 +231,10 @@ func setPassword() error {
 		return err
 	}
 	ctx := context.Background()
-	cfg, err := pgx.ParseConfig("sslmode=disable")
+	cfg, err := connConfig(os.Getenv("ADMIN_USER"), os.Getenv("ADMIN_PASSWORD"), 5*time.Second)
 	if err != nil {
 		return err
 	}
-	port, err := strconv.Atoi(os.Getenv("DB_PORT"))
-	if err != nil {
-		return fmt.Errorf("DB_PORT: %w", err)
-	}
-	cfg.Host, cfg.Port, cfg.Database = os.Getenv("DB_HOST"), uint16(port), os.Getenv("DB_NAME")
-	cfg.User, cfg.Password = os.Getenv("ADMIN_USER"), os.Getenv("ADMIN_PASSWORD")
-	cfg.ConnectTimeout = 5 * time.Second
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connecting as %s: %w", cfg.User, err)
@@ -252,10 +258,7 @@ func pendingDigest() error {
 	if err != nil {
 		return err
 	}
-	dir := os.Getenv("KUBE_ROTATE_PENDING_DIR")
-	if dir == "" {
-		dir = "/etc/kube-rotate/pending"
-	}
+	dir := pendingDir()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading the pending values: %w", err)
