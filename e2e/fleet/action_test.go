@@ -323,6 +323,9 @@ func TestActionLegacyIssue(t *testing.T) {
 		if is.Number != n || is.State != "open" || strings.Contains(is.Body, marker(legacyID)) || !strings.HasSuffix(strings.TrimSpace(is.Body), marker(id)) {
 			t.Errorf("issue #%d (%s, marker %q) must be the old issue #%d, open, its marker now %q:\n%s", is.Number, is.State, markerOf(is), n, id, is.Body)
 		}
+		if run := fmt.Sprintf("/actions/runs/%d)", 2000+w.runs); !strings.Contains(is.Body, run) {
+			t.Errorf("issue #%d: body not rewritten by the run that adopted it (no link to %s):\n%s", is.Number, run, is.Body)
+		}
 		if _, ok := w.issue(legacyID); ok {
 			t.Errorf("an issue still carries the old marker: %s", w.describe())
 		}
