@@ -30,6 +30,9 @@ const (
 	ExitFailOn = 3
 )
 
+// FleetConcurrency is how many clusters the Action reads at once.
+const FleetConcurrency = 4
+
 // ReportPath is where the JSON report is written, relative to the
 // workspace (later steps of the job see it there too).
 const ReportPath = ".kube-rotate/report.json"
@@ -90,17 +93,27 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	for _, f := range in.JWKSFiles {
 		o.JWKSFiles = append(o.JWKSFiles, in.path(f))
 	}
+	var members []report.Member
 	if in.Kubeconfig != "" {
-		cc, err := loadKubeconfig(gha, in.Kubeconfig)
+		f, err := loadKubeconfig(gha, in)
 		if err != nil {
 			return ExitError, err
 		}
-		defer cc.cleanup()
-		o.Kube, o.Metadata = cc.kube, cc.metadata
+		members = f.members
 	}
-	r, err := report.Build(ctx, o)
+	r, err := report.BuildFleet(ctx, o, members, FleetConcurrency)
 	if err != nil {
 		return ExitError, fmt.Errorf("checking credentials: %w", err)
+	}
+	for _, c := range r.Clusters {
+		if c.Context != "" {
+			gha.Infof("cluster %s: context %s, server %s", c.Name, c.Context, c.Server)
+		}
+	}
+	// A cluster that cannot be read is one error line; the others are
+	// checked and their issues kept, and the step fails at the end.
+	for _, e := range r.Errors {
+		gha.WithFieldsMap(map[string]string{"title": "kube-rotate"}).Errorf("%s", e)
 	}
 	relativize(r, in)
 	s := r.Summary
@@ -124,12 +137,42 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
+	if len(r.Errors) > 0 {
+		return ExitError, nil
+	}
 	if in.FailOn != "" && r.Failing(in.FailOn) {
 		gha.WithFieldsMap(map[string]string{"title": "kube-rotate"}).Errorf("credentials past the policy (fail_on: %s): %d overdue, %d expired, %d warn, %d unknown",
 			in.FailOn, s.Overdue, s.Expired, s.Warn, s.Unknown)
 		return ExitFailOn, nil
 	}
 	return ExitOK, nil
+}
+
+// Counts are one cluster's figures in output clusters.
+type Counts struct {
+	Total   int    `json:"total"`
+	OK      int    `json:"ok"`
+	Warn    int    `json:"warn"`
+	Overdue int    `json:"overdue"`
+	Expired int    `json:"expired"`
+	Unknown int    `json:"unknown"`
+	Error   string `json:"error"`
+}
+
+// ClusterCounts are output clusters: each checked cluster's counts, keyed
+// by its identity; credentials of no cluster (key-set files) under "".
+func ClusterCounts(r *report.Report) map[string]Counts {
+	out := map[string]Counts{}
+	for _, c := range r.Clusters {
+		s := c.Summary
+		out[c.Name] = Counts{Total: s.Total, OK: s.OK, Warn: s.Warn, Overdue: s.Overdue, Expired: s.Expired, Unknown: s.Unknown, Error: c.Error}
+	}
+	s := report.Summarize(r.Items, func(it report.Item) bool { _, ok := out[it.Cluster]; return !ok })
+	rest := Counts{Total: s.Total, OK: s.OK, Warn: s.Warn, Overdue: s.Overdue, Expired: s.Expired, Unknown: s.Unknown}
+	if rest.Total > 0 {
+		out[""] = rest
+	}
+	return out
 }
 
 // relativize shows key-set files by their repository path.
@@ -172,8 +215,13 @@ func writeResults(gha *githubactions.Action, getenv func(string) string, in *Inp
 		gha.SetOutput("overdue_count", strconv.Itoa(r.Summary.Overdue+r.Summary.Expired))
 		gha.SetOutput("warn_count", strconv.Itoa(r.Summary.Warn+r.Summary.Unknown))
 		gha.SetOutput("report_json", ReportPath)
+		counts, err := json.Marshal(ClusterCounts(r))
+		if err != nil {
+			return err
+		}
+		gha.SetOutput("clusters", string(counts))
 	} else {
-		gha.Warningf("GITHUB_OUTPUT is not set: outputs overdue_count, warn_count and report_json are not written")
+		gha.Warningf("GITHUB_OUTPUT is not set: outputs overdue_count, warn_count, report_json and clusters are not written")
 	}
 	if getenv("GITHUB_STEP_SUMMARY") != "" {
 		gha.AddStepSummary(Summary(r, in.Mode, actions))

@@ -268,7 +268,7 @@ func TestBadInputOpensNothing(t *testing.T) {
 		{"missing token", map[string]string{"INPUT_GITHUB_TOKEN": ""}, nil, []string{"::error title=kube-rotate::input github_token is empty"}},
 		{"unknown mode", map[string]string{"INPUT_MODE": "issues"}, nil, []string{`input mode "issues" is not known: use issue, pr or report`}},
 		{"garbage kubeconfig", map[string]string{"INPUT_KUBECONFIG": "not: [a kubeconfig"}, nil, []string{"input kubeconfig is not a kubeconfig"}},
-		{"exec plugin", map[string]string{"INPUT_KUBECONFIG": execKubeconfig}, nil, []string{`user "eks" runs the credential plugin "aws" (exec:)`}},
+		{"exec plugin", map[string]string{"INPUT_KUBECONFIG": execKubeconfig}, nil, []string{`user "eks" of context eks runs the credential plugin "aws" (exec:)`}},
 		{"policy syntax", map[string]string{"INPUT_POLICY": "policy.yaml"}, nil, []string{"::error file=policy.yaml,line=5,title=kube-rotate::policy.yaml: policy: line 5"}},
 		{"missing policy", map[string]string{"INPUT_POLICY": "nope.yaml"}, nil, []string{"input policy: nope.yaml cannot be read"}},
 		{"missing key-set file", map[string]string{"INPUT_JWKS_FILES": "keys/none.jwks"}, nil, []string{"input jwks_files: keys/none.jwks cannot be read"}},

@@ -25,22 +25,46 @@ func syncIssues(ctx context.Context, gh *github.Client, in *Inputs, r *report.Re
 		if _, ok := handled[it.ID]; ok {
 			continue
 		}
-		want = append(want, github.IssueSpec{Key: it.ID, Title: IssueTitle(it), Body: IssueBody(it, r, in.RunURL), Labels: in.Labels})
+		spec := github.IssueSpec{Key: it.ID, Title: IssueTitle(it), Body: IssueBody(it, r, in.RunURL), Labels: in.Labels}
+		if legacy := report.LegacyID(it); legacy != "" {
+			spec.Aliases = []string{legacy}
+		}
+		want = append(want, spec)
 	}
 	checked := make(map[string]bool, len(r.Items))
 	states := make(map[string]report.Item, len(r.Items))
+	// Issues opened before ids named their cluster: one whose credential
+	// this run found fine may be closed (github.SyncOptions.Claims), and
+	// the close comment names the cluster that rotated latest.
+	claims := map[string]time.Time{}
+	dueIDs := make(map[string]bool, len(due))
+	for _, it := range due {
+		dueIDs[it.ID] = true
+	}
 	for _, it := range r.Items {
 		checked[it.ID], states[it.ID] = true, it
+		legacy := report.LegacyID(it)
+		if legacy == "" || dueIDs[it.ID] || it.Since == nil {
+			continue
+		}
+		if t, ok := claims[legacy]; !ok || it.Since.After(t) {
+			claims[legacy], states[legacy] = it.Since.Time, it
+		}
 	}
 	closeComment := func(key string) string {
 		if pr, ok := handled[key]; ok {
 			return fmt.Sprintf("kube-rotate: %s is being rotated in %s; closing this issue.", states[key].Credential, pr)
 		}
 		it := states[key]
-		return fmt.Sprintf("kube-rotate: %s is no longer overdue (state %s, age %s, limit %s, checked %s); closing.",
-			it.Credential, it.State, orDash(it.Age), it.MaxAge, r.Generated.Format("2006-01-02 15:04 MST"))
+		text := fmt.Sprintf("kube-rotate: %s%s is no longer overdue (state %s, age %s, limit %s, checked %s); closing.",
+			it.Credential, onCluster(it), it.State, orDash(it.Age), it.MaxAge, r.Generated.Format("2006-01-02 15:04 MST"))
+		if !checked[key] {
+			text += " This issue was opened before issues named their cluster, and the credential was rotated in cluster " + it.Cluster +
+				" after its last update. A cluster where it is still due opens its own issue on its next run."
+		}
+		return text
 	}
-	res, err := gh.SyncIssues(ctx, in.Labels[0], want, checked, closeComment, in.DryRun)
+	res, err := gh.SyncIssuesWith(ctx, in.Labels[0], want, github.SyncOptions{Checked: checked, Claims: claims, CloseComment: closeComment, DryRun: in.DryRun})
 	var lines []string
 	for _, x := range res {
 		line := fmt.Sprintf("issue %s: %s", x.Action, x.Key)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/duration"
 	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
 )
@@ -29,7 +30,13 @@ const DefaultLabel = "kube-rotate"
 
 // Inputs are the Action's inputs (action.yml), read from INPUT_*.
 type Inputs struct {
-	Kubeconfig  string
+	Kubeconfig string
+	// Cluster is the cluster's identity (input cluster), for one context.
+	Cluster string
+	// Contexts are the kubeconfig contexts to check (input contexts);
+	// ContextsAll is "all". Neither: the current context.
+	Contexts    []string
+	ContextsAll bool
 	Policy      string
 	KopsState   string
 	KopsCluster string
@@ -72,6 +79,7 @@ func bad(format string, a ...any) error { return &inputError{msg: fmt.Sprintf(fo
 func readInputs(gha *githubactions.Action, getenv func(string) string) (*Inputs, error) {
 	in := &Inputs{
 		Kubeconfig:  gha.GetInput("kubeconfig"),
+		Cluster:     strings.TrimSpace(gha.GetInput("cluster")),
 		Policy:      gha.GetInput("policy"),
 		KopsState:   gha.GetInput("kops_state_store"),
 		KopsCluster: gha.GetInput("kops_cluster"),
@@ -131,6 +139,26 @@ func readInputs(gha *githubactions.Action, getenv func(string) string) (*Inputs,
 		in.Owner, in.Repo = owner, name
 		if s, id := getenv("GITHUB_SERVER_URL"), getenv("GITHUB_RUN_ID"); s != "" && id != "" {
 			in.RunURL = s + "/" + repo + "/actions/runs/" + id
+		}
+	}
+	contexts := splitList(gha.GetInput("contexts"))
+	if len(contexts) == 1 && contexts[0] == "all" {
+		in.ContextsAll = true
+	} else {
+		in.Contexts = contexts
+	}
+	if len(contexts) > 0 && in.Kubeconfig == "" {
+		return nil, bad("input contexts names kubeconfig contexts: give the kubeconfig input too")
+	}
+	if in.Cluster != "" {
+		if err := kube.ValidateClusterName(in.Cluster); err != nil {
+			return nil, bad("input cluster %q %v: give another name", in.Cluster, err)
+		}
+		if in.ContextsAll || len(in.Contexts) > 1 {
+			return nil, bad("input cluster names one cluster, but input contexts selects several: leave cluster empty (each context's cluster name is used) or run one step per cluster")
+		}
+		if in.Kubeconfig == "" {
+			return nil, bad("input cluster names the cluster of the kubeconfig input: give the kubeconfig too")
 		}
 	}
 	if (in.KopsState == "") != (in.KopsCluster == "") {

@@ -2,35 +2,30 @@ package action
 
 import (
 	"encoding/base64"
-	"fmt"
-	"os"
 	"strings"
 
 	"github.com/sethvargo/go-githubactions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
 )
 
-// clusterClients are the clients built from the kubeconfig input.
-type clusterClients struct {
-	kube     kubernetes.Interface
-	metadata metadata.Interface
-	// path of the 0600 temp file holding the kubeconfig; removed by cleanup.
-	path string
+// fleet is the clusters the kubeconfig input reaches, with their clients.
+type fleet struct {
+	members []report.Member
 }
 
-func (c *clusterClients) cleanup() {
-	if c != nil && c.path != "" {
-		os.Remove(c.path)
-	}
-}
-
-// loadKubeconfig writes the kubeconfig input (YAML, or base64 of it, as
-// kept in a KUBE_CONFIG_DATA secret) to a 0600 temp file, masks its
-// credentials in the log, refuses exec credential plugins (the image has
-// none), and builds clients.
-func loadKubeconfig(gha *githubactions.Action, content string) (*clusterClients, error) {
+// loadKubeconfig reads the kubeconfig input (YAML, or base64 of it, as
+// kept in a KUBE_CONFIG_DATA secret), masks its credentials in the log,
+// picks the contexts to check (the current context, every context, or the
+// contexts input), refuses exec credential plugins (the image has none),
+// and builds clients for each. Nothing is written to disk: client-go reads
+// the certificates and tokens from memory.
+func loadKubeconfig(gha *githubactions.Action, in *Inputs) (*fleet, error) {
+	content := in.Kubeconfig
 	data := []byte(content)
 	if !strings.Contains(content, "apiVersion") && !strings.Contains(content, "clusters") {
 		if dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(content)); err == nil {
@@ -51,48 +46,44 @@ func loadKubeconfig(gha *githubactions.Action, content string) (*clusterClients,
 			}
 		}
 	}
-	cur := raw.CurrentContext
-	ctx, ok := raw.Contexts[cur]
-	if !ok {
-		return nil, bad("input kubeconfig has no current-context %q: set current-context to the context the Action should use", cur)
+	var members []kube.Member
+	switch {
+	case in.ContextsAll || len(in.Contexts) > 0:
+		if members, err = kube.SelectContexts(*raw, in.Contexts, in.ContextsAll); err != nil {
+			return nil, bad("input contexts: %s", firstLine(err.Error()))
+		}
+	default:
+		cur := raw.CurrentContext
+		if _, ok := raw.Contexts[cur]; !ok {
+			return nil, bad("input kubeconfig has no current-context %q: set current-context to the context the Action should use, or list contexts in input contexts", cur)
+		}
+		t, err := kube.TargetOf(*raw, cur, "", in.Cluster, "")
+		if err != nil {
+			return nil, bad("input kubeconfig, context %s: %s", cur, strings.ReplaceAll(firstLine(err.Error()), "pass --cluster-name NAME", "set input cluster"))
+		}
+		members = []kube.Member{{Target: t}}
 	}
-	if ai := raw.AuthInfos[ctx.AuthInfo]; ai != nil && ai.Exec != nil {
-		return nil, bad("input kubeconfig: user %q runs the credential plugin %q (exec:), which the Action's image does not have: give a kubeconfig with a token or client certificate (for example a ServiceAccount token)", ctx.AuthInfo, ai.Exec.Command)
+	f := &fleet{}
+	for _, m := range members {
+		c := raw.Contexts[m.Context]
+		if ai := raw.AuthInfos[c.AuthInfo]; ai != nil && ai.Exec != nil {
+			return nil, bad("input kubeconfig: user %q of context %s runs the credential plugin %q (exec:), which the Action's image does not have: give a kubeconfig with a token or client certificate (for example a ServiceAccount token)", c.AuthInfo, m.Context, ai.Exec.Command)
+		}
+		cfg, err := kube.RESTConfigFor(*raw, m.Context, kube.DefaultQPS, kube.DefaultBurst, 0)
+		if err != nil {
+			return nil, bad("input kubeconfig: %s", firstLine(err.Error()))
+		}
+		cfg.UserAgent = "kube-rotate-action"
+		rm := report.Member{Name: m.Cluster, Context: m.Context, Server: m.Server, AlsoContexts: m.Also, Namespace: in.Namespace}
+		if rm.Kube, err = kubernetes.NewForConfig(cfg); err == nil {
+			rm.Metadata, err = metadata.NewForConfig(cfg)
+		}
+		if err != nil {
+			return nil, bad("input kubeconfig, context %s: %s", m.Context, firstLine(err.Error()))
+		}
+		f.members = append(f.members, rm)
 	}
-	f, err := os.CreateTemp("", "kubeconfig-*")
-	if err != nil {
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	c := &clusterClients{path: f.Name()}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		c.cleanup()
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		c.cleanup()
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		c.cleanup()
-		return nil, fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.path)
-	if err != nil {
-		c.cleanup()
-		return nil, bad("input kubeconfig: %s", firstLine(err.Error()))
-	}
-	cfg.QPS, cfg.Burst = 200, 400
-	cfg.UserAgent = "kube-rotate-action"
-	if c.kube, err = kubernetes.NewForConfig(cfg); err == nil {
-		c.metadata, err = metadata.NewForConfig(cfg)
-	}
-	if err != nil {
-		c.cleanup()
-		return nil, bad("input kubeconfig: %s", firstLine(err.Error()))
-	}
-	return c, nil
+	return f, nil
 }
 
 // mask tells the runner to hide a value in the log.

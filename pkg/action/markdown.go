@@ -2,17 +2,29 @@ package action
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/github"
+	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
 )
 
 // IssueTitle names the credential and its state; it stays the same from
 // run to run while the state does.
 func IssueTitle(it report.Item) string {
-	return fmt.Sprintf("Rotate %s (%s %s)", it.Credential, it.Kind, it.State)
+	return fmt.Sprintf("Rotate %s%s (%s %s)", it.Credential, onCluster(it), it.Kind, it.State)
+}
+
+// onCluster is " in cluster NAME" for a credential of a named cluster
+// (a kOps keyset's credential names its cluster already).
+func onCluster(it report.Item) string {
+	if it.Cluster == "" || it.Kind == policy.KindKeyset {
+		return ""
+	}
+	return " in cluster " + it.Cluster
 }
 
 // IssueBody says what is overdue, its age and where that comes from, the
@@ -27,10 +39,16 @@ func IssueBody(it report.Item, r *report.Report, runURL string) string {
 		}
 	}
 	row("Kind", it.Kind)
+	if it.Kind != policy.KindKeyset {
+		row("Cluster", code(it.Cluster, true))
+		if c := clusterOf(r, it.Cluster); c != nil && c.Context != "" {
+			row("Context", code(c.Context, true)+" ("+c.Server+")")
+		}
+	}
 	if it.Namespace != "" {
 		row("Namespace", "`"+it.Namespace+"`")
 	}
-	row("Secret", code(it.Name, it.File == "" && it.Cluster == ""))
+	row("Secret", code(it.Name, it.File == "" && it.Kind != policy.KindKeyset))
 	row("File", code(it.File, true))
 	row("Data key", code(it.Key, true))
 	row("Key ID", code(it.KID, true))
@@ -70,6 +88,16 @@ func IssueBody(it report.Item, r *report.Report, runURL string) string {
 	return b.String()
 }
 
+// clusterOf finds a cluster of the report by name.
+func clusterOf(r *report.Report, name string) *v1alpha1.ReportCluster {
+	for i := range r.Clusters {
+		if r.Clusters[i].Name == name {
+			return &r.Clusters[i]
+		}
+	}
+	return nil
+}
+
 func code(s string, ok bool) string {
 	if s == "" || !ok {
 		return ""
@@ -94,21 +122,48 @@ func prSpec(branch, file, step string, items []report.Item, r *report.Report, in
 		CommitMessage: "kube-rotate: " + file + ": " + step, Files: files, Labels: in.Labels}
 }
 
-// Summary is the step summary: counts, the table, and what was done on GitHub.
+// Summary is the step summary: counts, a section per cluster with its
+// table (a cluster that could not be read says why), the credentials of
+// no cluster (key-set files), and what was done on GitHub.
 func Summary(r *report.Report, mode string, actions []string) string {
 	var b strings.Builder
 	s := r.Summary
-	fmt.Fprintf(&b, "## kube-rotate: credential ages\n\n%d credentials checked against %s: **%d overdue**, %d expired, %d warn, %d unknown, %d ok.\n\n",
+	fmt.Fprintf(&b, "## kube-rotate: credential ages\n\n%d credentials checked against %s: **%d overdue**, %d expired, %d warn, %d unknown, %d ok.\n",
 		s.Total, r.Policy, s.Overdue, s.Expired, s.Warn, s.Unknown, s.OK)
-	if len(r.Items) > 0 {
-		b.WriteString("| Credential | Kind | Age | Source | Limit | State | Rotate |\n|---|---|---|---|---|---|---|\n")
-		for _, it := range r.Items {
-			cmd := "-"
-			if len(it.Commands) > 0 {
-				cmd = "`" + strings.Join(it.Commands, " && ") + "`"
+	if n := len(r.Clusters); n > 1 {
+		fmt.Fprintf(&b, "\n%d clusters:\n\n| Cluster | Overdue | Expired | Warn | Unknown | OK | Read |\n|---|---|---|---|---|---|---|\n", n)
+		for _, c := range r.Clusters {
+			read := "yes"
+			if c.Error != "" {
+				read = "**no**: " + esc(c.Error)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", esc(it.Credential), it.Kind, orDash(it.Age), esc(orDash(it.AgeSource)), it.MaxAge, it.State, esc(cmd))
+			cs := c.Summary
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s |\n", esc(c.Name), cs.Overdue, cs.Expired, cs.Warn, cs.Unknown, cs.OK, read)
 		}
+	}
+	grouped := map[string]bool{}
+	for _, c := range r.Clusters {
+		grouped[c.Name] = true
+		fmt.Fprintf(&b, "\n### Cluster %s\n\n", esc(c.Name))
+		if c.Context != "" {
+			fmt.Fprintf(&b, "Context `%s`, server %s.", c.Context, c.Server)
+			if len(c.AlsoContexts) > 0 {
+				fmt.Fprintf(&b, " Also reached by %s (checked once).", strings.Join(c.AlsoContexts, ", "))
+			}
+			b.WriteString(" ")
+		}
+		if c.Error != "" {
+			fmt.Fprintf(&b, "**Could not be read**: %s. Its issues were left as they were.\n", esc(c.Error))
+			continue
+		}
+		cs := c.Summary
+		fmt.Fprintf(&b, "%d credentials: **%d overdue**, %d expired, %d warn, %d unknown, %d ok.\n", cs.Total, cs.Overdue, cs.Expired, cs.Warn, cs.Unknown, cs.OK)
+		itemTable(&b, r.Items, func(it report.Item) bool { return it.Cluster == c.Name })
+	}
+	other := func(it report.Item) bool { return !grouped[it.Cluster] }
+	if slices.ContainsFunc(r.Items, other) {
+		b.WriteString("\n### Key-set files\n")
+		itemTable(&b, r.Items, other)
 	}
 	if len(actions) > 0 {
 		fmt.Fprintf(&b, "\n### GitHub (mode %s)\n\n", mode)
@@ -117,6 +172,25 @@ func Summary(r *report.Report, mode string, actions []string) string {
 		}
 	}
 	return b.String()
+}
+
+// itemTable writes the table of the items in selects.
+func itemTable(b *strings.Builder, items []report.Item, in func(report.Item) bool) {
+	head := false
+	for _, it := range items {
+		if !in(it) {
+			continue
+		}
+		if !head {
+			b.WriteString("\n| Credential | Kind | Age | Source | Limit | State | Rotate |\n|---|---|---|---|---|---|---|\n")
+			head = true
+		}
+		cmd := "-"
+		if len(it.Commands) > 0 {
+			cmd = "`" + strings.Join(it.Commands, " && ") + "`"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", esc(it.Credential), it.Kind, orDash(it.Age), esc(orDash(it.AgeSource)), it.MaxAge, it.State, esc(cmd))
+	}
 }
 
 func esc(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

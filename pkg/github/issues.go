@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Issue and pull request actions reported in results.
@@ -34,6 +35,29 @@ type IssueSpec struct {
 	Title  string
 	Body   string
 	Labels []string
+	// Aliases are keys the same credential had before (ids without the
+	// cluster): with no issue under Key, an open issue under an alias is
+	// adopted (its marker rewritten to Key) instead of a new one opened.
+	Aliases []string
+}
+
+// SyncOptions are SyncIssuesWith's options besides the wanted issues.
+type SyncOptions struct {
+	// Checked are the keys this run checked: their issues are closed when
+	// not wanted. Issues under other keys are left alone.
+	Checked map[string]bool
+	// Claims are alias keys (see IssueSpec.Aliases) of credentials this run
+	// checked and found not due, each with when the credential was last
+	// written. An open issue under such a key that no wanted issue adopts
+	// is closed only if the credential was written after the issue was
+	// last updated: whoever owned it must have rotated since, and a
+	// credential unchanged since then is not the one that was due. A zero
+	// time never closes.
+	Claims map[string]time.Time
+	// CloseComment is posted before closing (nil or "": no comment).
+	CloseComment func(key string) string
+	// DryRun writes nothing; results say what would happen.
+	DryRun bool
 }
 
 // IssueResult says what SyncIssues did (or, in a dry run, would do) about
@@ -106,6 +130,13 @@ func validKey(k string) error {
 // come in the order of want, then closed issues by number. On error, the
 // results of what was done so far are returned with it.
 func (c *Client) SyncIssues(ctx context.Context, label string, want []IssueSpec, checked map[string]bool, closeComment func(key string) string, dryRun bool) ([]IssueResult, error) {
+	return c.SyncIssuesWith(ctx, label, want, SyncOptions{Checked: checked, CloseComment: closeComment, DryRun: dryRun})
+}
+
+// SyncIssuesWith is SyncIssues with aliases and claims (see SyncOptions):
+// how issues opened under an older key are adopted or closed.
+func (c *Client) SyncIssuesWith(ctx context.Context, label string, want []IssueSpec, o SyncOptions) ([]IssueResult, error) {
+	checked, closeComment, dryRun := o.Checked, o.CloseComment, o.DryRun
 	if strings.TrimSpace(label) == "" || strings.Contains(label, ",") {
 		return nil, fmt.Errorf("syncing issues in %s: label %q is not valid: want one non-empty label without commas", c.Repo(), label)
 	}
@@ -116,6 +147,11 @@ func (c *Client) SyncIssues(ctx context.Context, label string, want []IssueSpec,
 		}
 		if wanted[s.Key] {
 			return nil, fmt.Errorf("syncing issues in %s: issue key %q is wanted twice", c.Repo(), s.Key)
+		}
+		for _, a := range s.Aliases {
+			if err := validKey(a); err != nil {
+				return nil, fmt.Errorf("syncing issues in %s: alias of %q: %w", c.Repo(), s.Key, err)
+			}
 		}
 		if strings.TrimSpace(s.Title) == "" {
 			return nil, fmt.Errorf("syncing issues in %s: issue %q has an empty title", c.Repo(), s.Key)
@@ -144,10 +180,21 @@ func (c *Client) SyncIssues(ctx context.Context, label string, want []IssueSpec,
 
 	var res []IssueResult
 	var closes []IssueResult
+	adopted := map[string]bool{}
 	for _, s := range want {
 		labels := withLabel(s.Labels, label)
 		body := issueBody(s)
 		found := byKey[s.Key]
+		if len(found) == 0 {
+			// An issue opened under an older key of this credential is
+			// adopted: the first wanted issue takes it.
+			for _, a := range s.Aliases {
+				if len(byKey[a]) > 0 && !adopted[a] && !wanted[a] {
+					found, adopted[a] = byKey[a], true
+					break
+				}
+			}
+		}
 		if len(found) == 0 {
 			if dryRun {
 				res = append(res, IssueResult{Key: s.Key, Action: ActionWouldOpen})
@@ -194,8 +241,15 @@ func (c *Client) SyncIssues(ctx context.Context, label string, want []IssueSpec,
 	}
 
 	var stale []string
-	for k := range byKey {
-		if checked[k] && !wanted[k] {
+	for k, l := range byKey {
+		if wanted[k] || adopted[k] {
+			continue
+		}
+		if checked[k] {
+			stale = append(stale, k)
+			continue
+		}
+		if since, ok := o.Claims[k]; ok && !since.IsZero() && since.After(lastUpdate(l)) {
 			stale = append(stale, k)
 		}
 	}
@@ -215,6 +269,17 @@ func (c *Client) SyncIssues(ctx context.Context, label string, want []IssueSpec,
 	}
 	sort.SliceStable(closes, func(i, j int) bool { return closes[i].Number < closes[j].Number })
 	return append(res, closes...), nil
+}
+
+// lastUpdate is when the most recently updated of issues was updated.
+func lastUpdate(issues []*gogithub.Issue) time.Time {
+	var t time.Time
+	for _, is := range issues {
+		if u := is.GetUpdatedAt().Time; u.After(t) {
+			t = u
+		}
+	}
+	return t
 }
 
 // closeIssue comments (if comment is not empty) and closes one issue.

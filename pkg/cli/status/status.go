@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -28,8 +30,15 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/model/policy"
 )
 
-// ExitFailOn is the exit code when --fail-on is met.
-const ExitFailOn = 3
+// Exit codes: ExitFailOn when --fail-on is met, ExitUnreadable when a
+// cluster could not be read (it wins: the fleet's report is incomplete).
+const (
+	ExitFailOn     = 3
+	ExitUnreadable = 4
+)
+
+// DefaultConcurrency is how many clusters a fleet scan reads at once.
+const DefaultConcurrency = 4
 
 var examples = templates.Examples(`
 	# Every Secret in the current namespace: age, where the age comes from, limit, state
@@ -48,7 +57,16 @@ var examples = templates.Examples(`
 	kubectl rotate status --secrets=false --kops-state s3://kops-state --name k8s.example.com --jwks-file slurm.jwks
 
 	# For scripts: the report with ids, ages in seconds and commands
-	kubectl rotate status -A -o json`)
+	kubectl rotate status -A -o json
+
+	# A fleet: three contexts at once, one table with a CLUSTER column
+	kubectl rotate status -A --context prod,staging,eu-1 --policy rotation-policy.yaml
+
+	# Every context of the kubeconfig; exit 4 if one cannot be read, 3 if something is overdue
+	kubectl rotate status -A --all-contexts --fail-on overdue
+
+	# Name the cluster yourself (ids, -o json, the Action's issues) when its kubeconfig entry is generic
+	kubectl rotate status -A --cluster-name prod-eu -o json`)
 
 // Options of `kubectl rotate status`.
 type Options struct {
@@ -64,17 +82,25 @@ type Options struct {
 	JWKSFiles     []string
 	Output        string
 	FailOn        string
+	// ClusterName is the cluster's identity (one cluster).
+	ClusterName string
+	// AllContexts and a --context list select a fleet; Concurrency bounds
+	// how many clusters are read at once.
+	AllContexts bool
+	Concurrency int
 
 	PrintFlags *genericclioptions.JSONYamlPrintFlags
 	Now        func() time.Time
 
-	build report.Options
+	build   report.Options
+	members []report.Member
+	fleet   bool
 	genericiooptions.IOStreams
 }
 
 // NewOptions returns Options with defaults.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{MaxAge: 90 * 24 * time.Hour, WarnBefore: 14 * 24 * time.Hour, Secrets: true,
+	return &Options{MaxAge: 90 * 24 * time.Hour, WarnBefore: 14 * 24 * time.Hour, Secrets: true, Concurrency: DefaultConcurrency,
 		KopsState: os.Getenv("KOPS_STATE_STORE"), KopsName: os.Getenv("KOPS_CLUSTER_NAME"),
 		PrintFlags: genericclioptions.NewJSONYamlPrintFlags(), Now: time.Now, IOStreams: streams}
 }
@@ -83,7 +109,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 func NewCmdStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewOptions(streams)
 	cmd := &cobra.Command{
-		Use:                   "status [-A | -n NAMESPACE] [-l SELECTOR] [--policy FILE] [--kops-state S --name C] [-o wide|json|yaml] [--fail-on overdue|warn]",
+		Use:                   "status [-A | -n NAMESPACE] [-l SELECTOR] [--policy FILE] [--context A,B,C | --all-contexts] [--kops-state S --name C] [-o wide|json|yaml] [--fail-on overdue|warn]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Show how old every credential is against a rotation policy, and the command that rotates it",
 		Long: templates.LongDesc(`
@@ -96,7 +122,13 @@ func NewCmdStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 			Secrets are listed in pages, metadata only; values are read only for TLS
 			Secrets and key sets, and never printed.
 
-			Exit status: 0, or 3 when --fail-on is met.`),
+			Every row and id names its cluster: --cluster-name, else the kubeconfig cluster
+			of the context. --context a,b,c or --all-contexts checks several clusters at
+			once (--concurrency at a time) in one table with a CLUSTER column; contexts of
+			one kubeconfig cluster entry are read once. A cluster that cannot be read is
+			one error line, and the others are still listed.
+
+			Exit status: 0; 3 when --fail-on is met; 4 when a cluster could not be read.`),
 		Example: examples,
 		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, args []string) {
@@ -118,6 +150,9 @@ func NewCmdStatus(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 	fl.StringArrayVar(&o.JWKSFiles, "jwks-file", nil, "Key-set file to check as well (repeatable).")
 	fl.StringVarP(&o.Output, "output", "o", "", "Output format: wide, json or yaml.")
 	fl.StringVar(&o.FailOn, "fail-on", "", "Exit 3 when a credential is overdue or expired (overdue), or also due soon or of unknown age (warn).")
+	fl.StringVar(&o.ClusterName, "cluster-name", "", "Name of the cluster in ids and rows (default: the kubeconfig cluster of the context).")
+	fl.BoolVar(&o.AllContexts, "all-contexts", false, "Check every context of the kubeconfig (a fleet; see --context a,b,c).")
+	fl.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "With several contexts: how many clusters to read at once.")
 	return cmd
 }
 
@@ -162,8 +197,16 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 		fmt.Fprintln(o.ErrOut, "note: KOPS_STATE_STORE is set but no cluster name: kOps keysets are not checked (pass --name)")
 	}
 	o.build.JWKSFiles = o.JWKSFiles
+	contextFlag, clusterFlag := flagValue(cmd, "context"), flagValue(cmd, "cluster")
+	o.fleet = o.AllContexts || strings.Contains(contextFlag, ",")
 	if !o.Secrets {
+		if o.fleet || o.ClusterName != "" {
+			return errors.New("--secrets=false checks no cluster: drop --context lists, --all-contexts and --cluster-name")
+		}
 		return nil
+	}
+	if o.fleet {
+		return o.completeFleet(f, cmd, contextFlag)
 	}
 	clients, err := kube.NewClients(f)
 	if err != nil {
@@ -181,7 +224,95 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 	if !o.AllNamespaces {
 		o.build.Namespace = clients.Namespace
 	}
+	t, err := kube.FactoryTarget(f.ToRawKubeConfigLoader(), cfg, contextFlag, clusterFlag, o.ClusterName)
+	if err != nil {
+		return err
+	}
+	o.build.Cluster, o.build.Context, o.build.Server = t.Cluster, t.Context, t.Server
 	return nil
+}
+
+// completeFleet builds one member per cluster of --context a,b,c or
+// --all-contexts.
+func (o *Options) completeFleet(f cmdutil.Factory, cmd *cobra.Command, contextFlag string) error {
+	if o.AllContexts && contextFlag != "" {
+		return errors.New("--all-contexts and --context both select contexts: give one of them")
+	}
+	if o.ClusterName != "" {
+		return errors.New("--cluster-name names one cluster, but several contexts are selected: each context's kubeconfig cluster name is used")
+	}
+	for _, fl := range []string{"server", "cluster", "user", "token", "as", "certificate-authority", "client-certificate", "client-key", "username", "password"} {
+		if flagValue(cmd, fl) != "" {
+			return fmt.Errorf("--%s applies to one cluster, but several contexts are selected: put it in each context of the kubeconfig", fl)
+		}
+	}
+	raw, err := f.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return fmt.Errorf("reading the kubeconfig: %w", err)
+	}
+	var names []string
+	for _, n := range strings.Split(contextFlag, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	members, err := kube.SelectContexts(raw, names, o.AllContexts)
+	if err != nil {
+		return err
+	}
+	nsFlag := flagValue(cmd, "namespace")
+	qps, burst := float32(kube.DefaultQPS), kube.DefaultBurst
+	if v, err := cmd.Flags().GetFloat32("kube-api-qps"); err == nil {
+		qps = v
+	}
+	if v, err := cmd.Flags().GetInt("kube-api-burst"); err == nil {
+		burst = v
+	}
+	var timeout time.Duration
+	if v := flagValue(cmd, "request-timeout"); v != "" && v != "0" {
+		if timeout, err = time.ParseDuration(v); err != nil {
+			if n, nerr := strconv.Atoi(v); nerr == nil {
+				timeout, err = time.Duration(n)*time.Second, nil
+			} else {
+				return fmt.Errorf("--request-timeout %q: use a duration such as 30s", v)
+			}
+		}
+	}
+	for _, m := range members {
+		cfg, err := kube.RESTConfigFor(raw, m.Context, qps, burst, timeout)
+		if err != nil {
+			return err
+		}
+		rm := report.Member{Name: m.Cluster, Context: m.Context, Server: m.Server, AlsoContexts: m.Also, CommandContext: m.Context}
+		if rm.Kube, err = kubernetes.NewForConfig(cfg); err == nil {
+			rm.Metadata, err = metadata.NewForConfig(cfg)
+		}
+		if err != nil {
+			return fmt.Errorf("context %s: building a client: %w", m.Context, err)
+		}
+		switch {
+		case o.AllNamespaces:
+		case nsFlag != "":
+			rm.Namespace = nsFlag
+		default:
+			rm.Namespace = "default"
+			if c := raw.Contexts[m.Context]; c != nil && c.Namespace != "" {
+				rm.Namespace = c.Namespace
+			}
+		}
+		o.members = append(o.members, rm)
+	}
+	o.build.Selector = o.Selector
+	return nil
+}
+
+// flagValue is the value of a flag of the command or its parents ("" when
+// it has none).
+func flagValue(cmd *cobra.Command, name string) string {
+	if fl := cmd.Flags().Lookup(name); fl != nil {
+		return fl.Value.String()
+	}
+	return ""
 }
 
 // Validate checks the flags.
@@ -196,6 +327,9 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("--fail-on %q is not supported: use overdue or warn", o.FailOn)
 	}
+	if o.Concurrency < 1 {
+		return fmt.Errorf("--concurrency must be at least 1, got %d", o.Concurrency)
+	}
 	if !o.Secrets && o.build.KopsCluster == "" && len(o.JWKSFiles) == 0 {
 		return errors.New("nothing to check: --secrets=false needs --kops-state/--name or --jwks-file")
 	}
@@ -209,7 +343,13 @@ func (o *Options) Run(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	o.build.Now = o.Now()
-	r, err := report.Build(ctx, o.build)
+	var r *report.Report
+	var err error
+	if o.fleet {
+		r, err = report.BuildFleet(ctx, o.build, o.members, o.Concurrency)
+	} else {
+		r, err = report.Build(ctx, o.build)
+	}
 	if err != nil {
 		return err
 	}
@@ -219,14 +359,29 @@ func (o *Options) Run(ctx context.Context) error {
 			return err
 		}
 	default:
-		if err := PrintTable(o.Out, r, o.Output == "wide"); err != nil {
+		if err := PrintTable(o.Out, r, o.Output == "wide", o.fleet); err != nil {
 			return err
 		}
 		s := r.Summary
-		fmt.Fprintf(o.ErrOut, "%d credentials: %d ok, %d warn, %d overdue, %d expired, %d unknown (policy: %s)\n",
-			s.Total, s.OK, s.Warn, s.Overdue, s.Expired, s.Unknown, r.Policy)
+		clusters := ""
+		if o.fleet {
+			clusters = fmt.Sprintf(" in %d of %d clusters", len(r.Clusters)-len(r.Errors), len(r.Clusters))
+		}
+		fmt.Fprintf(o.ErrOut, "%d credentials%s: %d ok, %d warn, %d overdue, %d expired, %d unknown (policy: %s)\n",
+			s.Total, clusters, s.OK, s.Warn, s.Overdue, s.Expired, s.Unknown, r.Policy)
 	}
-	if o.FailOn != "" && r.Failing(o.FailOn) {
+	for _, e := range r.Errors {
+		fmt.Fprintln(o.ErrOut, "error: "+e)
+	}
+	failing := o.FailOn != "" && r.Failing(o.FailOn)
+	if len(r.Errors) > 0 {
+		msg := fmt.Sprintf("%d of %d clusters could not be read", len(r.Errors), len(r.Clusters))
+		if failing {
+			msg += "; credentials of the others are past the policy (--fail-on " + o.FailOn + ")"
+		}
+		return uexec.CodeExitError{Err: errors.New(msg), Code: ExitUnreadable}
+	}
+	if failing {
 		n := r.Summary.Overdue + r.Summary.Expired
 		what := "overdue or expired"
 		if o.FailOn == "warn" {
@@ -239,14 +394,19 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 // PrintTable prints the report as a table; wide adds the rule, the
-// reason and when the value was set.
-func PrintTable(w io.Writer, r *report.Report, wide bool) error {
+// reason and when the value was set; wide or clusters adds the CLUSTER
+// column first.
+func PrintTable(w io.Writer, r *report.Report, wide, clusters bool) error {
 	if len(r.Items) == 0 {
 		_, err := fmt.Fprintln(w, "No credentials found.")
 		return err
 	}
 	tw := printers.GetNewTabWriter(w)
 	head := "CREDENTIAL\tKIND\tAGE\tSOURCE\tLIMIT\tSTATE\tROTATE"
+	clusters = clusters || wide
+	if clusters {
+		head = "CLUSTER\t" + head
+	}
 	if wide {
 		head += "\tRULE\tSINCE\tREASON"
 	}
@@ -265,6 +425,13 @@ func PrintTable(w io.Writer, r *report.Report, wide bool) error {
 			cmd = strings.Join(it.Commands, " && ")
 		}
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", it.Credential, it.Kind, age, source, it.MaxAge, it.State, cmd)
+		if clusters {
+			c := it.Cluster
+			if c == "" {
+				c = "-"
+			}
+			line = c + "\t" + line
+		}
 		if wide {
 			since := "-"
 			if it.Since != nil {

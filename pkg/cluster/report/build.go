@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +38,13 @@ type Options struct {
 	// Kube and Metadata: the cluster's clients; nil skips the cluster.
 	Kube     kubernetes.Interface
 	Metadata metadata.Interface
+	// Context and Server say how Kube reaches the cluster (shown in the
+	// report's clusters).
+	Context, Server string
+	// Cluster is the identity of the cluster Kube reaches
+	// (kube.Target.Cluster): it is in every id and item of its Secrets.
+	// Empty gives the ids of before clusters were named (secret:NS/NAME).
+	Cluster string
 	// Namespace to check, "" for all.
 	Namespace string
 	// Selector is a label selector on Secrets.
@@ -57,35 +66,129 @@ type Options struct {
 // read (a cluster that is down, a missing file) fail the whole report:
 // an audit that silently skips a source would report "ok" for it.
 func Build(ctx context.Context, o Options) (*Report, error) {
+	var members []Member
+	if o.Kube != nil {
+		members = []Member{{Name: o.Cluster, Context: o.Context, Server: o.Server, Kube: o.Kube, Metadata: o.Metadata, Namespace: o.Namespace}}
+	}
+	r, failed, err := buildFleet(ctx, o, members, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		return nil, failed[0]
+	}
+	return r, nil
+}
+
+// Member is one cluster of a fleet: its identity, how it was reached and
+// its clients.
+type Member struct {
+	Name, Context, Server string
+	// AlsoContexts point at the same cluster (scanned once).
+	AlsoContexts []string
+	Kube         kubernetes.Interface
+	Metadata     metadata.Interface
+	// Namespace to check, "" for all.
+	Namespace string
+	// CommandContext, when set, is added to every command as --context, so
+	// a command copied from a fleet report acts on the right cluster.
+	CommandContext string
+}
+
+// BuildFleet checks the Secrets of every member, at most workers clusters
+// at once, plus the options' key-set files and kOps cluster once (the
+// options' own Kube, Cluster and Namespace are not used). A member that
+// cannot be read is reported in Clusters and Errors (one line each) and
+// the others stand; a key-set file or kOps state store that cannot be read
+// fails the whole report.
+func BuildFleet(ctx context.Context, o Options, members []Member, workers int) (*Report, error) {
+	r, _, err := buildFleet(ctx, o, members, workers)
+	return r, err
+}
+
+func buildFleet(ctx context.Context, o Options, members []Member, workers int) (*Report, []error, error) {
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	now = now.UTC().Truncate(time.Second)
 	r := &Report{TypeMeta: metav1.TypeMeta{APIVersion: policy.APIVersion, Kind: Kind}, Generated: metav1.NewTime(now), Policy: o.PolicyName, Items: []Item{}}
-	if o.Kube != nil {
-		items, err := secretItems(ctx, o, now)
-		if err != nil {
-			return nil, err
+	if workers < 1 {
+		workers = 1
+	}
+	type result struct {
+		items []Item
+		err   error
+	}
+	results := make([]result, len(members))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i := range members {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m := members[i]
+			mo := o
+			mo.Kube, mo.Metadata, mo.Namespace, mo.Cluster = m.Kube, m.Metadata, m.Namespace, m.Name
+			items, err := secretItems(ctx, mo, now)
+			if err == nil && m.CommandContext != "" {
+				for j := range items {
+					for k, c := range items[j].Commands {
+						items[j].Commands[k] = c + " --context " + m.CommandContext
+					}
+				}
+			}
+			results[i] = result{items, err}
+		}(i)
+	}
+	wg.Wait()
+	var failed []error
+	for i, m := range members {
+		c := v1alpha1.ReportCluster{Name: m.Name, Context: m.Context, Server: m.Server, AlsoContexts: m.AlsoContexts}
+		if err := results[i].err; err != nil {
+			failed = append(failed, err)
+			c.Error = oneLine(err.Error())
+			r.Errors = append(r.Errors, memberName(m)+": "+c.Error)
+		} else {
+			r.Items = append(r.Items, results[i].items...)
 		}
-		r.Items = append(r.Items, items...)
+		r.Clusters = append(r.Clusters, c)
 	}
 	for _, f := range o.JWKSFiles {
 		items, err := fileItems(ctx, o.Policy, f, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r.Items = append(r.Items, items...)
 	}
 	if o.KopsState != "" || o.KopsCluster != "" {
 		items, err := kopsItems(ctx, o, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r.Items = append(r.Items, items...)
+		if !slices.ContainsFunc(r.Clusters, func(c v1alpha1.ReportCluster) bool { return c.Name == o.KopsCluster }) {
+			r.Clusters = append(r.Clusters, v1alpha1.ReportCluster{Name: o.KopsCluster})
+		}
 	}
 	finish(r)
-	return r, nil
+	return r, failed, nil
+}
+
+// memberName names a member in an error line: cluster prod (context p).
+func memberName(m Member) string {
+	s := "cluster " + m.Name
+	if m.Context != "" && m.Context != m.Name {
+		s += " (context " + m.Context + ")"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }
 
 // secretItems checks the Secrets of the cluster.
@@ -106,24 +209,29 @@ func secretItems(ctx context.Context, o Options, now time.Time) ([]Item, error) 
 	for i := range secrets {
 		s := &secrets[i]
 		if s.Full != nil && s.Type != corev1.SecretTypeTLS {
-			if ks := keySetItems(tool, o.Policy, s, now); ks != nil {
+			if ks := keySetItems(tool, o.Policy, s, o.Cluster, now); ks != nil {
 				items = append(items, ks...)
 				continue
 			}
 		}
-		items = append(items, secretItem(tool, o.Policy, s, now))
+		items = append(items, secretItem(tool, o.Policy, s, o.Cluster, now))
+	}
+	if o.Cluster != "" {
+		for i := range items {
+			items[i].Cluster = o.Cluster
+		}
 	}
 	return items, nil
 }
 
 // secretItem checks one Secret (or TLS certificate) as a whole.
-func secretItem(tool string, p *policy.Policy, s *inventory.Secret, now time.Time) Item {
+func secretItem(tool string, p *policy.Policy, s *inventory.Secret, cluster string, now time.Time) Item {
 	m := &s.Meta
 	kind, id := policy.KindSecret, "secret:"
 	if s.Type == corev1.SecretTypeTLS {
 		kind, id = policy.KindTLS, "tls:"
 	}
-	it := Item{ID: id + m.Namespace + "/" + m.Name, Kind: kind, Credential: "secret/" + m.Name, Namespace: m.Namespace, Name: m.Name, Labels: m.Labels}
+	it := Item{ID: id + clusterPrefix(cluster) + m.Namespace + "/" + m.Name, Kind: kind, Credential: "secret/" + m.Name, Namespace: m.Namespace, Name: m.Name, Labels: m.Labels}
 	if m.Namespace != "" {
 		it.Credential = m.Namespace + "/" + m.Name
 	}
@@ -177,6 +285,34 @@ func secretCommands(tool string, s *inventory.Secret, kind string) []string {
 	return []string{b.String()}
 }
 
+// clusterPrefix is how a cluster's identity starts the path of an id:
+// secret:CLUSTER/NS/NAME, as kops-keyset:CLUSTER/KEYSET.
+func clusterPrefix(cluster string) string {
+	if cluster == "" {
+		return ""
+	}
+	return cluster + "/"
+}
+
+// LegacyID is the id an item had before ids named their cluster
+// (secret:NS/NAME for secret:CLUSTER/NS/NAME), or "" when it had no other:
+// kOps keysets always named theirs, key-set files belong to no cluster.
+// The Action adopts issues opened under it.
+func LegacyID(it Item) string {
+	if it.Cluster == "" || it.Kind == policy.KindKeyset || it.File != "" {
+		return ""
+	}
+	kind, rest, ok := strings.Cut(it.ID, ":")
+	if !ok {
+		return ""
+	}
+	rest, ok = strings.CutPrefix(rest, it.Cluster+"/")
+	if !ok {
+		return ""
+	}
+	return kind + ":" + rest
+}
+
 func nsFlag(ns string) string {
 	if ns == "" {
 		return ""
@@ -187,7 +323,7 @@ func nsFlag(ns string) string {
 // keySetItems checks the key sets a Secret holds (nil when none of its
 // data parses as a JWKS). When no key carries its creation time, the
 // Secret's data age stands in for the signing key's (a lower bound).
-func keySetItems(tool string, p *policy.Policy, s *inventory.Secret, now time.Time) []Item {
+func keySetItems(tool string, p *policy.Policy, s *inventory.Secret, cluster string, now time.Time) []Item {
 	m := &s.Meta
 	keys := make([]string, 0, len(s.Full.Data))
 	if k := m.Labels[v1alpha1.JWKSKeyLabel]; k != "" && s.Full.Data[k] != nil {
@@ -215,7 +351,7 @@ func keySetItems(tool string, p *policy.Policy, s *inventory.Secret, now time.Ti
 		// The data was last written when the set last changed: the signing
 		// key is at least that old.
 		fallback := &inventory.Age{Since: s.Age.Since, Source: "Secret data written (" + s.Age.Source + "; lower bound)"}
-		items = append(items, ringItems(tool, p, ring, base, "jwk:"+m.Namespace+"/"+m.Name+"/"+k, target, fallback, now)...)
+		items = append(items, ringItems(tool, p, ring, base, "jwk:"+clusterPrefix(cluster)+m.Namespace+"/"+m.Name+"/"+k, target, fallback, now)...)
 	}
 	return items
 }

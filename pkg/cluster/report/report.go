@@ -43,21 +43,35 @@ func finish(r *Report) {
 		}
 		return a.ID < b.ID
 	})
-	r.Summary = Summary{Total: len(r.Items)}
-	for _, it := range r.Items {
+	r.Summary = Summarize(r.Items, func(Item) bool { return true })
+	for i := range r.Clusters {
+		name := r.Clusters[i].Name
+		r.Clusters[i].Summary = Summarize(r.Items, func(it Item) bool { return it.Cluster == name })
+	}
+}
+
+// Summarize counts the items for which in returns true.
+func Summarize(items []Item, in func(Item) bool) Summary {
+	var s Summary
+	for _, it := range items {
+		if !in(it) {
+			continue
+		}
+		s.Total++
 		switch it.State {
 		case policy.StateOK:
-			r.Summary.OK++
+			s.OK++
 		case policy.StateWarn:
-			r.Summary.Warn++
+			s.Warn++
 		case policy.StateOverdue:
-			r.Summary.Overdue++
+			s.Overdue++
 		case policy.StateExpired:
-			r.Summary.Expired++
+			s.Expired++
 		default:
-			r.Summary.Unknown++
+			s.Unknown++
 		}
 	}
+	return s
 }
 
 // setAge fills the age fields from since.

@@ -161,7 +161,7 @@ func New(t testing.TB, owner, repo, defaultBranch string) *Server {
 		owner:         owner,
 		repo:          repo,
 		defaultBranch: defaultBranch,
-		clock:         time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		clock:         time.Time{},
 		issues:        map[int]*issueRec{},
 		labelIDs:      map[string]int64{},
 		commits:       map[string]*commit{},
@@ -417,9 +417,15 @@ func (s *Server) numbers() []int {
 	return ns
 }
 
-// now returns a strictly increasing fake time, so sorting by date is stable.
+// now returns the wall clock in GitHub's resolution (seconds), strictly
+// increasing so that sorting by date is stable: created_at and updated_at
+// compare with the times of the credentials they are about, as on GitHub.
 func (s *Server) now() time.Time {
-	s.clock = s.clock.Add(time.Second)
+	t := time.Now().UTC().Truncate(time.Second)
+	if !t.After(s.clock) {
+		t = s.clock.Add(time.Second)
+	}
+	s.clock = t
 	return s.clock
 }
 

@@ -7,9 +7,11 @@ import (
 // ReportItem is one credential checked against the policy.
 type ReportItem struct {
 	// ID names the credential across runs (the Action keys issues by it):
-	// secret:NS/NAME, tls:NS/NAME, jwk:NS/NAME/KEY#signing,
-	// jwk:NS/NAME/KEY#retiring:KID, jwk-file:PATH#signing, ...,
-	// kops-keyset:CLUSTER/KEYSET.
+	// secret:CLUSTER/NS/NAME, tls:CLUSTER/NS/NAME,
+	// jwk:CLUSTER/NS/NAME/KEY#signing, jwk:CLUSTER/NS/NAME/KEY#retiring:KID,
+	// jwk-file:PATH#signing, ..., kops-keyset:CLUSTER/KEYSET. Before
+	// clusters were named, ids had no CLUSTER/ (key-set files still have
+	// none: they belong to the repository).
 	ID string `json:"id"`
 	// Kind is secret, tls, jwk or kops-keyset (policy match kinds).
 	Kind string `json:"kind"`
@@ -21,8 +23,10 @@ type ReportItem struct {
 	// Key is the Secret data key holding a key set.
 	Key string `json:"key,omitempty"`
 	// File is a key-set file.
-	File    string `json:"file,omitempty"`
-	KID     string `json:"kid,omitempty"`
+	File string `json:"file,omitempty"`
+	KID  string `json:"kid,omitempty"`
+	// Cluster is the cluster holding the credential: the identity of the
+	// cluster whose Secret it is, or the kOps cluster of a keyset.
 	Cluster string `json:"cluster,omitempty"`
 	Keyset  string `json:"keyset,omitempty"`
 	// KeyState is a JWKS key's state (next, active, retiring) or a
@@ -74,9 +78,28 @@ type RotationReport struct {
 	Policy  string        `json:"policy"`
 	Summary ReportSummary `json:"summary"`
 	Items   []ReportItem  `json:"items"`
+	// Clusters are the clusters checked, each with its own counts; a
+	// cluster that could not be read has Error set and no items.
+	Clusters []ReportCluster `json:"clusters,omitempty"`
 	// Errors are sources that could not be read (one line each); the
 	// rest of the report stands.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// ReportCluster is one cluster a report checked.
+type ReportCluster struct {
+	// Name is the cluster's identity, as in item ids and Cluster fields.
+	Name string `json:"name"`
+	// Context is the kubeconfig context it was read through; Server its
+	// API server. Both empty for a kOps cluster read from its state store.
+	Context string `json:"context,omitempty"`
+	Server  string `json:"server,omitempty"`
+	// AlsoContexts point at the same cluster; it was scanned once.
+	AlsoContexts []string `json:"alsoContexts,omitempty"`
+	// Summary counts this cluster's items.
+	Summary ReportSummary `json:"summary"`
+	// Error says why the cluster could not be read (one line).
+	Error string `json:"error,omitempty"`
 }
 
 // CredentialState is where a credential stands against its policy.
