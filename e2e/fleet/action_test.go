@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -348,7 +349,7 @@ func TestActionLegacyIssue(t *testing.T) {
 				t.Errorf("staging's run (app/db fresh there): exit %d, writes to #%d %v; %s; want prod's adopted issue untouched", r.code, old, w.writesTo(old), w.describe())
 			}
 		}},
-		{name: "staging's job closes it, prod's opens its own", check: func(t *testing.T, w *workflow, old int) {
+		{name: "staging's job, app/db unchanged there since the issue, closes it; prod's opens its own", check: func(t *testing.T, w *workflow, old int) {
 			r := w.run(jobs.staging)
 			if r.code != 0 {
 				t.Fatalf("staging's run: exit %d, errors %q", r.code, r.errorLines())
@@ -364,6 +365,25 @@ func TestActionLegacyIssue(t *testing.T) {
 			p := w.mustIssue(prodID)
 			if p.Number == old || p.State != "open" || len(w.gh.Issues()) != 2 || len(w.writesTo(old)) != 0 {
 				t.Errorf("prod's run, app/db overdue there: %s; want its own open issue and the old one left closed", w.describe())
+			}
+		}},
+		{name: "staging's job, app/db rotated there since the issue's last update, closes it", check: func(t *testing.T, w *workflow, old int) {
+			// The rotation must be later than the issue at the seconds
+			// both are kept in: wait for the clock to pass its update.
+			updated := w.updatedAt(old)
+			for time.Now().Truncate(time.Second).Compare(updated) <= 0 {
+				if time.Since(updated) < -time.Minute {
+					t.Fatalf("the fake's clock (%s) is a minute ahead of this one", updated)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			mustRotate(t, writeKubeconfig(t, fleetKubeconfig(t)), "secret", "db", "-n", ns, "--key", "password", "--generate", "hex:16", "--context", staging.ctx())
+			if r := w.run(jobs.staging); r.code != 0 {
+				t.Fatalf("staging's run: exit %d, errors %q", r.code, r.errorLines())
+			}
+			is := w.mustIssue(legacyID)
+			if is.State != "closed" || is.StateReason != "completed" || len(is.Comments) != 1 || !strings.Contains(is.Comments[0], "app/db") || w.created() != 0 {
+				t.Errorf("old issue #%d %s (%s), comments %q; %s; want it closed as completed with one comment", old, is.State, is.StateReason, is.Comments, w.describe())
 			}
 		}},
 		{name: "one job over both adopts it for prod", check: func(t *testing.T, w *workflow, old int) {

@@ -322,6 +322,29 @@ func (w *workflow) describe() string {
 	return b.String()
 }
 
+// updatedAt is issue n's updated_at, as GitHub's API gives it.
+func (w *workflow) updatedAt(n int) time.Time {
+	t := w.t
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/repos/%s/%s/issues/%d", w.gh.URL, ghOwner, ghRepo, n), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ghToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var is struct {
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&is); err != nil || resp.StatusCode != http.StatusOK || is.UpdatedAt.IsZero() {
+		t.Fatalf("GET issue %d: %s, %v", n, resp.Status, err)
+	}
+	return is.UpdatedAt
+}
+
 // created counts the issues the runs since the last ResetRequests opened.
 func (w *workflow) created() int {
 	n := 0
