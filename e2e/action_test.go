@@ -328,6 +328,7 @@ func readReport(t *testing.T, w *workflow, r actionRun) *report.Report {
 // one issue per overdue Secret; the second run updates them instead of
 // opening more; after a rotation the issue is commented and closed.
 func TestActionIssues(t *testing.T) {
+	cid := clusterName(t) + "/"
 	ns := newNamespace(t)
 	createAgedSecret(t, ns, "api-token", 100*day, nil, map[string]string{"token": "api-token-value-0001"})
 	createAgedSecret(t, ns, "db-password", 120*day, nil, map[string]string{"password": "db-password-value-0002"})
@@ -335,7 +336,7 @@ func TestActionIssues(t *testing.T) {
 	createAgedSecret(t, ns, "fresh", 0, nil, map[string]string{"v": "fresh-value-00004"})
 	kubeconfig := actionKubeconfig(t)
 	w := newWorkflow(t, map[string]string{"kubeconfig": kubeconfig, "namespace": ns, "github_token": ghToken})
-	apiID, dbID := "secret:"+ns+"/api-token", "secret:"+ns+"/db-password"
+	apiID, dbID := "secret:"+cid+ns+"/api-token", "secret:"+cid+ns+"/db-password"
 
 	// Run 1: an issue per overdue Secret, none for the others.
 	r1 := w.run()
@@ -347,7 +348,7 @@ func TestActionIssues(t *testing.T) {
 		t.Fatalf("run 1: issues %+v, want one for each overdue Secret", issues)
 	}
 	api := issuesFor(w.gh, apiID)[0]
-	if api.State != "open" || api.Title != "Rotate "+ns+"/api-token (secret overdue)" || !slices.Equal(api.Labels, []string{"kube-rotate"}) {
+	if api.State != "open" || api.Title != "Rotate "+ns+"/api-token in cluster "+clusterName(t)+" (secret overdue)" || !slices.Equal(api.Labels, []string{"kube-rotate"}) {
 		t.Errorf("api-token issue: %q %s labels %v", api.Title, api.State, api.Labels)
 	}
 	for _, want := range []string{"**" + ns + "/api-token** is **overdue**", "rotated-at", "maxAge 90d",
@@ -404,7 +405,7 @@ func TestActionIssues(t *testing.T) {
 	}
 	api3 := issuesFor(w.gh, apiID)[0]
 	if api3.State != "closed" || api3.StateReason != "completed" || len(api3.Comments) != 1 ||
-		!strings.Contains(api3.Comments[0], ns+"/api-token is no longer overdue (state ok") {
+		!strings.Contains(api3.Comments[0], ns+"/api-token in cluster "+clusterName(t)+" is no longer overdue (state ok") {
 		t.Errorf("run 3: api-token issue %s (%s), comments %q; want closed as completed with one comment", api3.State, api3.StateReason, api3.Comments)
 	}
 	if db := issuesFor(w.gh, dbID); len(db) != 1 || db[0].State != "open" || len(w.gh.Issues()) != 2 {
@@ -459,6 +460,7 @@ func TestActionIssues(t *testing.T) {
 // that publishes a new key; a second run keeps both as they are. Overdue
 // Secrets of the same run get issues.
 func TestActionPullRequest(t *testing.T) {
+	cid := clusterName(t) + "/"
 	ns := newNamespace(t)
 	createAgedSecret(t, ns, "slurm-token", 40*day, nil, map[string]string{"token": "slurm-token-value-0005"})
 	const file = "deploy/diracx-jwks.json"
@@ -532,7 +534,7 @@ func TestActionPullRequest(t *testing.T) {
 	}
 	// The Secret got an issue; the key set did not (its pull request
 	// takes care of it).
-	if is := issuesFor(w.gh, "secret:"+ns+"/slurm-token"); len(is) != 1 || is[0].State != "open" || len(w.gh.Issues()) != 1 {
+	if is := issuesFor(w.gh, "secret:"+cid+ns+"/slurm-token"); len(is) != 1 || is[0].State != "open" || len(w.gh.Issues()) != 1 {
 		t.Errorf("run 1: issues %+v, want one for slurm-token only", w.gh.Issues())
 	}
 	if !strings.Contains(r1.summary, fmt.Sprintf("- pull request #%d opened: %s", pr.Number, file)) || r1.outputs["overdue_count"] != "2" {
@@ -735,6 +737,7 @@ users:
 // TestActionDryRunAndReport: dry_run writes nothing to GitHub and says
 // what it would do; mode report needs no token and fail_on exits 3.
 func TestActionDryRunAndReport(t *testing.T) {
+	cid := clusterName(t) + "/"
 	ns := newNamespace(t)
 	createAgedSecret(t, ns, "api-token", 100*day, nil, map[string]string{"token": "api-token-value-0008"})
 	createAgedSecret(t, ns, "rotated", 0, nil, map[string]string{"token": "rotated-value-0009"})
@@ -746,7 +749,7 @@ func TestActionDryRunAndReport(t *testing.T) {
 	w.gh.SetFile("main", file, fixture)
 	// An issue an earlier run opened for a Secret rotated since.
 	stale := w.gh.AddIssue(githubtest.Issue{Title: "Rotate " + ns + "/rotated (secret overdue)", Labels: []string{"kube-rotate"},
-		Body: "old\n\n<!-- kube-rotate:secret:" + ns + "/rotated -->", User: githubtest.BotLogin})
+		Body: "old\n\n<!-- kube-rotate:secret:" + cid + ns + "/rotated -->", User: githubtest.BotLogin})
 	branches := w.gh.Branches()
 
 	r := w.run()
@@ -761,8 +764,8 @@ func TestActionDryRunAndReport(t *testing.T) {
 	}
 	for _, want := range []string{
 		"- pull request on branch kube-rotate/" + file + " would open: " + file,
-		"- issue would open: secret:" + ns + "/api-token",
-		fmt.Sprintf("- issue #%d would close: secret:%s/rotated", stale, ns),
+		"- issue would open: secret:" + cid + ns + "/api-token",
+		fmt.Sprintf("- issue #%d would close: secret:%s%s/rotated", stale, cid, ns),
 	} {
 		if !strings.Contains(r.summary, want) {
 			t.Errorf("dry-run summary lacks %q:\n%s", want, r.summary)

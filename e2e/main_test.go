@@ -53,6 +53,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// clusterName is the identity kube-rotate gives the test cluster: the
+// kubeconfig cluster of KUBECONFIG's current context.
+func clusterName(t *testing.T) string {
+	t.Helper()
+	raw, err := clientcmd.NewDefaultClientConfigLoadingRules().Load()
+	if err != nil {
+		t.Fatalf("loading KUBECONFIG: %v", err)
+	}
+	c := raw.Contexts[raw.CurrentContext]
+	if c == nil || c.Cluster == "" {
+		t.Fatalf("KUBECONFIG's current context %q names no cluster", raw.CurrentContext)
+	}
+	return c.Cluster
+}
+
 // newNamespace creates a namespace for one test, waits until pods can be
 // created in it (its default ServiceAccount exists) and deletes it when the
 // test ends.

@@ -224,6 +224,7 @@ func ids(rep *report.Report) []string {
 // `kubectl rotate jwk add`: the table, -o wide/json/yaml, -l, --fail-on,
 // a policy file and a bad one; no value is printed anywhere.
 func TestStatus(t *testing.T) {
+	cid := clusterName(t) + "/"
 	ns := newNamespace(t)
 	ctx := context.Background()
 
@@ -310,10 +311,10 @@ func TestStatus(t *testing.T) {
 
 	wide := keep(mustRun(t, "status", "-n", ns, "-o", "wide"))
 	header, rows = parseTable(t, wide.stdout)
-	if got := strings.Join(header, " "); got != "CREDENTIAL KIND AGE SOURCE LIMIT STATE ROTATE RULE SINCE REASON" {
+	if got := strings.Join(header, " "); got != "CLUSTER CREDENTIAL KIND AGE SOURCE LIMIT STATE ROTATE RULE SINCE REASON" {
 		t.Errorf("wide header %q", got)
 	}
-	if r := rowFor(t, rows, ns+"/api-key"); r["RULE"] != "default" || r["SINCE"] != apiKey.Annotations[v1alpha1.RotatedAt] || !strings.HasSuffix(r["REASON"], "old, limit 90d") {
+	if r := rowFor(t, rows, ns+"/api-key"); r["CLUSTER"] != clusterName(t) || r["RULE"] != "default" || r["SINCE"] != apiKey.Annotations[v1alpha1.RotatedAt] || !strings.HasSuffix(r["REASON"], "old, limit 90d") {
 		t.Errorf("wide api-key row %v", r)
 	}
 	if r := rowFor(t, rows, ns+"/web-tls"); !strings.HasPrefix(r["REASON"], "certificate expired 10d") {
@@ -323,7 +324,7 @@ func TestStatus(t *testing.T) {
 	// -o json: ids, states, sources.
 	rep, _ := statusReport(t, 0, "-n", ns)
 	got := itemsByID(rep)
-	wantIDs := []string{"tls:" + ns + "/web-tls", "secret:" + ns + "/api-key", "secret:" + ns + "/session-key"}
+	wantIDs := []string{"tls:" + cid + ns + "/web-tls", "secret:" + cid + ns + "/api-key", "secret:" + cid + ns + "/session-key"}
 	if s := strings.Join(ids(rep)[:3], " "); s != strings.Join(wantIDs, " ") {
 		t.Errorf("worst first: ids start %q, want %q", s, strings.Join(wantIDs, " "))
 	}
@@ -333,14 +334,14 @@ func TestStatus(t *testing.T) {
 	for id, want := range map[string]struct {
 		kind, state, source string
 	}{
-		"secret:" + ns + "/fresh-token":                 {"secret", "ok", "managedFields"},
-		"secret:" + ns + "/legacy-token":                {"secret", "ok", "creationTimestamp (lower bound)"},
-		"secret:" + ns + "/api-key":                     {"secret", "overdue", "rotated-at"},
-		"secret:" + ns + "/session-key":                 {"secret", "warn", "rotated-at"},
-		"secret:" + ns + "/db-password":                 {"secret", "ok", "rotated-at"},
-		"tls:" + ns + "/web-tls":                        {"tls", "expired", "certificate"},
-		"jwk:" + ns + "/jwks/jwks.json#signing":         {"jwk", "ok", "kid"},
-		"jwk:" + ns + "/jwks/jwks.json#next:" + nextKID: {"jwk", "ok", "kid"},
+		"secret:" + cid + ns + "/fresh-token":                 {"secret", "ok", "managedFields"},
+		"secret:" + cid + ns + "/legacy-token":                {"secret", "ok", "creationTimestamp (lower bound)"},
+		"secret:" + cid + ns + "/api-key":                     {"secret", "overdue", "rotated-at"},
+		"secret:" + cid + ns + "/session-key":                 {"secret", "warn", "rotated-at"},
+		"secret:" + cid + ns + "/db-password":                 {"secret", "ok", "rotated-at"},
+		"tls:" + cid + ns + "/web-tls":                        {"tls", "expired", "certificate"},
+		"jwk:" + cid + ns + "/jwks/jwks.json#signing":         {"jwk", "ok", "kid"},
+		"jwk:" + cid + ns + "/jwks/jwks.json#next:" + nextKID: {"jwk", "ok", "kid"},
 	} {
 		it, ok := got[id]
 		if !ok {
@@ -351,20 +352,20 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%s: kind %s state %s source %q since %v; want %s %s %q", id, it.Kind, it.State, it.AgeSource, it.Since, want.kind, want.state, want.source)
 		}
 	}
-	if it := got["secret:"+ns+"/api-key"]; it.Since.UTC().Format(time.RFC3339) != apiKey.Annotations[v1alpha1.RotatedAt] ||
+	if it := got["secret:"+cid+ns+"/api-key"]; it.Since.UTC().Format(time.RFC3339) != apiKey.Annotations[v1alpha1.RotatedAt] ||
 		it.AgeSeconds < int64(100*day/time.Second) || it.AgeSeconds > int64((100*day+10*time.Minute)/time.Second) || it.MaxAge != "90d" {
 		t.Errorf("api-key: since %v, ageSeconds %d, maxAge %s; want since %s, 100 days", it.Since, it.AgeSeconds, it.MaxAge, apiKey.Annotations[v1alpha1.RotatedAt])
 	}
-	if it := got["secret:"+ns+"/session-key"]; !strings.HasPrefix(it.Reason, "due in 9d") && !strings.HasPrefix(it.Reason, "due in 10d") {
+	if it := got["secret:"+cid+ns+"/session-key"]; !strings.HasPrefix(it.Reason, "due in 9d") && !strings.HasPrefix(it.Reason, "due in 10d") {
 		t.Errorf("session-key reason %q, want due in ~10d", it.Reason)
 	}
-	if it := got["tls:"+ns+"/web-tls"]; it.NotAfter == nil || !it.NotAfter.Time.Equal(cert.NotAfter) || it.Since == nil || !it.Since.Time.Equal(cert.NotBefore) {
+	if it := got["tls:"+cid+ns+"/web-tls"]; it.NotAfter == nil || !it.NotAfter.Time.Equal(cert.NotAfter) || it.Since == nil || !it.Since.Time.Equal(cert.NotBefore) {
 		t.Errorf("web-tls since %v, notAfter %v; want the certificate's %v, %v", it.Since, it.NotAfter, cert.NotBefore, cert.NotAfter)
 	}
-	if it := got["secret:"+ns+"/db-password"]; strings.Join(it.Commands, "; ") != "kubectl rotate secret db-password -n "+ns+" --key password --generate hex:32" {
+	if it := got["secret:"+cid+ns+"/db-password"]; strings.Join(it.Commands, "; ") != "kubectl rotate secret db-password -n "+ns+" --key password --generate hex:32" {
 		t.Errorf("db-password commands %q: want the method it was rotated with", it.Commands)
 	}
-	if it := got["jwk:"+ns+"/jwks/jwks.json#signing"]; it.KID != signingKID || it.KeyState != "active" || it.Key != "jwks.json" {
+	if it := got["jwk:"+cid+ns+"/jwks/jwks.json#signing"]; it.KID != signingKID || it.KeyState != "active" || it.Key != "jwks.json" {
 		t.Errorf("signing item %+v, want kid %s", it, signingKID)
 	}
 
@@ -377,7 +378,7 @@ func TestStatus(t *testing.T) {
 
 	// -l restricts to matching Secrets; key sets without the label go too.
 	sel, _ := statusReport(t, 0, "-n", ns, "-l", "tier in (backend,frontend)")
-	if s := strings.Join(ids(sel), " "); s != "secret:"+ns+"/api-key secret:"+ns+"/session-key" {
+	if s := strings.Join(ids(sel), " "); s != "secret:"+cid+ns+"/api-key secret:"+cid+ns+"/session-key" {
 		t.Errorf("-l 'tier in (backend,frontend)': ids %q", s)
 	}
 
@@ -441,19 +442,19 @@ spec:
 		t.Errorf("report policy %q, want %q", pol.Policy, policyFile)
 	}
 	for id, want := range map[string]struct{ rule, maxAge, state string }{
-		"secret:" + ns + "/api-key":                     {"default", "365d", "ok"},
-		"secret:" + ns + "/session-key":                 {"sessions", "60d", "overdue"},
-		"secret:" + ns + "/fresh-token":                 {"default", "365d", "ok"},
-		"tls:" + ns + "/web-tls":                        {"default", "365d", "expired"},
-		"jwk:" + ns + "/jwks/jwks.json#signing":         {"signing-keys", "30d", "ok"},
-		"jwk:" + ns + "/jwks/jwks.json#next:" + nextKID: {"signing-keys", "30d", "ok"},
+		"secret:" + cid + ns + "/api-key":                     {"default", "365d", "ok"},
+		"secret:" + cid + ns + "/session-key":                 {"sessions", "60d", "overdue"},
+		"secret:" + cid + ns + "/fresh-token":                 {"default", "365d", "ok"},
+		"tls:" + cid + ns + "/web-tls":                        {"default", "365d", "expired"},
+		"jwk:" + cid + ns + "/jwks/jwks.json#signing":         {"signing-keys", "30d", "ok"},
+		"jwk:" + cid + ns + "/jwks/jwks.json#next:" + nextKID: {"signing-keys", "30d", "ok"},
 	} {
 		it := pg[id]
 		if it.Rule != want.rule || it.MaxAge != want.maxAge || string(it.State) != want.state {
 			t.Errorf("with the policy, %s: rule %q maxAge %s state %s; want %s %s %s", id, it.Rule, it.MaxAge, it.State, want.rule, want.maxAge, want.state)
 		}
 	}
-	if it := pg["jwk:"+ns+"/jwks/jwks.json#signing"]; it.Overlap != "1d" || strings.Join(it.Commands, "") != "kubectl rotate jwk rotate --secret jwks -n "+ns+" --delete-older-than 1d" {
+	if it := pg["jwk:"+cid+ns+"/jwks/jwks.json#signing"]; it.Overlap != "1d" || strings.Join(it.Commands, "") != "kubectl rotate jwk rotate --secret jwks -n "+ns+" --delete-older-than 1d" {
 		t.Errorf("signing key under the policy: overlap %q, commands %q", it.Overlap, it.Commands)
 	}
 	if pol.Summary != (report.Summary{Total: 8, OK: 6, Overdue: 1, Expired: 1}) {
