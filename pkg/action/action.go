@@ -119,7 +119,7 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	s := r.Summary
 	gha.Infof("%d credentials: %d ok, %d warn, %d overdue, %d expired, %d unknown", s.Total, s.OK, s.Warn, s.Overdue, s.Expired, s.Unknown)
 	for _, it := range r.Due() {
-		gha.WithFieldsMap(map[string]string{"title": "Credential " + string(it.State)}).Warningf("%s: %s", it.Credential, it.Reason)
+		gha.WithFieldsMap(map[string]string{"title": "Credential " + string(it.State)}).Warningf("%s%s: %s", it.Credential, onCluster(it), it.Reason)
 	}
 
 	var actions []string

@@ -75,6 +75,11 @@ func loadKubeconfig(gha *githubactions.Action, in *Inputs) (*fleet, error) {
 		}
 		cfg.UserAgent = "kube-rotate-action"
 		rm := report.Member{Name: m.Cluster, Context: m.Context, Server: m.Server, AlsoContexts: m.Also, Namespace: in.Namespace}
+		if in.ContextsAll || len(in.Contexts) > 0 {
+			// Over several contexts, a command copied from an issue must
+			// say which cluster it acts on.
+			rm.CommandContext = m.Context
+		}
 		if rm.Kube, err = kubernetes.NewForConfig(cfg); err == nil {
 			rm.Metadata, err = metadata.NewForConfig(cfg)
 		}
