@@ -182,7 +182,7 @@ func TestApplyErrors(t *testing.T) {
 }
 
 // progress is what a run of planDoc reports, item by item.
-const progress = `plan db: rotation <rotation-id> started
+const progress = `plan db: rotation <rotation-id> started on cluster localhost:8080 (server http://localhost:8080)
 item token: new values in secret/app-pending
 secret/app: token changed (generation 1); previous values in secret/app-previous
 item token: secret/app holds the new values; the old ones are in secret/app-previous
@@ -244,6 +244,10 @@ func TestApplyOutputFormats(t *testing.T) {
     "kind": "RotationPlanRun",
     "apiVersion": "rotate.kube-rotate.io/v1alpha1",
     "plan": "db",
+    "target": {
+        "cluster": "localhost:8080",
+        "server": "http://localhost:8080"
+    },
     "fingerprint": "98bbacc1dbaa5e40360840b31c92542551d5b4801c5e9ceeff3dff5096a26f88",
     "rotationId": "<rotation-id>",
     "started": "<time>",
@@ -317,6 +321,9 @@ kind: RotationPlanRun
 plan: db
 rotationId: <rotation-id>
 started: "<time>"
+target:
+  cluster: localhost:8080
+  server: http://localhost:8080
 updated: "<time>"
 `},
 	}

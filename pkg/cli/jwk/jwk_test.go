@@ -419,7 +419,8 @@ func TestJWKRotate(t *testing.T) {
 		want   string
 		writes string
 	}{
-		{"dry-run client", []string{"--dry-run=client"}, `step 1 of 4 (publish): publish a new key as next in secret/diracx-jwks key jwks.json (verify only: who signs does not change)
+		{"dry-run client", []string{"--dry-run=client"}, `Plan (dry run) on cluster localhost:8080 (server http://localhost:8080)
+step 1 of 4 (publish): publish a new key as next in secret/diracx-jwks key jwks.json (verify only: who signs does not change)
 step 2 of 4 (restart-verifiers): restart the workloads reading secret/diracx-jwks key jwks.json (they learn the new key) and wait until they are healthy
 step 3 of 4 (promote): promote the new key to signing key (the previous one keeps verifying)
 step 4 of 4 (restart-signers): restart the workloads reading secret/diracx-jwks key jwks.json (they sign with the new key) and wait until they are healthy

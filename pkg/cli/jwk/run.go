@@ -169,6 +169,7 @@ func (o *Options) runRotate(ctx context.Context, _ []string) error {
 		By: kube.WhoAmI(ctx, o.clients.Kube), Progress: progress, Now: o.Now}
 	p := t.Procedure()
 	if o.DryRun != secret.DryRunNone {
+		output.Acting(progress, "Plan (dry run) on", o.clients.Target)
 		steps, _, err := p.Plan(ctx)
 		if err != nil {
 			return err

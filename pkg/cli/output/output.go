@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -42,9 +44,20 @@ func PrintObject(flags *genericclioptions.JSONYamlPrintFlags, format string, obj
 	return p.PrintObj(obj, w)
 }
 
+// Acting says, before anything is written, which cluster a command acts
+// on: "VERB cluster prod (context prod-admin, server https://...)".
+func Acting(w io.Writer, verb string, t v1alpha1.ClusterTarget) {
+	if t.Cluster != "" {
+		fmt.Fprintf(w, "%s %s\n", verb, t)
+	}
+}
+
 // PrintPlan prints what a client dry run would do.
 func PrintPlan(ctx context.Context, w io.Writer, r *secret.Result) error {
 	fmt.Fprintln(w, "Plan (dry run: nothing was changed)")
+	if r.Target != nil {
+		Acting(w, "On", *r.Target)
+	}
 	for _, s := range r.Secrets {
 		printSecret(w, s)
 	}

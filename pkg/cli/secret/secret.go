@@ -328,6 +328,8 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 func (o *Options) print(ctx context.Context, res *rotatesecret.Result) error {
+	t := o.clients.Target
+	res.Target = &t
 	if o.Output != "" {
 		return output.PrintObject(o.PrintFlags, o.Output, res, o.Out)
 	}

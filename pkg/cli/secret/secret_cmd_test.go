@@ -200,6 +200,7 @@ func TestSecretDryRunClient(t *testing.T) {
 		want  string
 	}{
 		{"generated", []string{"app", "--key", "token", "--generate", "hex:16"}, "", `Plan (dry run: nothing was changed)
+On cluster localhost:8080 (server http://localhost:8080)
 
 secret/app (namespace ns, generation 1)
   KEY     NEW VALUE FROM   OLD                   NEW
@@ -214,6 +215,7 @@ Undo after the rotation:
   kubectl rotate undo secret/app -n ns
 `},
 		{"selected, url password, no undo", []string{"-l", "team=a", "--url-password", "url", "--no-keep-previous"}, "", `Plan (dry run: nothing was changed)
+On cluster localhost:8080 (server http://localhost:8080)
 
 secret/app (namespace ns, generation 1)
   KEY   NEW VALUE FROM               OLD                   NEW
@@ -228,6 +230,10 @@ Undo after the rotation:
     "kind": "SecretRotation",
     "apiVersion": "rotate.kube-rotate.io/v1alpha1",
     "dryRun": "client",
+    "target": {
+        "cluster": "localhost:8080",
+        "server": "http://localhost:8080"
+    },
     "secrets": [
         {
             "namespace": "ns",
@@ -290,6 +296,9 @@ secrets:
   name: app
   namespace: ns
   previous: app-previous
+target:
+  cluster: localhost:8080
+  server: http://localhost:8080
 `},
 	}
 	for _, tt := range tests {
@@ -360,6 +369,10 @@ func TestSecretOutputFormats(t *testing.T) {
 		{"json", `{
     "kind": "SecretRotation",
     "apiVersion": "rotate.kube-rotate.io/v1alpha1",
+    "target": {
+        "cluster": "localhost:8080",
+        "server": "http://localhost:8080"
+    },
     "secrets": [
         {
             "namespace": "ns",
@@ -426,6 +439,9 @@ secrets:
   name: app
   namespace: ns
   previous: app-previous
+target:
+  cluster: localhost:8080
+  server: http://localhost:8080
 undo:
 - kubectl rotate undo secret/app -n ns
 `},

@@ -197,7 +197,7 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 		fmt.Fprintln(o.ErrOut, "note: KOPS_STATE_STORE is set but no cluster name: kOps keysets are not checked (pass --name)")
 	}
 	o.build.JWKSFiles = o.JWKSFiles
-	contextFlag, clusterFlag := flagValue(cmd, "context"), flagValue(cmd, "cluster")
+	contextFlag := flagValue(cmd, "context")
 	o.fleet = o.AllContexts || strings.Contains(contextFlag, ",")
 	if !o.Secrets {
 		if o.fleet || o.ClusterName != "" {
@@ -224,7 +224,7 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
 	if !o.AllNamespaces {
 		o.build.Namespace = clients.Namespace
 	}
-	t, err := kube.FactoryTarget(f.ToRawKubeConfigLoader(), cfg, contextFlag, clusterFlag, o.ClusterName)
+	t, err := kube.TargetFor(f, o.ClusterName)
 	if err != nil {
 		return err
 	}

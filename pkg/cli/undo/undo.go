@@ -96,6 +96,8 @@ func (o *Options) Run(ctx context.Context) error {
 	if res == nil {
 		return err
 	}
+	t := o.Clients.Target
+	res.Target = &t
 	switch {
 	case o.Output != "":
 		return errors.Join(output.PrintObject(o.PrintFlags, o.Output, res, o.Out), err)

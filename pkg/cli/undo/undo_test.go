@@ -122,6 +122,7 @@ func TestUndoDryRunClient(t *testing.T) {
 		want string
 	}{
 		{"table", nil, `Plan (dry run: nothing was changed)
+On cluster localhost:8080 (server http://localhost:8080)
 
 secret/app (namespace ns, generation 2)
   KEY     NEW VALUE FROM   OLD                   NEW
@@ -137,6 +138,10 @@ Undo after the rotation:
     "kind": "SecretRotation",
     "apiVersion": "rotate.kube-rotate.io/v1alpha1",
     "dryRun": "client",
+    "target": {
+        "cluster": "localhost:8080",
+        "server": "http://localhost:8080"
+    },
     "secrets": [
         {
             "namespace": "ns",
@@ -172,6 +177,9 @@ secrets:
   name: app
   namespace: ns
   previous: app-previous
+target:
+  cluster: localhost:8080
+  server: http://localhost:8080
 `},
 	}
 	for _, tt := range tests {
@@ -233,6 +241,10 @@ func TestUndoOutputFormats(t *testing.T) {
 		{"json", `{
     "kind": "SecretRotation",
     "apiVersion": "rotate.kube-rotate.io/v1alpha1",
+    "target": {
+        "cluster": "localhost:8080",
+        "server": "http://localhost:8080"
+    },
     "secrets": [
         {
             "namespace": "ns",
@@ -267,6 +279,9 @@ secrets:
   name: app
   namespace: ns
   previous: app-previous
+target:
+  cluster: localhost:8080
+  server: http://localhost:8080
 `},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,9 @@ type Clients struct {
 	Namespace string
 	// ExplicitNamespace is true when -n/--namespace was given.
 	ExplicitNamespace bool
+	// Target is the cluster the clients reach (commands say it before
+	// they write, and records carry it).
+	Target Target
 }
 
 // NewClients builds clients from kubectl's factory.
@@ -35,7 +38,10 @@ func NewClients(f cmdutil.Factory) (*Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building a client from the kubeconfig: %w", err)
 	}
-	return &Clients{Kube: kc, Dynamic: dc, Namespace: ns, ExplicitNamespace: explicit}, nil
+	// A cluster name kube-rotate would not put in an id does not stop a
+	// rotation: the record keeps what is known.
+	t, _ := TargetFor(f, "")
+	return &Clients{Kube: kc, Dynamic: dc, Namespace: ns, ExplicitNamespace: explicit, Target: t}, nil
 }
 
 // WhoAmI returns the user name the API server sees (as `kubectl auth

@@ -64,7 +64,24 @@ func (f *Flags) Validate() error {
 // can reuse kubectl's own helpers (resource builder, rollout restart and
 // status, printers).
 func (f *Flags) NewFactory() cmdutil.Factory {
-	return cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(f.ConfigFlags))
+	return &factory{Factory: cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(f.ConfigFlags)), flags: f}
+}
+
+// factory is kubectl's factory that also knows which cluster it reaches.
+type factory struct {
+	cmdutil.Factory
+	flags *Flags
+}
+
+func (f *factory) target(name string) (Target, error) {
+	var ctx, cluster string
+	if c := f.flags.ConfigFlags.Context; c != nil {
+		ctx = *c
+	}
+	if c := f.flags.ConfigFlags.ClusterName; c != nil {
+		cluster = *c
+	}
+	return factoryTarget(f, ctx, cluster, name)
 }
 
 func (f *Flags) wrapConfig(c *rest.Config) *rest.Config {

@@ -11,38 +11,22 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 // Target names the cluster a command acts on: the cluster identity that
 // goes into credential ids, issue markers and report rows, the kubeconfig
-// context it was reached through and the API server's URL.
+// context it was reached through and the API server's URL
+// (v1alpha1.ClusterTarget, so records can carry it).
 //
 // The identity is the name the user gives (--cluster-name, the Action's
 // cluster input), else the kubeconfig cluster the context points at. It is
 // never the server URL: two clusters can sit behind one URL (a tunnel on
 // 127.0.0.1:6443, a proxy such as Rancher or Teleport), and one cluster
 // can be reached at several.
-type Target struct {
-	Cluster string `json:"cluster"`
-	Context string `json:"context,omitempty"`
-	Server  string `json:"server,omitempty"`
-}
-
-// String is how commands name the target before they write: cluster prod
-// (context prod-admin, server https://...).
-func (t Target) String() string {
-	var extra []string
-	if t.Context != "" {
-		extra = append(extra, "context "+t.Context)
-	}
-	if t.Server != "" {
-		extra = append(extra, "server "+t.Server)
-	}
-	if len(extra) == 0 {
-		return "cluster " + t.Cluster
-	}
-	return "cluster " + t.Cluster + " (" + strings.Join(extra, ", ") + ")"
-}
+type Target = v1alpha1.ClusterTarget
 
 // MaxClusterNameLength bounds a cluster identity (it is part of every id
 // and GitHub issue marker).
@@ -114,11 +98,24 @@ func serverHost(server string) string {
 	return s
 }
 
-// FactoryTarget works out the target of kubectl's factory: the context of
+// targeter is the factory of Flags.NewFactory, which knows kubectl's
+// --context and --cluster flags.
+type targeter interface {
+	target(name string) (Target, error)
+}
+
+// TargetFor works out the target of kubectl's factory: the context of
 // --context (else the kubeconfig's current context), the cluster of
 // --cluster (else the context's), and name when the user gave one.
-func FactoryTarget(loader clientcmd.ClientConfig, cfg *rest.Config, contextFlag, clusterFlag, name string) (Target, error) {
-	raw, err := loader.RawConfig()
+func TargetFor(f cmdutil.Factory, name string) (Target, error) {
+	if t, ok := f.(targeter); ok {
+		return t.target(name)
+	}
+	return factoryTarget(f, "", "", name)
+}
+
+func factoryTarget(f cmdutil.Factory, contextFlag, clusterFlag, name string) (Target, error) {
+	raw, err := f.ToRawKubeConfigLoader().RawConfig()
 	if err != nil {
 		return Target{}, fmt.Errorf("reading the kubeconfig: %w", err)
 	}
@@ -127,7 +124,7 @@ func FactoryTarget(loader clientcmd.ClientConfig, cfg *rest.Config, contextFlag,
 		ctx = raw.CurrentContext
 	}
 	server := ""
-	if cfg != nil {
+	if cfg, err := f.ToRESTConfig(); err == nil {
 		server = cfg.Host
 	}
 	return TargetOf(raw, ctx, clusterFlag, name, server)

@@ -24,6 +24,9 @@ type Options struct {
 	// PlanFile is the plan's file as the user named it, for the undo
 	// command in messages; "" says PLAN.yaml.
 	PlanFile string
+	// On names the cluster in the run's first line ("cluster prod
+	// (context ..., server ...)"); "" leaves it out.
+	On       string
 	By       string
 	Progress io.Writer
 	Now      func() time.Time
@@ -182,7 +185,11 @@ func (pr *run) startStep() *step {
 					return err
 				}
 			}
-			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s started\n", p.Metadata.Name, id)
+			on := ""
+			if pr.o.On != "" {
+				on = " on " + pr.o.On
+			}
+			fmt.Fprintf(pr.o.Progress, "plan %s: rotation %s started%s\n", p.Metadata.Name, id, on)
 			return nil
 		},
 		UndoFunc: func(ctx context.Context, r *procedure.Record) error {

@@ -12,7 +12,9 @@ import (
 type RotationPlanRun struct {
 	metav1.TypeMeta `json:",inline"`
 	Plan            string `json:"plan"`
-	Fingerprint     string `json:"fingerprint"`
+	// Target is the cluster the plan runs on (set when printed).
+	Target      *ClusterTarget `json:"target,omitempty"`
+	Fingerprint string         `json:"fingerprint"`
 	// RotationID keys every step of this run: pending companions and hook
 	// Jobs carry it, so a re-run knows its own work.
 	RotationID string                  `json:"rotationId"`

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -84,6 +86,30 @@ type RotationReport struct {
 	// Errors are sources that could not be read (one line each); the
 	// rest of the report stands.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// ClusterTarget names the cluster a command acts on: its identity (as in
+// ids), the kubeconfig context and the API server.
+type ClusterTarget struct {
+	Cluster string `json:"cluster"`
+	Context string `json:"context,omitempty"`
+	Server  string `json:"server,omitempty"`
+}
+
+// String is how commands name the target before they write: cluster prod
+// (context prod-admin, server https://...).
+func (t ClusterTarget) String() string {
+	var extra []string
+	if t.Context != "" {
+		extra = append(extra, "context "+t.Context)
+	}
+	if t.Server != "" {
+		extra = append(extra, "server "+t.Server)
+	}
+	if len(extra) == 0 {
+		return "cluster " + t.Cluster
+	}
+	return "cluster " + t.Cluster + " (" + strings.Join(extra, ", ") + ")"
 }
 
 // ReportCluster is one cluster a report checked.

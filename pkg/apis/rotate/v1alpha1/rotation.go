@@ -11,7 +11,9 @@ import (
 type SecretRotation struct {
 	metav1.TypeMeta `json:",inline"`
 	// DryRun is "client" or "server" for a dry run.
-	DryRun  string         `json:"dryRun,omitempty"`
+	DryRun string `json:"dryRun,omitempty"`
+	// Target is the cluster the rotation acts on.
+	Target  *ClusterTarget `json:"target,omitempty"`
 	Secrets []SecretResult `json:"secrets"`
 	// Consumers are every workload found reading a changed key.
 	Consumers []Workload `json:"consumers"`
