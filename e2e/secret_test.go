@@ -174,7 +174,7 @@ func TestDryRunsChangeNothing(t *testing.T) {
 	drv := getDeployment(t, ns, "app").ResourceVersion
 
 	plan := mustRun(t, "secret", "app", "-n", ns, "--key", "password", "--generate", "password:24", "--dry-run=client")
-	for _, want := range []string{"Plan (dry run: nothing was changed)", "password", "password:24", values.Fingerprint([]byte("old-password-value")),
+	for _, want := range []string{"Plan (dry run: nothing was changed)\nOn cluster " + clusterName(t) + " (context ", ", server " + restConfig.Host + ")", "password", "password:24", values.Fingerprint([]byte("old-password-value")),
 		"(generated)", "secret/app-previous", "deployment/app", "env password (app)", "kubectl rotate undo secret/app -n " + ns} {
 		if !strings.Contains(plan.stdout, want) {
 			t.Errorf("plan lacks %q", want)
