@@ -79,6 +79,9 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
+	if in.Mode == ModeSummary {
+		return fleetSummary(gha, env, in)
+	}
 	var gh *github.Client
 	if in.Mode != ModeReport {
 		if gh, err = github.New(in.APIURL, in.Token, in.Owner, in.Repo, env.HTTPClient); err != nil {

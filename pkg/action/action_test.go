@@ -266,7 +266,7 @@ func TestBadInputOpensNothing(t *testing.T) {
 		want  []string
 	}{
 		{"missing token", map[string]string{"INPUT_GITHUB_TOKEN": ""}, nil, []string{"::error title=kube-rotate::input github_token is empty"}},
-		{"unknown mode", map[string]string{"INPUT_MODE": "issues"}, nil, []string{`input mode "issues" is not known: use issue, pr or report`}},
+		{"unknown mode", map[string]string{"INPUT_MODE": "issues"}, nil, []string{`input mode "issues" is not known: use issue, pr, report or summary`}},
 		{"garbage kubeconfig", map[string]string{"INPUT_KUBECONFIG": "not: [a kubeconfig"}, nil, []string{"input kubeconfig is not a kubeconfig"}},
 		{"exec plugin", map[string]string{"INPUT_KUBECONFIG": execKubeconfig}, nil, []string{`user "eks" of context eks runs the credential plugin "aws" (exec:)`}},
 		{"policy syntax", map[string]string{"INPUT_POLICY": "policy.yaml"}, nil, []string{"::error file=policy.yaml,line=5,title=kube-rotate::policy.yaml: policy: line 5"}},
@@ -620,5 +620,64 @@ func TestPRModeDryRunWritesNothing(t *testing.T) {
 	}
 	if s := r.read("GITHUB_STEP_SUMMARY"); !strings.Contains(s, "pull request on branch kube-rotate/keys/diracx.jwks would open") {
 		t.Errorf("summary:\n%s", s)
+	}
+}
+
+// The example workflows use only inputs and outputs action.yml declares.
+func TestExampleWorkflowsMatchActionYML(t *testing.T) {
+	b, err := os.ReadFile("../../action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Inputs  map[string]any
+		Outputs map[string]any
+	}
+	if err := yaml.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../../examples/workflows/*.yml")
+	if len(files) < 2 {
+		t.Fatalf("examples/workflows holds %d workflows", len(files))
+	}
+	outputRE := regexp.MustCompile(`steps\.[a-z_-]+\.outputs\.([a-z_]+)`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Jobs map[string]struct {
+				Steps []struct {
+					Uses string
+					With map[string]any
+				}
+			}
+		}
+		if err := yaml.Unmarshal(b, &wf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		uses := 0
+		for job, j := range wf.Jobs {
+			for _, s := range j.Steps {
+				if !strings.HasPrefix(s.Uses, "kube-rotate/kube-rotate@") {
+					continue
+				}
+				uses++
+				for k := range s.With {
+					if _, ok := meta.Inputs[k]; !ok {
+						t.Errorf("%s: job %s passes input %q, which action.yml does not declare", filepath.Base(f), job, k)
+					}
+				}
+			}
+		}
+		if uses == 0 {
+			t.Errorf("%s does not use the Action", filepath.Base(f))
+		}
+		for _, m := range outputRE.FindAllStringSubmatch(string(b), -1) {
+			if _, ok := meta.Outputs[m[1]]; !ok {
+				t.Errorf("%s reads output %q, which action.yml does not declare", filepath.Base(f), m[1])
+			}
+		}
 	}
 }

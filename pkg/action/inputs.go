@@ -22,6 +22,10 @@ const (
 	ModeIssue  = "issue"
 	ModePR     = "pr"
 	ModeReport = "report"
+	// ModeSummary merges the reports of a matrix's jobs (input reports)
+	// into one fleet summary; it reads no cluster and writes nothing to
+	// GitHub.
+	ModeSummary = "summary"
 )
 
 // DefaultLabel is the label every issue and pull request of the Action
@@ -51,6 +55,10 @@ type Inputs struct {
 	WarnBefore  time.Duration
 	Overlap     time.Duration
 	FailOn      string
+
+	// Reports are the report files (or directories or globs of them) of
+	// mode summary.
+	Reports []string
 
 	// Workspace is GITHUB_WORKSPACE (the checked-out repository).
 	Workspace string
@@ -95,9 +103,9 @@ func readInputs(gha *githubactions.Action, getenv func(string) string) (*Inputs,
 		in.Mode = ModeIssue
 	}
 	switch in.Mode {
-	case ModeIssue, ModePR, ModeReport:
+	case ModeIssue, ModePR, ModeReport, ModeSummary:
 	default:
-		return nil, bad("input mode %q is not known: use issue, pr or report", in.Mode)
+		return nil, bad("input mode %q is not known: use issue, pr, report or summary", in.Mode)
 	}
 	switch in.FailOn {
 	case "", "overdue", "warn":
@@ -126,6 +134,19 @@ func readInputs(gha *githubactions.Action, getenv func(string) string) (*Inputs,
 	}
 	if in.Workspace == "" {
 		in.Workspace = "."
+	}
+	in.Reports = splitList(gha.GetInput("reports"))
+	if in.Mode == ModeSummary {
+		if len(in.Reports) == 0 {
+			return nil, bad("mode summary merges the report_json files of other jobs: list them (files, directories or globs) in input reports")
+		}
+		if in.Kubeconfig != "" || in.KopsState != "" || gha.GetInput("jwks_files") != "" {
+			return nil, bad("mode summary reads only input reports: check clusters, kOps and key-set files in the jobs whose reports it merges")
+		}
+		return in, nil
+	}
+	if len(in.Reports) > 0 {
+		return nil, bad("input reports goes with mode summary")
 	}
 	if in.Mode != ModeReport {
 		if in.Token == "" {

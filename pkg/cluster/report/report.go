@@ -6,7 +6,10 @@
 package report
 
 import (
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	kubeduration "k8s.io/apimachinery/pkg/util/duration"
@@ -136,4 +139,39 @@ func evaluate(it *Item, l policy.Limits, now time.Time) {
 			it.Reason = "due in " + kubeduration.HumanDuration(l.MaxAge.Duration-ageOf(it))
 		}
 	}
+}
+
+// Merge joins reports of several runs (the jobs of a fleet's matrix) into
+// one: every item, cluster and error, counted again. The policy is the
+// runs' if they agree, and Generated the newest run's. A cluster that two
+// reports both hold is an error of the fleet's setup (two jobs named
+// their clusters the same): it is returned, and nothing is merged.
+func Merge(reports []*Report) (*Report, error) {
+	out := &Report{Items: []Item{}}
+	owner := map[string]int{}
+	var policies []string
+	for i, r := range reports {
+		if i == 0 {
+			out.TypeMeta = r.TypeMeta
+		}
+		if r.Generated.After(out.Generated.Time) {
+			out.Generated = r.Generated
+		}
+		if !slices.Contains(policies, r.Policy) {
+			policies = append(policies, r.Policy)
+		}
+		for _, c := range r.Clusters {
+			if j, ok := owner[c.Name]; ok && j != i {
+				return nil, fmt.Errorf("cluster %q is in reports %d and %d: give each job its own cluster name", c.Name, j+1, i+1)
+			}
+			owner[c.Name] = i
+			out.Clusters = append(out.Clusters, c)
+		}
+		out.Items = append(out.Items, r.Items...)
+		out.Errors = append(out.Errors, r.Errors...)
+	}
+	out.Policy = strings.Join(policies, ", ")
+	sort.SliceStable(out.Clusters, func(i, j int) bool { return out.Clusters[i].Name < out.Clusters[j].Name })
+	finish(out)
+	return out, nil
 }
