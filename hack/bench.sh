@@ -7,6 +7,9 @@
 # in ten of them TLS or JWKS.
 # BENCH_REWRITE_ROUNDS (default 2): kubectl pipe + rewrite pairs of the
 # encryption rewrite (hack/bench-rewrite.sh).
+# BENCH_FLEET (default 1; 0 skips it): status over three local clusters of
+# their own, next to the single scans (hack/bench-fleet.sh, which reads
+# BENCH_FLEET_SECRETS and BENCH_FLEET_RUNS; it also runs alone).
 # API writes are counted from -v=6 request logs (verb POST/PUT/PATCH/DELETE),
 # the same way for kubectl and kubectl rotate.
 set -euo pipefail
@@ -191,6 +194,13 @@ if [ "$(nproc)" -ge 2 ]; then
   KUBECTL=$kubectl_bin ENCRYPTION_CONFIG=$enc_config RESULTS=$results BENCH_REWRITE_ROUNDS=1 BENCH_REWRITE_CPUS=0 hack/bench-rewrite.sh
 fi
 k delete namespace bench-status --wait=false >/dev/null
+# status over a fleet: three clusters of its own (hack/bench-fleet.sh);
+# this cluster's namespace controller is done deleting first, so that it
+# does not compete with them for the CPUs.
+if [ "${BENCH_FLEET:-1}" != 0 ]; then
+  k wait --for=delete namespace/bench-status --timeout=600s >/dev/null 2>&1 || true
+  KUBECTL=$kubectl_bin RESULTS=$results hack/bench-fleet.sh
+fi
 
 echo
 printf '| %-58s | %10s | %10s |\n' "measurement" "value" "extra"

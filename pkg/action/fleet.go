@@ -113,4 +113,3 @@ func rel(in *Inputs, p string) string {
 	}
 	return p
 }
-
