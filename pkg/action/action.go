@@ -140,15 +140,22 @@ func run(ctx context.Context, gha *githubactions.Action, env Env) (int, error) {
 	if err != nil {
 		return ExitError, err
 	}
+	return exitCode(gha, in, r), nil
+}
+
+// exitCode is the step's result once the results are written: ExitError
+// when a cluster could not be read, ExitFailOn when fail_on is met (with
+// one annotation saying so), else ExitOK.
+func exitCode(gha *githubactions.Action, in *Inputs, r *report.Report) int {
 	if len(r.Errors) > 0 {
-		return ExitError, nil
+		return ExitError
 	}
-	if in.FailOn != "" && r.Failing(in.FailOn) {
+	if s := r.Summary; in.FailOn != "" && r.Failing(in.FailOn) {
 		gha.WithFieldsMap(map[string]string{"title": "kube-rotate"}).Errorf("credentials past the policy (fail_on: %s): %d overdue, %d expired, %d warn, %d unknown",
 			in.FailOn, s.Overdue, s.Expired, s.Warn, s.Unknown)
-		return ExitFailOn, nil
+		return ExitFailOn
 	}
-	return ExitOK, nil
+	return ExitOK
 }
 
 // Counts are one cluster's figures in output clusters.

@@ -46,15 +46,7 @@ func fleetSummary(gha *githubactions.Action, env Env, in *Inputs) (int, error) {
 	if err := writeResults(gha, env.Getenv, in, r, nil); err != nil {
 		return ExitError, err
 	}
-	if len(r.Errors) > 0 {
-		return ExitError, nil
-	}
-	if in.FailOn != "" && r.Failing(in.FailOn) {
-		gha.WithFieldsMap(map[string]string{"title": "kube-rotate"}).Errorf("credentials past the policy (fail_on: %s): %d overdue, %d expired, %d warn, %d unknown",
-			in.FailOn, s.Overdue, s.Expired, s.Warn, s.Unknown)
-		return ExitFailOn, nil
-	}
-	return ExitOK, nil
+	return exitCode(gha, in, r), nil
 }
 
 // reportFiles resolves input reports: files, directories (every *.json in
