@@ -91,7 +91,7 @@ func (o *Options) Validate() error { return output.ValidateFormat(o.Output) }
 // Run applies the plan.
 func (o *Options) Run(ctx context.Context) error {
 	j, err := rotateplan.Apply(ctx, rotateplan.Options{Plan: o.plan, Clients: secret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
-		Namespace: o.clients.Namespace, PlanFile: o.Filename, On: targetString(o.clients.Target), By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
+		Namespace: o.clients.Namespace, PlanFile: o.Filename, On: o.clients.Target.String(), By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
 	if j != nil && o.Output != "" {
 		j.TypeMeta = v1alpha1.TypeMeta(v1alpha1.KindRotationPlanRun)
 		t := o.clients.Target
@@ -101,12 +101,4 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// targetString names the cluster for the plan's first line ("" when not known).
-func targetString(t v1alpha1.ClusterTarget) string {
-	if t.Cluster == "" {
-		return ""
-	}
-	return t.String()
 }

@@ -300,7 +300,7 @@ func (o *Options) Run(ctx context.Context) error {
 		CreateKeys: o.CreateKey, KeepPrevious: !o.NoKeepPrevious, PreviousTTL: o.PreviousTTL, ReplacePrevious: o.ReplacePrevious,
 		Restart: o.Restart == "rollout", ExtraTargets: o.targets, Timeout: o.Timeout,
 		UndoOnFailure: o.UndoOnFailure, DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.clients.Kube),
-		Progress: progress, Method: o.method(),
+		Progress: progress, Method: o.method(), On: o.clients.Target.String(),
 	}
 	if o.ForceSync {
 		ro.Changes = o.pushChanges

@@ -325,7 +325,9 @@ target:
 
 // summary is what a rotation of one key (%[1]s) of secret/app prints
 // with --restart=none; %[2]s is the line of each consumer not restarted.
-const summary = `secret/app: %[1]s changed (generation 1); previous values in secret/app-previous
+// The run says first which cluster it writes to (the test factory's).
+const summary = `rotating on cluster localhost:8080 (server http://localhost:8080)
+secret/app: %[1]s changed (generation 1); previous values in secret/app-previous
 
 rotation complete: 1 secret(s), 0 workload(s) restarted
   secret/app generation 1: %[1]s
@@ -364,7 +366,7 @@ func TestSecretRotates(t *testing.T) {
 // With -o, stdout is the record alone (fingerprints, no values) and
 // progress goes to stderr.
 func TestSecretOutputFormats(t *testing.T) {
-	const progress = "secret/app: token changed (generation 1); previous values in secret/app-previous\n"
+	const progress = "rotating on cluster localhost:8080 (server http://localhost:8080)\nsecret/app: token changed (generation 1); previous values in secret/app-previous\n"
 	tests := []struct{ format, want string }{
 		{"json", `{
     "kind": "SecretRotation",
@@ -475,7 +477,8 @@ func TestSecretDryRunServer(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Msg)
 	}
-	want := `Server dry run: the API server accepted every write; nothing was changed
+	want := `rotating on cluster localhost:8080 (server http://localhost:8080)
+Server dry run: the API server accepted every write; nothing was changed
 
 secret/app (namespace ns, generation 1)
   KEY     NEW VALUE FROM   OLD                   NEW

@@ -91,7 +91,7 @@ func (o *Options) Validate() error {
 func (o *Options) Run(ctx context.Context) error {
 	res, err := secret.Undo(ctx, o.RotationClients(), secret.UndoOptions{
 		Namespace: o.Clients.Namespace, Name: o.Name, Restart: o.Restart == "rollout", Timeout: o.Timeout,
-		DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.Clients.Kube), Progress: o.Progress(),
+		DryRun: o.DryRun, By: kube.WhoAmI(ctx, o.Clients.Kube), Progress: o.Progress(), On: o.Clients.Target.String(),
 	})
 	if res == nil {
 		return err

@@ -207,7 +207,8 @@ target:
 func TestUndoRestores(t *testing.T) {
 	a := rotatedFixture(t)
 	r := run(t, a, "secret/app")
-	want := "secret/app: previous values of token restored (generation 2)\n" +
+	want := "restoring on cluster localhost:8080 (server http://localhost:8080)\n" +
+		"secret/app: previous values of token restored (generation 2)\n" +
 		"\nundo complete: secret/app holds its previous values (generation 2), 0 workload(s) restarted\n"
 	if r.Code != 0 || r.Out != want || r.ErrOut != "" {
 		t.Fatalf("exit %d (%s)\nstdout:\n%s\nwant:\n%s\nstderr: %q", r.Code, r.Msg, r.Out, want, r.ErrOut)
@@ -294,7 +295,7 @@ target:
 			if r.Out != tt.want {
 				t.Errorf("stdout:\n%s\nwant:\n%s", r.Out, tt.want)
 			}
-			if want := "secret/app: previous values of token restored (generation 2)\n"; r.ErrOut != want {
+			if want := "restoring on cluster localhost:8080 (server http://localhost:8080)\nsecret/app: previous values of token restored (generation 2)\n"; r.ErrOut != want {
 				t.Errorf("stderr %q, want %q", r.ErrOut, want)
 			}
 			if !bytes.Equal(a.SecretData(t, "app")["token"], []byte(oldValue)) {

@@ -84,6 +84,7 @@ func ForceSync(ctx context.Context, c Clients, o ForceSyncOptions) (*Result, err
 	if o.DryRun == DryRunClient {
 		return res, nil
 	}
+	acting(&o.Options, "syncing")
 	rec, err := fs.procedure().Run(ctx)
 	res.Restarted = append(res.Restarted, restartedIn(rec)...)
 	var serr *procedure.StepError

@@ -278,6 +278,7 @@ func (rt *rotation) run(ctx context.Context) (*Result, error) {
 			rt.written = append(rt.written, p.secret.Name)
 		}
 	}
+	acting(o, "rotating")
 	var handedOver *delivery.Delivered
 	if h := o.Handover; writes && o.DryRun == DryRunNone && h != nil {
 		d, err := delivery.Deliver(ctx, rt.c.Kube, h.Target, h.Token)

@@ -94,6 +94,9 @@ type Options struct {
 	Now func() time.Time
 	// Progress receives progress lines (never values); nil discards them.
 	Progress io.Writer
+	// On names the cluster ("cluster prod (context ..., server ...)"): a
+	// run that writes says it first, once its checks passed.
+	On string
 	// Handover, if set, is a token handed over once (cluster/delivery)
 	// after planning and before the first write of a real run that
 	// changes values; a failed hand-over stops the run with nothing
@@ -129,6 +132,13 @@ const (
 )
 
 // UndoCommand returns the command that restores a Secret's previous values.
+// acting says which cluster a run writes to, before its first write.
+func acting(o *Options, verb string) {
+	if o.On != "" && o.DryRun != DryRunClient {
+		fmt.Fprintf(o.Progress, "%s on %s\n", verb, o.On)
+	}
+}
+
 func UndoCommand(ctx context.Context, namespace, name string) string {
 	return fmt.Sprintf("%s undo secret/%s -n %s", display.KubectlRotate(ctx), name, namespace)
 }

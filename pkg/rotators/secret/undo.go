@@ -29,6 +29,8 @@ type UndoOptions struct {
 	By              string
 	Now             func() time.Time
 	Progress        io.Writer
+	// On names the cluster (Options.On).
+	On string
 }
 
 // Undo puts back the values kept in the Secret's companion, removes keys
@@ -40,7 +42,7 @@ type UndoOptions struct {
 // step not done; once the previous values are in place and consumers
 // healthy it changes nothing.
 func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
-	ro := Options{Namespace: o.Namespace, Timeout: o.Timeout, DryRun: o.DryRun, By: o.By, Now: o.Now, Progress: o.Progress, Restart: o.Restart}
+	ro := Options{Namespace: o.Namespace, Timeout: o.Timeout, DryRun: o.DryRun, By: o.By, Now: o.Now, Progress: o.Progress, Restart: o.Restart, On: o.On}
 	ro.defaults()
 	res := &Result{TypeMeta: typeMeta(KindRotation), Phase: PhasePlanned}
 	if ro.DryRun != DryRunNone {
@@ -116,6 +118,7 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	if ro.DryRun == DryRunClient {
 		return res, nil
 	}
+	acting(&ro, "restoring")
 	u := &undoing{o: &ro, c: c, s: s, restored: restored, keys: keys, fps: fps, sr: sr, res: res, targets: targets}
 	if alreadyRestored && ro.DryRun == DryRunNone {
 		fmt.Fprintf(ro.Progress, "secret/%s: previous values already restored by an interrupted undo; resuming\n", o.Name)

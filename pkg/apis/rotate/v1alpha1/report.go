@@ -97,8 +97,12 @@ type ClusterTarget struct {
 }
 
 // String is how commands name the target before they write: cluster prod
-// (context prod-admin, server https://...).
+// (context prod-admin, server https://...); "" when the cluster is not
+// known.
 func (t ClusterTarget) String() string {
+	if t.Cluster == "" {
+		return ""
+	}
 	var extra []string
 	if t.Context != "" {
 		extra = append(extra, "context "+t.Context)
