@@ -4,46 +4,28 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/yaml"
 
+	"github.com/kube-rotate/kube-rotate/e2e/internal/actionrun"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/report"
 	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
 	"github.com/kube-rotate/kube-rotate/pkg/model/jwks"
 )
 
-const (
-	ghOwner = "acme"
-	ghRepo  = "infra"
-	ghToken = "ghs_e2eFakeInstallationToken0123456789"
-)
-
-// actionBin finds the Action binary the Makefile built into bin/.
-func actionBin(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("kube-rotate-action")
-	if err != nil {
-		t.Fatal("kube-rotate-action is not on PATH: run the suite with `make e2e` (it builds bin/ and puts it on PATH)")
-	}
-	return p
-}
+// ghToken is the job's token; the fake GitHub accepts only it.
+const ghToken = "ghs_e2eFakeInstallationToken0123456789"
 
 // actionKubeconfig is the test cluster's kubeconfig reduced to its current
 // context with certificates embedded, as a user stores it in a secret
@@ -67,236 +49,38 @@ func actionKubeconfig(t *testing.T) string {
 	return string(b)
 }
 
-// actionRun is one run of the Action, as a workflow step.
-type actionRun struct {
-	stdout  string
-	code    int
-	outputs map[string]string
-	summary string
-}
-
-// errorLines returns the ::error annotations the run printed.
-func (r actionRun) errorLines() []string {
-	var out []string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.HasPrefix(l, "::error") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-var annotationRE = regexp.MustCompile(`^::(\w+)(?: ([^:]*))?::(.*)$`)
-
-// annotation splits "::error k=v,k=v::message".
-func annotation(line string) (fields map[string]string, msg string) {
-	m := annotationRE.FindStringSubmatch(line)
-	if m == nil {
-		return nil, ""
-	}
-	fields = map[string]string{}
-	for _, kv := range strings.Split(m[2], ",") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			fields[k] = v
-		}
-	}
-	return fields, m[3]
-}
-
 // workflow is a repository checked out in a workspace, its fake GitHub,
 // and the inputs of the Action's step.
 type workflow struct {
-	t         *testing.T
-	gh        *githubtest.Server
-	workspace string
-	inputs    map[string]string
-	runs      int
+	*actionrun.Workflow
+	inputs map[string]string
 }
 
 func newWorkflow(t *testing.T, inputs map[string]string) *workflow {
 	t.Helper()
-	gh := githubtest.New(t, ghOwner, ghRepo, "main")
-	gh.RequireToken(ghToken)
-	return &workflow{t: t, gh: gh, workspace: t.TempDir(), inputs: inputs}
+	w := actionrun.New(t, ghToken)
+	w.Timeout = scaled(3 * time.Minute)
+	return &workflow{Workflow: w, inputs: inputs}
 }
 
-// run runs the Action binary with the environment a runner gives it: the
-// inputs as INPUT_*, GITHUB_* variables, fresh output and summary files,
-// and nothing else of the test's environment (no KUBECONFIG).
-func (w *workflow) run() actionRun {
-	t := w.t
-	t.Helper()
-	w.runs++
-	step := t.TempDir()
-	tmp := filepath.Join(step, "tmp")
-	home := filepath.Join(step, "home")
-	for _, d := range []string{tmp, home} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	outFile, summaryFile, eventFile := filepath.Join(step, "output"), filepath.Join(step, "summary.md"), filepath.Join(step, "event.json")
-	for _, f := range []string{outFile, summaryFile} {
-		if err := os.WriteFile(f, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(eventFile, []byte(`{"schedule": "0 6 * * 1"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + tmp,
-		"CI=true", "GITHUB_ACTIONS=true",
-		"GITHUB_WORKSPACE=" + w.workspace,
-		"GITHUB_REPOSITORY=" + ghOwner + "/" + ghRepo,
-		"GITHUB_API_URL=" + w.gh.URL,
-		"GITHUB_SERVER_URL=https://github.com",
-		fmt.Sprintf("GITHUB_RUN_ID=%d", 1000+w.runs),
-		"GITHUB_EVENT_NAME=schedule", "GITHUB_EVENT_PATH=" + eventFile,
-		"GITHUB_OUTPUT=" + outFile, "GITHUB_STEP_SUMMARY=" + summaryFile,
-	}
-	// The runner sets every input: the step's value, else action.yml's
-	// default (${{ github.token }} is the job's token).
-	inputs := actionDefaults(t)
-	for k, v := range w.inputs {
-		inputs[k] = v
-	}
-	names := make([]string, 0, len(inputs))
-	for k := range inputs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		env = append(env, "INPUT_"+strings.ToUpper(k)+"="+inputs[k])
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), scaled(3*time.Minute))
-	defer cancel()
-	cmd := exec.CommandContext(ctx, actionBin(t))
-	cmd.Env, cmd.Dir = env, w.workspace
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	r := actionRun{stdout: out.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("running the Action: %v", err)
-	}
-	b, _ := os.ReadFile(outFile)
-	r.outputs = parseOutputs(t, string(b))
-	b, _ = os.ReadFile(summaryFile)
-	r.summary = string(b)
-	t.Logf("Action run %d (%s):\n%s(exit %d)\nstep summary:\n%s", w.runs, time.Since(start).Round(time.Millisecond), r.stdout, r.code, r.summary)
-	// The kubeconfig and scratch files are gone.
-	if left, _ := os.ReadDir(tmp); len(left) > 0 {
-		var n []string
-		for _, e := range left {
-			n = append(n, e.Name())
-		}
-		t.Errorf("the Action left files in TMPDIR: %v", n)
-	}
-	if strings.Contains(r.stdout+r.summary, ghToken) {
-		t.Error("the Action printed the GitHub token")
-	}
-	return r
+// run runs the Action's step with the workflow's inputs.
+func (w *workflow) run() actionrun.Result {
+	w.T.Helper()
+	return w.Run(w.inputs)
 }
 
-// actionDefaults returns the default of every input in action.yml.
-func actionDefaults(t *testing.T) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "action.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meta struct {
-		Inputs map[string]struct {
-			Default string `json:"default"`
-		} `json:"inputs"`
-	}
-	if err := yaml.Unmarshal(b, &meta); err != nil {
-		t.Fatalf("action.yml: %v", err)
-	}
-	if len(meta.Inputs) == 0 {
-		t.Fatal("action.yml declares no inputs")
-	}
-	out := map[string]string{}
-	for k, in := range meta.Inputs {
-		out[k] = in.Default
-		if in.Default == "${{ github.token }}" {
-			out[k] = ghToken
-		}
-	}
-	return out
-}
-
-// parseOutputs reads a GITHUB_OUTPUT file: name=value lines and
-// name<<DELIM ... DELIM blocks.
-func parseOutputs(t *testing.T, s string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	lines := strings.Split(s, "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if l == "" {
-			continue
-		}
-		if name, delim, ok := strings.Cut(l, "<<"); ok {
-			var val []string
-			for i++; i < len(lines) && lines[i] != delim; i++ {
-				val = append(val, lines[i])
-			}
-			if i == len(lines) {
-				t.Fatalf("GITHUB_OUTPUT: %s<<%s is not closed", name, delim)
-			}
-			out[name] = strings.Join(val, "\n")
-			continue
-		}
-		name, val, ok := strings.Cut(l, "=")
-		if !ok {
-			t.Fatalf("GITHUB_OUTPUT: bad line %q", l)
-		}
-		out[name] = val
-	}
-	return out
-}
-
-// writes returns the requests that may change the repository.
-func ghWrites(gh *githubtest.Server) []string {
-	var out []string
-	for _, r := range gh.Requests() {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			out = append(out, fmt.Sprintf("%s %s (%d)", r.Method, r.Path, r.Status))
-		}
-	}
-	return out
-}
-
-// ghCount counts the requests with method to path (relative to the
-// repository).
-func ghCount(gh *githubtest.Server, method, path string) int {
-	n := 0
-	for _, r := range gh.Requests() {
-		if r.Method == method && r.Path == "/repos/"+ghOwner+"/"+ghRepo+"/"+path {
-			n++
-		}
-	}
-	return n
-}
-
-// issueFor returns the issues whose hidden marker names the credential id.
+// issuesFor returns the issues whose hidden marker names the credential id.
 func issuesFor(gh *githubtest.Server, id string) []githubtest.Issue {
 	var out []githubtest.Issue
 	for _, is := range gh.Issues() {
-		if strings.Contains(is.Body, "<!-- kube-rotate:"+id+" -->") {
+		if strings.Contains(is.Body, actionrun.Marker(id)) {
 			out = append(out, is)
 		}
 	}
 	return out
 }
 
+// openIssueCount counts the open issues.
 func openIssueCount(gh *githubtest.Server) int {
 	n := 0
 	for _, is := range gh.Issues() {
@@ -307,21 +91,14 @@ func openIssueCount(gh *githubtest.Server) int {
 	return n
 }
 
-// readReport reads the report the Action wrote into the workspace.
-func readReport(t *testing.T, w *workflow, r actionRun) *report.Report {
+// readReport reads the report the Action wrote into the workspace, where
+// it writes it by default.
+func readReport(t *testing.T, w *workflow, r actionrun.Result) *report.Report {
 	t.Helper()
-	if r.outputs["report_json"] != ".kube-rotate/report.json" {
-		t.Fatalf("output report_json = %q, want .kube-rotate/report.json", r.outputs["report_json"])
+	if r.Outputs["report_json"] != ".kube-rotate/report.json" {
+		t.Fatalf("output report_json = %q, want .kube-rotate/report.json", r.Outputs["report_json"])
 	}
-	b, err := os.ReadFile(filepath.Join(w.workspace, r.outputs["report_json"]))
-	if err != nil {
-		t.Fatalf("the report is not in the workspace: %v", err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report.json does not parse: %v", err)
-	}
-	return &rep
+	return w.Report(r)
 }
 
 // TestActionIssues: mode issue on a real cluster, three scheduled runs:
@@ -340,26 +117,26 @@ func TestActionIssues(t *testing.T) {
 
 	// Run 1: an issue per overdue Secret, none for the others.
 	r1 := w.run()
-	if r1.code != 0 {
-		t.Fatalf("run 1: exit %d", r1.code)
+	if r1.Code != 0 {
+		t.Fatalf("run 1: exit %d", r1.Code)
 	}
-	issues := w.gh.Issues()
-	if len(issues) != 2 || len(issuesFor(w.gh, apiID)) != 1 || len(issuesFor(w.gh, dbID)) != 1 {
+	issues := w.GH.Issues()
+	if len(issues) != 2 || len(issuesFor(w.GH, apiID)) != 1 || len(issuesFor(w.GH, dbID)) != 1 {
 		t.Fatalf("run 1: issues %+v, want one for each overdue Secret", issues)
 	}
-	api := issuesFor(w.gh, apiID)[0]
+	api := issuesFor(w.GH, apiID)[0]
 	if api.State != "open" || api.Title != "Rotate "+ns+"/api-token in cluster "+clusterName(t)+" (secret overdue)" || !slices.Equal(api.Labels, []string{"kube-rotate"}) {
 		t.Errorf("api-token issue: %q %s labels %v", api.Title, api.State, api.Labels)
 	}
 	for _, want := range []string{"**" + ns + "/api-token** is **overdue**", "rotated-at", "maxAge 90d",
 		"kubectl rotate secret api-token -n " + ns + " --key token --generate random:32",
-		"(https://github.com/" + ghOwner + "/" + ghRepo + "/actions/runs/1001)"} {
+		"(https://github.com/" + actionrun.Owner + "/" + actionrun.Repo + "/actions/runs/1001)"} {
 		if !strings.Contains(api.Body, want) {
 			t.Errorf("api-token issue body lacks %q:\n%s", want, api.Body)
 		}
 	}
-	if r1.outputs["overdue_count"] != "2" || r1.outputs["warn_count"] != "1" {
-		t.Errorf("run 1 outputs %v, want overdue_count 2, warn_count 1", r1.outputs)
+	if r1.Outputs["overdue_count"] != "2" || r1.Outputs["warn_count"] != "1" {
+		t.Errorf("run 1 outputs %v, want overdue_count 2, warn_count 1", r1.Outputs)
 	}
 	rep := readReport(t, w, r1)
 	if rep.Summary != (report.Summary{Total: 4, OK: 1, Warn: 1, Overdue: 2}) {
@@ -369,64 +146,64 @@ func TestActionIssues(t *testing.T) {
 		"| Credential | Kind | Age | Source | Limit | State | Rotate |",
 		"| " + ns + "/api-token | secret | 100d",
 		"**2 overdue**",
-		fmt.Sprintf("- issue #%d opened: %s (https://github.com/%s/%s/issues/%d)", api.Number, apiID, ghOwner, ghRepo, api.Number),
+		fmt.Sprintf("- issue #%d opened: %s (https://github.com/%s/%s/issues/%d)", api.Number, apiID, actionrun.Owner, actionrun.Repo, api.Number),
 	} {
-		if !strings.Contains(r1.summary, want) {
-			t.Errorf("run 1 step summary lacks %q:\n%s", want, r1.summary)
+		if !strings.Contains(r1.Summary, want) {
+			t.Errorf("run 1 step summary lacks %q:\n%s", want, r1.Summary)
 		}
 	}
-	if !strings.Contains(r1.stdout, "::warning title=Credential overdue::"+ns+"/api-token: 100d") {
+	if !strings.Contains(r1.Stdout, "::warning title=Credential overdue::"+ns+"/api-token in cluster "+clusterName(t)+": 100d") {
 		t.Errorf("run 1: no warning annotation for api-token")
 	}
 
 	// Run 2: same issues, updated in place; nothing new opened.
-	w.gh.ResetRequests()
+	w.GH.ResetRequests()
 	r2 := w.run()
-	if r2.code != 0 {
-		t.Fatalf("run 2: exit %d", r2.code)
+	if r2.Code != 0 {
+		t.Fatalf("run 2: exit %d", r2.Code)
 	}
-	if n := ghCount(w.gh, http.MethodPost, "issues"); n != 0 || len(w.gh.Issues()) != 2 || openIssueCount(w.gh) != 2 {
-		t.Fatalf("run 2: %d issues created, issues now %+v; want the same two, open", n, w.gh.Issues())
+	if n := w.Count(http.MethodPost, "issues"); n != 0 || len(w.GH.Issues()) != 2 || openIssueCount(w.GH) != 2 {
+		t.Fatalf("run 2: %d issues created, issues now %+v; want the same two, open", n, w.GH.Issues())
 	}
-	api2 := issuesFor(w.gh, apiID)[0]
+	api2 := issuesFor(w.GH, apiID)[0]
 	if api2.Number != api.Number || !strings.Contains(api2.Body, "/actions/runs/1002)") || len(api2.Comments) != 0 {
 		t.Errorf("run 2: api-token issue #%d (was #%d) not updated with the new run, or commented: %+v", api2.Number, api.Number, api2)
 	}
-	if !strings.Contains(r2.summary, fmt.Sprintf("- issue #%d updated: %s", api.Number, apiID)) {
-		t.Errorf("run 2 summary does not say the issue was updated:\n%s", r2.summary)
+	if !strings.Contains(r2.Summary, fmt.Sprintf("- issue #%d updated: %s", api.Number, apiID)) {
+		t.Errorf("run 2 summary does not say the issue was updated:\n%s", r2.Summary)
 	}
 
 	// Rotate api-token: the next run closes its issue with a comment.
 	mustRun(t, "secret", "api-token", "-n", ns, "--key", "token", "--generate", "hex:32")
-	w.gh.ResetRequests()
+	w.GH.ResetRequests()
 	r3 := w.run()
-	if r3.code != 0 {
-		t.Fatalf("run 3: exit %d", r3.code)
+	if r3.Code != 0 {
+		t.Fatalf("run 3: exit %d", r3.Code)
 	}
-	api3 := issuesFor(w.gh, apiID)[0]
+	api3 := issuesFor(w.GH, apiID)[0]
 	if api3.State != "closed" || api3.StateReason != "completed" || len(api3.Comments) != 1 ||
 		!strings.Contains(api3.Comments[0], ns+"/api-token in cluster "+clusterName(t)+" is no longer overdue (state ok") {
 		t.Errorf("run 3: api-token issue %s (%s), comments %q; want closed as completed with one comment", api3.State, api3.StateReason, api3.Comments)
 	}
-	if db := issuesFor(w.gh, dbID); len(db) != 1 || db[0].State != "open" || len(w.gh.Issues()) != 2 {
-		t.Errorf("run 3: issues %+v; db-password's must stay open and none be added", w.gh.Issues())
+	if db := issuesFor(w.GH, dbID); len(db) != 1 || db[0].State != "open" || len(w.GH.Issues()) != 2 {
+		t.Errorf("run 3: issues %+v; db-password's must stay open and none be added", w.GH.Issues())
 	}
-	if r3.outputs["overdue_count"] != "1" || !strings.Contains(r3.summary, fmt.Sprintf("- issue #%d closed: %s", api.Number, apiID)) {
-		t.Errorf("run 3: outputs %v, summary:\n%s", r3.outputs, r3.summary)
+	if r3.Outputs["overdue_count"] != "1" || !strings.Contains(r3.Summary, fmt.Sprintf("- issue #%d closed: %s", api.Number, apiID)) {
+		t.Errorf("run 3: outputs %v, summary:\n%s", r3.Outputs, r3.Summary)
 	}
 
 	// No value anywhere: log, summary, report, issues. The kubeconfig's
 	// client key appears only in ::add-mask:: commands.
 	vals := secretValues(t, ns)
-	rb, _ := os.ReadFile(filepath.Join(w.workspace, ".kube-rotate", "report.json"))
+	rb, _ := os.ReadFile(filepath.Join(w.Workspace, ".kube-rotate", "report.json"))
 	var published []string
-	for _, is := range w.gh.Issues() {
+	for _, is := range w.GH.Issues() {
 		published = append(published, is.Title, is.Body)
 		published = append(published, is.Comments...)
 	}
-	for i, r := range []actionRun{r1, r2, r3} {
-		assertNoValues(t, fmt.Sprintf("run %d log", i+1), r.stdout, vals)
-		assertNoValues(t, fmt.Sprintf("run %d summary", i+1), r.summary, vals)
+	for i, r := range []actionrun.Result{r1, r2, r3} {
+		assertNoValues(t, fmt.Sprintf("run %d log", i+1), r.Stdout, vals)
+		assertNoValues(t, fmt.Sprintf("run %d summary", i+1), r.Summary, vals)
 	}
 	assertNoValues(t, "report.json", string(rb), vals)
 	assertNoValues(t, "issues", strings.Join(published, "\n"), vals)
@@ -440,7 +217,7 @@ func TestActionIssues(t *testing.T) {
 				continue
 			}
 			masked := false
-			for _, ol := range strings.Split(r1.stdout, "\n") {
+			for _, ol := range strings.Split(r1.Stdout, "\n") {
 				if strings.Contains(ol, l) {
 					if ol != "::add-mask::"+l {
 						t.Errorf("run 1 log shows the client key outside ::add-mask::")
@@ -468,19 +245,19 @@ func TestActionPullRequest(t *testing.T) {
 	fixture := readFixture(t, "diracx.json")
 	w := newWorkflow(t, map[string]string{"kubeconfig": actionKubeconfig(t), "namespace": ns, "github_token": ghToken,
 		"mode": "pr", "jwks_files": file, "max_age": "30d"})
-	w.gh.SetFile("main", file, fixture)
-	writeFile(t, filepath.Join(w.workspace, file), string(fixture))
+	w.GH.SetFile("main", file, fixture)
+	writeFile(t, filepath.Join(w.Workspace, file), string(fixture))
 	base, _ := jwks.Parse(fixture)
-	baseSHA := w.gh.BranchSHA("main")
+	baseSHA := w.GH.BranchSHA("main")
 
 	r1 := w.run()
-	if r1.code != 0 {
-		t.Fatalf("run 1: exit %d", r1.code)
+	if r1.Code != 0 {
+		t.Fatalf("run 1: exit %d", r1.Code)
 	}
-	if b := w.gh.Branches(); !slices.Equal(b, []string{branch, "main"}) {
+	if b := w.GH.Branches(); !slices.Equal(b, []string{branch, "main"}) {
 		t.Fatalf("run 1: branches %v, want main and %s", b, branch)
 	}
-	pulls := w.gh.Pulls()
+	pulls := w.GH.Pulls()
 	if len(pulls) != 1 || pulls[0].State != "open" || pulls[0].Head != branch || pulls[0].Base != "main" ||
 		pulls[0].Title != "Rotate the key set in "+file || !slices.Contains(pulls[0].Labels, "kube-rotate") {
 		t.Fatalf("run 1: pull requests %+v, want one open from %s into main, labeled kube-rotate", pulls, branch)
@@ -489,7 +266,7 @@ func TestActionPullRequest(t *testing.T) {
 	if !strings.Contains(pr.Body, "**publish new key ") {
 		t.Errorf("pull request body does not say the step:\n%s", pr.Body)
 	}
-	proposed, ok := w.gh.File(branch, file)
+	proposed, ok := w.GH.File(branch, file)
 	if !ok {
 		t.Fatalf("%s is not on branch %s", file, branch)
 	}
@@ -505,7 +282,7 @@ func TestActionPullRequest(t *testing.T) {
 			t.Errorf("key %s of the base is missing or changed on the branch", k.KID)
 		}
 	}
-	side, _ := w.gh.File(branch, file+".kube-rotate.json")
+	side, _ := w.GH.File(branch, file+".kube-rotate.json")
 	rec, err := jwks.ParseRecords(side)
 	if err != nil {
 		t.Fatal(err)
@@ -523,57 +300,57 @@ func TestActionPullRequest(t *testing.T) {
 	if set.Keys[ring.ActiveIndex()].KID != base.Keys[baseRing.ActiveIndex()].KID {
 		t.Error("the pull request changed the signing key in its first step")
 	}
-	if msgs := w.gh.CommitMessages(branch); len(msgs) < 2 || !strings.HasPrefix(msgs[0], "kube-rotate: "+file+": publish new key "+added) {
+	if msgs := w.GH.CommitMessages(branch); len(msgs) < 2 || !strings.HasPrefix(msgs[0], "kube-rotate: "+file+": publish new key "+added) {
 		t.Errorf("commits on %s: %q", branch, msgs)
 	}
-	if w.gh.BranchSHA("main") != baseSHA {
+	if w.GH.BranchSHA("main") != baseSHA {
 		t.Error("the Action committed to main")
 	}
-	if b, _ := os.ReadFile(filepath.Join(w.workspace, file)); !bytes.Equal(b, fixture) {
+	if b, _ := os.ReadFile(filepath.Join(w.Workspace, file)); !bytes.Equal(b, fixture) {
 		t.Error("the Action changed the checked-out file")
 	}
 	// The Secret got an issue; the key set did not (its pull request
 	// takes care of it).
-	if is := issuesFor(w.gh, "secret:"+cid+ns+"/slurm-token"); len(is) != 1 || is[0].State != "open" || len(w.gh.Issues()) != 1 {
-		t.Errorf("run 1: issues %+v, want one for slurm-token only", w.gh.Issues())
+	if is := issuesFor(w.GH, "secret:"+cid+ns+"/slurm-token"); len(is) != 1 || is[0].State != "open" || len(w.GH.Issues()) != 1 {
+		t.Errorf("run 1: issues %+v, want one for slurm-token only", w.GH.Issues())
 	}
-	if !strings.Contains(r1.summary, fmt.Sprintf("- pull request #%d opened: %s", pr.Number, file)) || r1.outputs["overdue_count"] != "2" {
-		t.Errorf("run 1: outputs %v, summary:\n%s", r1.outputs, r1.summary)
+	if !strings.Contains(r1.Summary, fmt.Sprintf("- pull request #%d opened: %s", pr.Number, file)) || r1.Outputs["overdue_count"] != "2" {
+		t.Errorf("run 1: outputs %v, summary:\n%s", r1.Outputs, r1.Summary)
 	}
 	if rep := readReport(t, w, r1); itemsByID(rep)["jwk-file:"+file+"#signing"].State != "overdue" {
 		t.Errorf("report has no overdue jwk-file:%s#signing: %v", file, ids(rep))
 	}
 
 	// Run 2: the pull request stands; no new branch, commit or key.
-	headSHA := w.gh.BranchSHA(branch)
-	w.gh.ResetRequests()
+	headSHA := w.GH.BranchSHA(branch)
+	w.GH.ResetRequests()
 	r2 := w.run()
-	if r2.code != 0 {
-		t.Fatalf("run 2: exit %d", r2.code)
+	if r2.Code != 0 {
+		t.Fatalf("run 2: exit %d", r2.Code)
 	}
-	pulls = w.gh.Pulls()
+	pulls = w.GH.Pulls()
 	if len(pulls) != 1 || pulls[0].Number != pr.Number || pulls[0].State != "open" {
 		t.Errorf("run 2: pull requests %+v, want #%d alone and open", pulls, pr.Number)
 	}
-	if b := w.gh.Branches(); !slices.Equal(b, []string{branch, "main"}) || w.gh.BranchSHA(branch) != headSHA {
-		t.Errorf("run 2: branches %v, %s moved: %v", b, branch, w.gh.BranchSHA(branch) != headSHA)
+	if b := w.GH.Branches(); !slices.Equal(b, []string{branch, "main"}) || w.GH.BranchSHA(branch) != headSHA {
+		t.Errorf("run 2: branches %v, %s moved: %v", b, branch, w.GH.BranchSHA(branch) != headSHA)
 	}
-	if now, _ := w.gh.File(branch, file); !bytes.Equal(now, proposed) {
+	if now, _ := w.GH.File(branch, file); !bytes.Equal(now, proposed) {
 		t.Error("run 2 changed the proposed key set (a new key was generated)")
 	}
-	if n := ghCount(w.gh, http.MethodPost, "pulls") + ghCount(w.gh, http.MethodPost, "git/refs") + ghCount(w.gh, http.MethodPost, "issues"); n != 0 {
-		t.Errorf("run 2 created %d pull requests, branches or issues: %v", n, ghWrites(w.gh))
+	if n := w.Count(http.MethodPost, "pulls") + w.Count(http.MethodPost, "git/refs") + w.Count(http.MethodPost, "issues"); n != 0 {
+		t.Errorf("run 2 created %d pull requests, branches or issues: %v", n, w.Writes())
 	}
-	for _, r := range w.gh.Requests() {
+	for _, r := range w.GH.Requests() {
 		if r.Method == http.MethodPut {
 			t.Errorf("run 2 wrote a file: %s %s", r.Method, r.Path)
 		}
 	}
-	if len(w.gh.Issues()) != 1 {
-		t.Errorf("run 2: issues %+v", w.gh.Issues())
+	if len(w.GH.Issues()) != 1 {
+		t.Errorf("run 2: issues %+v", w.GH.Issues())
 	}
-	if !regexp.MustCompile(fmt.Sprintf(`- pull request #%d (updated|unchanged): %s`, pr.Number, regexp.QuoteMeta(file))).MatchString(r2.summary) {
-		t.Errorf("run 2 summary:\n%s", r2.summary)
+	if !regexp.MustCompile(fmt.Sprintf(`- pull request #%d (updated|unchanged): %s`, pr.Number, regexp.QuoteMeta(file))).MatchString(r2.Summary) {
+		t.Errorf("run 2 summary:\n%s", r2.Summary)
 	}
 }
 
@@ -616,7 +393,7 @@ users:
 		fields map[string]string // of the ::error annotation
 		// failedWrites: write requests GitHub refused (the injected fault).
 		failedWrites int
-		check        func(t *testing.T, w *workflow, r actionRun)
+		check        func(t *testing.T, w *workflow, r actionrun.Result)
 	}{
 		{name: "missing token", inputs: func(in map[string]string) { in["github_token"] = "" }, code: 1,
 			want: []string{"input github_token is empty"}},
@@ -626,13 +403,13 @@ users:
 			want: []string{"credential plugin", `"gke-gcloud-auth-plugin"`}},
 		{name: "policy syntax error", inputs: func(in map[string]string) { in["policy"] = policyPath }, code: 1,
 			setup: func(w *workflow) {
-				writeFile(t, filepath.Join(w.workspace, policyPath),
+				writeFile(t, filepath.Join(w.Workspace, policyPath),
 					"apiVersion: rotate.kube-rotate.io/v1alpha1\nkind: RotationPolicy\nspec:\n  default:\n    maxAge: 90d\n    warnBefor: 14d\n")
 			},
 			want: []string{policyPath, "warnBefor"}, fields: map[string]string{"file": policyPath, "line": "6"}},
 		{name: "policy yaml error", inputs: func(in map[string]string) { in["policy"] = policyPath }, code: 1,
 			setup: func(w *workflow) {
-				writeFile(t, filepath.Join(w.workspace, policyPath),
+				writeFile(t, filepath.Join(w.Workspace, policyPath),
 					"apiVersion: rotate.kube-rotate.io/v1alpha1\nkind: RotationPolicy\nspec:\n  default:\n\tmaxAge: 90d\n")
 			},
 			want: []string{policyPath, "yaml"}, fields: map[string]string{"file": policyPath, "line": "5"}},
@@ -641,24 +418,24 @@ users:
 		{name: "token rejected", inputs: func(in map[string]string) { in["github_token"] = "ghp_revoked0000000000" }, code: 1,
 			want: []string{"401 Bad credentials", "the token was rejected"}},
 		{name: "403 creating an issue", setup: func(w *workflow) {
-			w.gh.FailNext(http.MethodPost, "issues", http.StatusForbidden, "Resource not accessible by integration", 1)
+			w.GH.FailNext(http.MethodPost, "issues", http.StatusForbidden, "Resource not accessible by integration", 1)
 		}, code: 1, want: []string{"creating issue", "403 Resource not accessible by integration", "issues: write"}, failedWrites: 1,
-			check: func(t *testing.T, w *workflow, r actionRun) {
-				if n := ghCount(w.gh, http.MethodPost, "issues"); n != 1 {
+			check: func(t *testing.T, w *workflow, r actionrun.Result) {
+				if n := w.Count(http.MethodPost, "issues"); n != 1 {
 					t.Errorf("%d POSTs to issues, want 1", n)
 				}
-				if r.outputs["overdue_count"] != "2" {
-					t.Errorf("outputs %v: the check's results must be written even when GitHub fails", r.outputs)
+				if r.Outputs["overdue_count"] != "2" {
+					t.Errorf("outputs %v: the check's results must be written even when GitHub fails", r.Outputs)
 				}
 			}},
 		{name: "422 creating an issue", setup: func(w *workflow) {
-			w.gh.FailNext(http.MethodPost, "issues", http.StatusUnprocessableEntity, "Validation Failed", 1)
+			w.GH.FailNext(http.MethodPost, "issues", http.StatusUnprocessableEntity, "Validation Failed", 1)
 		}, code: 1, want: []string{"creating issue", "422 Validation Failed"}, failedWrites: 1},
 		{name: "500 creating an issue", setup: func(w *workflow) {
-			w.gh.FailNext(http.MethodPost, "issues", http.StatusInternalServerError, "Server Error", 1)
+			w.GH.FailNext(http.MethodPost, "issues", http.StatusInternalServerError, "Server Error", 1)
 		}, code: 1, want: []string{"500 Server Error", "not retried"}, failedWrites: 1,
-			check: func(t *testing.T, w *workflow, r actionRun) {
-				if n := ghCount(w.gh, http.MethodPost, "issues"); n != 1 {
+			check: func(t *testing.T, w *workflow, r actionrun.Result) {
+				if n := w.Count(http.MethodPost, "issues"); n != 1 {
 					t.Errorf("%d POSTs to issues, want exactly 1 (a create is never retried)", n)
 				}
 			}},
@@ -674,11 +451,11 @@ users:
 				tt.setup(w)
 			}
 			r := w.run()
-			errs := r.errorLines()
-			if r.code != tt.code || len(errs) != 1 {
-				t.Fatalf("exit %d with %d ::error lines; want exit %d and one", r.code, len(errs), tt.code)
+			errs := r.ErrorLines()
+			if r.Code != tt.code || len(errs) != 1 {
+				t.Fatalf("exit %d with %d ::error lines; want exit %d and one", r.Code, len(errs), tt.code)
 			}
-			fields, msg := annotation(errs[0])
+			fields, msg := actionrun.Annotation(errs[0])
 			if fields["title"] != "kube-rotate" || strings.Contains(msg, "%0A") {
 				t.Errorf("annotation %q: want title kube-rotate and a one-line message", errs[0])
 			}
@@ -693,7 +470,7 @@ users:
 				}
 			}
 			failed := 0
-			for _, q := range w.gh.Requests() {
+			for _, q := range w.GH.Requests() {
 				if q.Method == http.MethodGet {
 					continue
 				}
@@ -703,8 +480,8 @@ users:
 					failed++
 				}
 			}
-			if failed != tt.failedWrites || len(w.gh.Issues()) > 0 {
-				t.Errorf("%d refused write requests, want %d; issues %+v", failed, tt.failedWrites, w.gh.Issues())
+			if failed != tt.failedWrites || len(w.GH.Issues()) > 0 {
+				t.Errorf("%d refused write requests, want %d; issues %+v", failed, tt.failedWrites, w.GH.Issues())
 			}
 			if tt.check != nil {
 				tt.check(t, w, r)
@@ -714,22 +491,22 @@ users:
 
 	t.Run("500 listing issues is retried", func(t *testing.T) {
 		w := newWorkflow(t, good())
-		w.gh.FailNext(http.MethodGet, "issues", http.StatusInternalServerError, "Server Error", 1)
+		w.GH.FailNext(http.MethodGet, "issues", http.StatusInternalServerError, "Server Error", 1)
 		r := w.run()
-		if r.code != 0 || len(r.errorLines()) != 0 {
-			t.Fatalf("exit %d, errors %q; want the retried GET to succeed", r.code, r.errorLines())
+		if r.Code != 0 || len(r.ErrorLines()) != 0 {
+			t.Fatalf("exit %d, errors %q; want the retried GET to succeed", r.Code, r.ErrorLines())
 		}
 		var statuses []int
-		for _, q := range w.gh.Requests() {
-			if q.Method == http.MethodGet && q.Path == "/repos/"+ghOwner+"/"+ghRepo+"/issues" {
+		for _, q := range w.GH.Requests() {
+			if q.Method == http.MethodGet && q.Path == "/repos/"+actionrun.Owner+"/"+actionrun.Repo+"/issues" {
 				statuses = append(statuses, q.Status)
 			}
 		}
 		if !slices.Equal(statuses, []int{500, 200}) {
 			t.Errorf("GET issues answered %v, want 500 then 200", statuses)
 		}
-		if len(w.gh.Issues()) != 2 || ghCount(w.gh, http.MethodPost, "issues") != 2 {
-			t.Errorf("issues %+v, want the two overdue Secrets' opened once each", w.gh.Issues())
+		if len(w.GH.Issues()) != 2 || w.Count(http.MethodPost, "issues") != 2 {
+			t.Errorf("issues %+v, want the two overdue Secrets' opened once each", w.GH.Issues())
 		}
 	})
 }
@@ -745,49 +522,49 @@ func TestActionDryRunAndReport(t *testing.T) {
 	fixture := readFixture(t, "diracx.json")
 	w := newWorkflow(t, map[string]string{"kubeconfig": actionKubeconfig(t), "namespace": ns, "github_token": ghToken,
 		"dry_run": "true", "mode": "pr", "jwks_files": file, "max_age": "30d"})
-	writeFile(t, filepath.Join(w.workspace, file), string(fixture))
-	w.gh.SetFile("main", file, fixture)
+	writeFile(t, filepath.Join(w.Workspace, file), string(fixture))
+	w.GH.SetFile("main", file, fixture)
 	// An issue an earlier run opened for a Secret rotated since.
-	stale := w.gh.AddIssue(githubtest.Issue{Title: "Rotate " + ns + "/rotated (secret overdue)", Labels: []string{"kube-rotate"},
+	stale := w.GH.AddIssue(githubtest.Issue{Title: "Rotate " + ns + "/rotated (secret overdue)", Labels: []string{"kube-rotate"},
 		Body: "old\n\n<!-- kube-rotate:secret:" + cid + ns + "/rotated -->", User: githubtest.BotLogin})
-	branches := w.gh.Branches()
+	branches := w.GH.Branches()
 
 	r := w.run()
-	if r.code != 0 {
-		t.Fatalf("dry run: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("dry run: exit %d", r.Code)
 	}
-	if wr := ghWrites(w.gh); len(wr) != 0 {
+	if wr := w.Writes(); len(wr) != 0 {
 		t.Errorf("dry run wrote to GitHub: %v", wr)
 	}
-	if is := w.gh.Issues(); len(is) != 1 || is[0].State != "open" || len(w.gh.Pulls()) != 0 || !slices.Equal(w.gh.Branches(), branches) {
-		t.Errorf("dry run changed the repository: issues %+v, pulls %+v, branches %v", is, w.gh.Pulls(), w.gh.Branches())
+	if is := w.GH.Issues(); len(is) != 1 || is[0].State != "open" || len(w.GH.Pulls()) != 0 || !slices.Equal(w.GH.Branches(), branches) {
+		t.Errorf("dry run changed the repository: issues %+v, pulls %+v, branches %v", is, w.GH.Pulls(), w.GH.Branches())
 	}
 	for _, want := range []string{
 		"- pull request on branch kube-rotate/" + file + " would open: " + file,
 		"- issue would open: secret:" + cid + ns + "/api-token",
 		fmt.Sprintf("- issue #%d would close: secret:%s%s/rotated", stale, cid, ns),
 	} {
-		if !strings.Contains(r.summary, want) {
-			t.Errorf("dry-run summary lacks %q:\n%s", want, r.summary)
+		if !strings.Contains(r.Summary, want) {
+			t.Errorf("dry-run summary lacks %q:\n%s", want, r.Summary)
 		}
 	}
-	if r.outputs["overdue_count"] != "2" {
-		t.Errorf("dry run outputs %v", r.outputs)
+	if r.Outputs["overdue_count"] != "2" {
+		t.Errorf("dry run outputs %v", r.Outputs)
 	}
 
 	// Mode report: no token needed, nothing asked of GitHub; fail_on
 	// overdue fails the step with exit 3.
 	rw := newWorkflow(t, map[string]string{"kubeconfig": actionKubeconfig(t), "namespace": ns, "mode": "report", "fail_on": "overdue"})
 	rr := rw.run()
-	errs := rr.errorLines()
-	if rr.code != 3 || len(errs) != 1 || !strings.Contains(errs[0], "(fail_on: overdue): 1 overdue, 0 expired") {
-		t.Errorf("mode report, fail_on overdue: exit %d, errors %q; want exit 3 and one ::error", rr.code, errs)
+	errs := rr.ErrorLines()
+	if rr.Code != 3 || len(errs) != 1 || !strings.Contains(errs[0], "(fail_on: overdue): 1 overdue, 0 expired") {
+		t.Errorf("mode report, fail_on overdue: exit %d, errors %q; want exit 3 and one ::error", rr.Code, errs)
 	}
-	if n := len(rw.gh.Requests()); n != 0 {
+	if n := len(rw.GH.Requests()); n != 0 {
 		t.Errorf("mode report sent %d requests to GitHub", n)
 	}
-	if rep := readReport(t, rw, rr); rep.Summary.Overdue != 1 || !strings.Contains(rr.summary, "| "+ns+"/api-token | secret |") {
-		t.Errorf("mode report: summary %+v, step summary:\n%s", rep.Summary, rr.summary)
+	if rep := readReport(t, rw, rr); rep.Summary.Overdue != 1 || !strings.Contains(rr.Summary, "| "+ns+"/api-token | secret |") {
+		t.Errorf("mode report: summary %+v, step summary:\n%s", rep.Summary, rr.Summary)
 	}
 	// The kubeconfig as base64, wrapped as base64(1) prints it (a
 	// KUBE_CONFIG_DATA secret).
@@ -802,8 +579,8 @@ func TestActionDryRunAndReport(t *testing.T) {
 	rw.inputs["fail_on"] = "warn"
 	rw.inputs["max_age"] = "365d"
 	rr = rw.run()
-	if rr.code != 0 || len(rr.errorLines()) != 0 {
-		t.Errorf("base64 kubeconfig, nothing past warn at max_age 365d: exit %d, errors %q", rr.code, rr.errorLines())
+	if rr.Code != 0 || len(rr.ErrorLines()) != 0 {
+		t.Errorf("base64 kubeconfig, nothing past warn at max_age 365d: exit %d, errors %q", rr.Code, rr.ErrorLines())
 	}
 	if rep := readReport(t, rw, rr); rep.Summary != (report.Summary{Total: 2, OK: 2}) {
 		t.Errorf("base64 kubeconfig: report summary %+v, want the namespace's two Secrets ok", rep.Summary)

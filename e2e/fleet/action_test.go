@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kube-rotate/kube-rotate/e2e/internal/actionrun"
 	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
 )
 
@@ -69,57 +70,57 @@ func TestActionOneJobPerCluster(t *testing.T) {
 			w := newWorkflow(t)
 
 			// prod's job: one issue, for prod.
-			r := w.run(job.prod)
-			if r.code != 0 {
-				t.Fatalf("prod's run: exit %d, errors %q", r.code, r.errorLines())
+			r := w.Run(job.prod)
+			if r.Code != 0 {
+				t.Fatalf("prod's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			p := w.mustIssue(prodID)
-			if len(w.gh.Issues()) != 1 || p.State != "open" || !slices.Equal(p.Labels, []string{label}) || !strings.Contains(p.Title, "app/db") {
+			if len(w.GH.Issues()) != 1 || p.State != "open" || !slices.Equal(p.Labels, []string{label}) || !strings.Contains(p.Title, "app/db") {
 				t.Fatalf("after prod's run: %s; want one open issue for app/db in prod, labeled %s", w.describe(), label)
 			}
-			if got := r.clusters(t); !maps.Equal(got, map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}}) {
+			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}}) {
 				t.Errorf("prod's run: output clusters %v, want prod with 1 overdue", got)
 			}
-			if r.outputs["overdue_count"] != "1" || r.outputs["warn_count"] != "0" {
-				t.Errorf("prod's run: outputs %v, want overdue_count 1, warn_count 0", r.outputs)
+			if r.Outputs["overdue_count"] != "1" || r.Outputs["warn_count"] != "0" {
+				t.Errorf("prod's run: outputs %v, want overdue_count 1, warn_count 0", r.Outputs)
 			}
-			rep := w.readReport(r)
+			rep := w.Report(r)
 			if len(rep.Items) != 1 || rep.Items[0].ID != prodID || rep.Items[0].Cluster != "prod" {
 				t.Errorf("prod's report: items %+v, want %s of cluster prod alone", rep.Items, prodID)
 			}
-			if want := fmt.Sprintf("issue #%d opened: %s", p.Number, prodID); !strings.Contains(r.summary, want) {
+			if want := fmt.Sprintf("issue #%d opened: %s", p.Number, prodID); !strings.Contains(r.Summary, want) {
 				t.Errorf("prod's step summary lacks %q", want)
 			}
 
 			// staging's job, app/db fresh there: prod's issue is not
 			// staging's to close.
-			w.gh.ResetRequests()
-			r = w.run(job.staging)
-			if r.code != 0 {
-				t.Fatalf("staging's run: exit %d, errors %q", r.code, r.errorLines())
+			w.GH.ResetRequests()
+			r = w.Run(job.staging)
+			if r.Code != 0 {
+				t.Fatalf("staging's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
-			if now := w.mustIssue(prodID); now.State != "open" || len(now.Comments) != 0 || len(w.gh.Issues()) != 1 {
+			if now := w.mustIssue(prodID); now.State != "open" || len(now.Comments) != 0 || len(w.GH.Issues()) != 1 {
 				t.Fatalf("after staging's run: %s; prod's issue #%d must stay open, uncommented, and no other be opened", w.describe(), p.Number)
 			}
 			if wr := w.writesTo(p.Number); len(wr) != 0 || w.created() != 0 {
 				t.Errorf("staging's run wrote to prod's issue #%d (%v) or opened %d issues", p.Number, wr, w.created())
 			}
-			if got := r.clusters(t); !maps.Equal(got, map[string]clusterCounts{"staging": {Total: 1, OK: 1}}) {
+			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"staging": {Total: 1, OK: 1}}) {
 				t.Errorf("staging's run: output clusters %v, want staging with 1 ok", got)
 			}
-			if r.outputs["overdue_count"] != "0" {
-				t.Errorf("staging's run: outputs %v, want overdue_count 0", r.outputs)
+			if r.Outputs["overdue_count"] != "0" {
+				t.Errorf("staging's run: outputs %v, want overdue_count 0", r.Outputs)
 			}
 
 			// staging's app/db overdue too: staging opens its own.
 			staging.age(t, "db", 100*day)
-			w.gh.ResetRequests()
-			r = w.run(job.staging)
-			if r.code != 0 {
-				t.Fatalf("staging's second run: exit %d, errors %q", r.code, r.errorLines())
+			w.GH.ResetRequests()
+			r = w.Run(job.staging)
+			if r.Code != 0 {
+				t.Fatalf("staging's second run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			s := w.mustIssue(stagingID)
-			if s.State != "open" || s.Number == p.Number || len(w.gh.Issues()) != 2 || w.created() != 1 {
+			if s.State != "open" || s.Number == p.Number || len(w.GH.Issues()) != 2 || w.created() != 1 {
 				t.Fatalf("after staging's second run: %s; want staging's own open issue next to prod's", w.describe())
 			}
 			if wr := w.writesTo(p.Number); len(wr) != 0 {
@@ -131,18 +132,18 @@ func TestActionOneJobPerCluster(t *testing.T) {
 			}
 
 			// prod's job again: its issue updated in place, nothing new.
-			w.gh.ResetRequests()
-			if r = w.run(job.prod); r.code != 0 || w.created() != 0 || len(w.writesTo(s.Number)) != 0 {
-				t.Fatalf("prod's second run: exit %d, %d issues opened, writes to staging's #%d: %v", r.code, w.created(), s.Number, w.writesTo(s.Number))
+			w.GH.ResetRequests()
+			if r = w.Run(job.prod); r.Code != 0 || w.created() != 0 || len(w.writesTo(s.Number)) != 0 {
+				t.Fatalf("prod's second run: exit %d, %d issues opened, writes to staging's #%d: %v", r.Code, w.created(), s.Number, w.writesTo(s.Number))
 			}
 
 			// Rotate prod's app/db with kubectl rotate: prod's next run
 			// closes prod's issue, staging's stays open.
 			mustRotate(t, rotateConfig, "secret", "db", "-n", ns, "--key", "password", "--generate", "hex:16", "--context", prod.ctx())
-			w.gh.ResetRequests()
-			r = w.run(job.prod)
-			if r.code != 0 {
-				t.Fatalf("prod's run after the rotation: exit %d, errors %q", r.code, r.errorLines())
+			w.GH.ResetRequests()
+			r = w.Run(job.prod)
+			if r.Code != 0 {
+				t.Fatalf("prod's run after the rotation: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			p = w.mustIssue(prodID)
 			if p.State != "closed" || p.StateReason != "completed" || len(p.Comments) != 1 || !strings.Contains(p.Comments[0], "no longer overdue") {
@@ -151,19 +152,19 @@ func TestActionOneJobPerCluster(t *testing.T) {
 			if now := w.mustIssue(stagingID); now.State != "open" || len(now.Comments) != 0 || len(w.writesTo(s.Number)) != 0 {
 				t.Errorf("staging's issue #%d after prod's run: %s, comments %q, writes %v; want it untouched and open", s.Number, now.State, now.Comments, w.writesTo(s.Number))
 			}
-			if want := fmt.Sprintf("issue #%d closed: %s", p.Number, prodID); !strings.Contains(r.summary, want) {
+			if want := fmt.Sprintf("issue #%d closed: %s", p.Number, prodID); !strings.Contains(r.Summary, want) {
 				t.Errorf("step summary lacks %q", want)
 			}
 
 			// staging's job: its issue stays, prod's stays closed.
-			w.gh.ResetRequests()
-			r = w.run(job.staging)
-			if r.code != 0 || w.mustIssue(stagingID).State != "open" || w.mustIssue(prodID).State != "closed" || len(w.writesTo(p.Number)) != 0 || len(w.gh.Issues()) != 2 {
-				t.Errorf("staging's last run: exit %d; %s; want staging's open, prod's closed and untouched", r.code, w.describe())
+			w.GH.ResetRequests()
+			r = w.Run(job.staging)
+			if r.Code != 0 || w.mustIssue(stagingID).State != "open" || w.mustIssue(prodID).State != "closed" || len(w.writesTo(p.Number)) != 0 || len(w.GH.Issues()) != 2 {
+				t.Errorf("staging's last run: exit %d; %s; want staging's open, prod's closed and untouched", r.Code, w.describe())
 			}
 
 			vals := values(t, prod, staging)
-			for _, is := range w.gh.Issues() {
+			for _, is := range w.GH.Issues() {
 				noValues(t, fmt.Sprintf("issue #%d", is.Number), is.Title+is.Body+strings.Join(is.Comments, ""), vals)
 			}
 		})
@@ -191,22 +192,22 @@ func TestActionOneJobOverFleet(t *testing.T) {
 			w := newWorkflow(t)
 			in := map[string]string{"kubeconfig": kc, "contexts": contexts}
 
-			r := w.run(in)
-			if r.code != 0 {
-				t.Fatalf("exit %d, errors %q", r.code, r.errorLines())
+			r := w.Run(in)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			p, s := w.mustIssue(prodID), w.mustIssue(stagingID)
-			if p.State != "open" || s.State != "open" || len(w.gh.Issues()) != 2 {
+			if p.State != "open" || s.State != "open" || len(w.GH.Issues()) != 2 {
 				t.Fatalf("issues: %s; want one open issue per cluster", w.describe())
 			}
 			want := map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}, "staging": {Total: 2, OK: 1, Overdue: 1}}
-			if got := r.clusters(t); !maps.Equal(got, want) {
+			if got := clusters(t, r); !maps.Equal(got, want) {
 				t.Errorf("output clusters %v, want %v", got, want)
 			}
-			if r.outputs["overdue_count"] != "2" || r.outputs["warn_count"] != "0" {
-				t.Errorf("outputs %v, want the totals: overdue_count 2, warn_count 0", r.outputs)
+			if r.Outputs["overdue_count"] != "2" || r.Outputs["warn_count"] != "0" {
+				t.Errorf("outputs %v, want the totals: overdue_count 2, warn_count 0", r.Outputs)
 			}
-			rep := w.readReport(r)
+			rep := w.Report(r)
 			byCluster := map[string][]string{}
 			for _, it := range rep.Items {
 				byCluster[it.Cluster] = append(byCluster[it.Cluster], it.Credential)
@@ -214,9 +215,9 @@ func TestActionOneJobOverFleet(t *testing.T) {
 			if !slices.Equal(byCluster["prod"], []string{"app/db"}) || len(byCluster["staging"]) != 2 || len(byCluster) != 2 {
 				t.Errorf("report items by cluster: %v", byCluster)
 			}
-			ps, ss := r.section("prod"), r.section("staging")
+			ps, ss := section(r, "prod"), section(r, "staging")
 			if ps == "" || ss == "" {
-				t.Fatalf("step summary has no section \"### Cluster prod\" or \"### Cluster staging\":\n%s", r.summary)
+				t.Fatalf("step summary has no section \"### Cluster prod\" or \"### Cluster staging\":\n%s", r.Summary)
 			}
 			if !strings.Contains(ps, "| app/db |") || strings.Contains(ps, "app/cache") {
 				t.Errorf("prod's section must list app/db and not staging's app/cache:\n%s", ps)
@@ -226,20 +227,20 @@ func TestActionOneJobOverFleet(t *testing.T) {
 			}
 
 			// The next scheduled run: the same two issues.
-			w.gh.ResetRequests()
-			if r = w.run(in); r.code != 0 || w.created() != 0 || len(w.gh.Issues()) != 2 || w.mustIssue(prodID).State != "open" || w.mustIssue(stagingID).State != "open" {
-				t.Fatalf("second run: exit %d, %d opened; %s", r.code, w.created(), w.describe())
+			w.GH.ResetRequests()
+			if r = w.Run(in); r.Code != 0 || w.created() != 0 || len(w.GH.Issues()) != 2 || w.mustIssue(prodID).State != "open" || w.mustIssue(stagingID).State != "open" {
+				t.Fatalf("second run: exit %d, %d opened; %s", r.Code, w.created(), w.describe())
 			}
 
 			// contexts empty: the kubeconfig's current context (prod's)
 			// only; staging's issue is not prod's run's to close.
 			staging.age(t, "db", 0)
-			w.gh.ResetRequests()
-			r = w.run(map[string]string{"kubeconfig": kc})
-			if r.code != 0 {
-				t.Fatalf("run over the current context: exit %d, errors %q", r.code, r.errorLines())
+			w.GH.ResetRequests()
+			r = w.Run(map[string]string{"kubeconfig": kc})
+			if r.Code != 0 {
+				t.Fatalf("run over the current context: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
-			if got := sortedKeys(r.clusters(t)); !slices.Equal(got, []string{"prod"}) {
+			if got := sortedKeys(clusters(t, r)); !slices.Equal(got, []string{"prod"}) {
 				t.Errorf("run over the current context checked clusters %v, want prod", got)
 			}
 			if wr := w.writesTo(s.Number); len(wr) != 0 || w.mustIssue(stagingID).State != "open" {
@@ -273,27 +274,27 @@ func TestActionFleetClusterUnreadable(t *testing.T) {
 	in := map[string]string{"kubeconfig": string(b), "contexts": "all"}
 
 	// Before: both readable clusters' issues are open.
-	r := w.run(map[string]string{"kubeconfig": fleetKubeconfig(t), "contexts": "all"})
-	if r.code != 0 || len(w.gh.Issues()) != 2 {
-		t.Fatalf("first run: exit %d; %s", r.code, w.describe())
+	r := w.Run(map[string]string{"kubeconfig": fleetKubeconfig(t), "contexts": "all"})
+	if r.Code != 0 || len(w.GH.Issues()) != 2 {
+		t.Fatalf("first run: exit %d; %s", r.Code, w.describe())
 	}
 	p, s := w.mustIssue(prodID), w.mustIssue(stagingID)
 
-	w.gh.ResetRequests()
-	r = w.run(in)
-	errs := r.errorLines()
-	if r.code != 1 || len(errs) != 1 || !strings.Contains(errs[0], "expired") {
-		t.Fatalf("exit %d, ::error lines %q; want exit 1 and one line naming cluster expired", r.code, errs)
+	w.GH.ResetRequests()
+	r = w.Run(in)
+	errs := r.ErrorLines()
+	if r.Code != 1 || len(errs) != 1 || !strings.Contains(errs[0], "expired") {
+		t.Fatalf("exit %d, ::error lines %q; want exit 1 and one line naming cluster expired", r.Code, errs)
 	}
-	got := r.clusters(t)
+	got := clusters(t, r)
 	if got["expired"].Error == "" || !maps.Equal(map[string]clusterCounts{"prod": got["prod"], "staging": got["staging"]},
 		map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}, "staging": {Total: 1, Overdue: 1}}) || len(got) != 3 {
 		t.Errorf("output clusters %v: want expired with its error, prod and staging with 1 overdue each", got)
 	}
-	if r.outputs["overdue_count"] != "2" {
-		t.Errorf("outputs %v, want overdue_count 2", r.outputs)
+	if r.Outputs["overdue_count"] != "2" {
+		t.Errorf("outputs %v, want overdue_count 2", r.Outputs)
 	}
-	if w.created() != 0 || len(w.gh.Issues()) != 2 || w.mustIssue(prodID).State != "open" || w.mustIssue(stagingID).State != "open" {
+	if w.created() != 0 || len(w.GH.Issues()) != 2 || w.mustIssue(prodID).State != "open" || w.mustIssue(stagingID).State != "open" {
 		t.Errorf("the readable clusters' issues #%d and #%d must stay open, none be added: %s", p.Number, s.Number, w.describe())
 	}
 }
@@ -301,12 +302,12 @@ func TestActionFleetClusterUnreadable(t *testing.T) {
 // legacyIssue seeds the issue an Action of before issue 18 opened for
 // app/db: its marker has no cluster.
 func legacyIssue(w *workflow) int {
-	return w.gh.AddIssue(githubtest.Issue{
+	return w.GH.AddIssue(githubtest.Issue{
 		Title:  "Rotate app/db (secret overdue)",
 		Labels: []string{label}, User: githubtest.BotLogin,
 		Body: "**app/db** is **overdue**: rotated-at 100d ago, past maxAge 90d.\n\n" +
 			"This issue is kept by the kube-rotate Action: each scheduled run updates it while the credential is due, and closes it once it is not.\n\n" +
-			marker(legacyID),
+			actionrun.Marker(legacyID),
 	})
 }
 
@@ -321,10 +322,10 @@ func TestActionLegacyIssue(t *testing.T) {
 	adoptedBy := func(t *testing.T, w *workflow, n int, id string) {
 		t.Helper()
 		is := w.mustIssue(id)
-		if is.Number != n || is.State != "open" || strings.Contains(is.Body, marker(legacyID)) || !strings.HasSuffix(strings.TrimSpace(is.Body), marker(id)) {
+		if is.Number != n || is.State != "open" || strings.Contains(is.Body, actionrun.Marker(legacyID)) || !strings.HasSuffix(strings.TrimSpace(is.Body), actionrun.Marker(id)) {
 			t.Errorf("issue #%d (%s, marker %q) must be the old issue #%d, open, its marker now %q:\n%s", is.Number, is.State, markerOf(is), n, id, is.Body)
 		}
-		if run := fmt.Sprintf("/actions/runs/%d)", 2000+w.runs); !strings.Contains(is.Body, run) {
+		if run := fmt.Sprintf("/actions/runs/%d)", w.RunID()); !strings.Contains(is.Body, run) {
 			t.Errorf("issue #%d: body not rewritten by the run that adopted it (no link to %s):\n%s", is.Number, run, is.Body)
 		}
 		if _, ok := w.issue(legacyID); ok {
@@ -337,35 +338,35 @@ func TestActionLegacyIssue(t *testing.T) {
 		check          func(t *testing.T, w *workflow, old int)
 	}{
 		{name: "prod's job adopts it, staging's leaves it", check: func(t *testing.T, w *workflow, old int) {
-			if r := w.run(jobs.prod); r.code != 0 {
-				t.Fatalf("prod's run: exit %d, errors %q", r.code, r.errorLines())
+			if r := w.Run(jobs.prod); r.Code != 0 {
+				t.Fatalf("prod's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			adoptedBy(t, w, old, prodID)
-			if w.created() != 0 || len(w.gh.Issues()) != 1 {
+			if w.created() != 0 || len(w.GH.Issues()) != 1 {
 				t.Fatalf("prod's run opened a second issue: %s", w.describe())
 			}
-			w.gh.ResetRequests()
-			if r := w.run(jobs.staging); r.code != 0 || len(w.writesTo(old)) != 0 || w.mustIssue(prodID).State != "open" || len(w.gh.Issues()) != 1 {
-				t.Errorf("staging's run (app/db fresh there): exit %d, writes to #%d %v; %s; want prod's adopted issue untouched", r.code, old, w.writesTo(old), w.describe())
+			w.GH.ResetRequests()
+			if r := w.Run(jobs.staging); r.Code != 0 || len(w.writesTo(old)) != 0 || w.mustIssue(prodID).State != "open" || len(w.GH.Issues()) != 1 {
+				t.Errorf("staging's run (app/db fresh there): exit %d, writes to #%d %v; %s; want prod's adopted issue untouched", r.Code, old, w.writesTo(old), w.describe())
 			}
 		}},
 		{name: "staging's job, app/db unchanged there since the issue, leaves it; prod's adopts it", check: func(t *testing.T, w *workflow, old int) {
 			// The issue was updated after staging's app/db was last
 			// written: staging's credential cannot be the one that was
 			// due, so staging's run must not close it.
-			r := w.run(jobs.staging)
-			if r.code != 0 {
-				t.Fatalf("staging's run: exit %d, errors %q", r.code, r.errorLines())
+			r := w.Run(jobs.staging)
+			if r.Code != 0 {
+				t.Fatalf("staging's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			if is := w.mustIssue(legacyID); is.State != "open" || len(w.writesTo(old)) != 0 || w.created() != 0 {
 				t.Fatalf("staging's run, app/db fresh there and unchanged since the issue: old issue #%d %s, writes %v; %s; want it left alone", old, is.State, w.writesTo(old), w.describe())
 			}
-			w.gh.ResetRequests()
-			if r = w.run(jobs.prod); r.code != 0 {
-				t.Fatalf("prod's run: exit %d, errors %q", r.code, r.errorLines())
+			w.GH.ResetRequests()
+			if r = w.Run(jobs.prod); r.Code != 0 {
+				t.Fatalf("prod's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			adoptedBy(t, w, old, prodID)
-			if w.created() != 0 || len(w.gh.Issues()) != 1 {
+			if w.created() != 0 || len(w.GH.Issues()) != 1 {
 				t.Errorf("prod's run opened a second issue: %s", w.describe())
 			}
 		}},
@@ -380,8 +381,8 @@ func TestActionLegacyIssue(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			mustRotate(t, writeKubeconfig(t, fleetKubeconfig(t)), "secret", "db", "-n", ns, "--key", "password", "--generate", "hex:16", "--context", staging.ctx())
-			if r := w.run(jobs.staging); r.code != 0 {
-				t.Fatalf("staging's run: exit %d, errors %q", r.code, r.errorLines())
+			if r := w.Run(jobs.staging); r.Code != 0 {
+				t.Fatalf("staging's run: exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			is := w.mustIssue(legacyID)
 			if is.State != "closed" || is.StateReason != "completed" || len(is.Comments) != 1 || !strings.Contains(is.Comments[0], "app/db") || w.created() != 0 {
@@ -389,20 +390,20 @@ func TestActionLegacyIssue(t *testing.T) {
 			}
 		}},
 		{name: "one job over both adopts it for prod", check: func(t *testing.T, w *workflow, old int) {
-			if r := w.run(fleet); r.code != 0 {
-				t.Fatalf("exit %d, errors %q", r.code, r.errorLines())
+			if r := w.Run(fleet); r.Code != 0 {
+				t.Fatalf("exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			adoptedBy(t, w, old, prodID)
-			if w.created() != 0 || len(w.gh.Issues()) != 1 {
+			if w.created() != 0 || len(w.GH.Issues()) != 1 {
 				t.Errorf("%s; want the old issue adopted by prod and nothing opened or closed", w.describe())
 			}
 		}},
 		{name: "one job over both, due in both: one adopts it, the other opens its own", stagingOverdue: true, check: func(t *testing.T, w *workflow, old int) {
-			if r := w.run(fleet); r.code != 0 {
-				t.Fatalf("exit %d, errors %q", r.code, r.errorLines())
+			if r := w.Run(fleet); r.Code != 0 {
+				t.Fatalf("exit %d, errors %q", r.Code, r.ErrorLines())
 			}
 			p, s := w.mustIssue(prodID), w.mustIssue(stagingID)
-			if (p.Number != old && s.Number != old) || p.Number == s.Number || p.State != "open" || s.State != "open" || len(w.gh.Issues()) != 2 || w.created() != 1 {
+			if (p.Number != old && s.Number != old) || p.Number == s.Number || p.State != "open" || s.State != "open" || len(w.GH.Issues()) != 2 || w.created() != 1 {
 				t.Errorf("%s; want the old issue #%d adopted by one cluster and one issue opened for the other", w.describe(), old)
 			}
 		}},

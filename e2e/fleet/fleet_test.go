@@ -265,43 +265,6 @@ func writeKubeconfig(t *testing.T, content string) string {
 	return p
 }
 
-// rotationReport is the part of a RotationReport (status -o json, the
-// Action's report_json) the tests read, by its JSON names.
-type rotationReport struct {
-	Kind     string          `json:"kind"`
-	Summary  summary         `json:"summary"`
-	Items    []reportItem    `json:"items"`
-	Clusters []reportCluster `json:"clusters"`
-	Errors   []string        `json:"errors"`
-}
-
-type reportItem struct {
-	ID         string   `json:"id"`
-	Cluster    string   `json:"cluster"`
-	Credential string   `json:"credential"`
-	State      string   `json:"state"`
-	Commands   []string `json:"commands"`
-}
-
-type summary struct {
-	Total   int `json:"total"`
-	OK      int `json:"ok"`
-	Warn    int `json:"warn"`
-	Overdue int `json:"overdue"`
-	Expired int `json:"expired"`
-	Unknown int `json:"unknown"`
-}
-
-// reportCluster is one entry of a report's clusters.
-type reportCluster struct {
-	Name         string   `json:"name"`
-	Context      string   `json:"context"`
-	Server       string   `json:"server"`
-	AlsoContexts []string `json:"alsoContexts"`
-	Summary      summary  `json:"summary"`
-	Error        string   `json:"error"`
-}
-
 // cli is one run of kubectl-rotate.
 type cli struct {
 	stdout, stderr string

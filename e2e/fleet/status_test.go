@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 )
 
 // Exit codes of `kubectl rotate status`.
@@ -64,9 +66,9 @@ func clusterStates(rows []tableRow) []string {
 }
 
 // parseReport parses `status -o json`.
-func parseReport(t *testing.T, r cli) *rotationReport {
+func parseReport(t *testing.T, r cli) *v1alpha1.RotationReport {
 	t.Helper()
-	var rep rotationReport
+	var rep v1alpha1.RotationReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("status -o json does not parse: %v\n%s", err, r.stdout)
 	}
@@ -85,8 +87,8 @@ func errorLines(stderr string) []string {
 }
 
 // reportClusters returns the report's clusters by name.
-func reportClusters(rep *rotationReport) map[string]reportCluster {
-	out := map[string]reportCluster{}
+func reportClusters(rep *v1alpha1.RotationReport) map[string]v1alpha1.ReportCluster {
+	out := map[string]v1alpha1.ReportCluster{}
 	for _, c := range rep.Clusters {
 		out[c.Name] = c
 	}
@@ -94,7 +96,7 @@ func reportClusters(rep *rotationReport) map[string]reportCluster {
 }
 
 // itemClusters is "CLUSTER ID" of every item, sorted.
-func itemClusters(rep *rotationReport) []string {
+func itemClusters(rep *v1alpha1.RotationReport) []string {
 	var out []string
 	for _, it := range rep.Items {
 		out = append(out, it.Cluster+" "+it.ID)
@@ -251,7 +253,7 @@ func TestStatusClusterIdentity(t *testing.T) {
 		kctx{name: "prod-readonly", entry: "prod", from: prod},
 		kctx{name: "prod-tunnel-ctx", entry: "prod-tunnel", from: prod},
 	))
-	status := func(t *testing.T, args ...string) *rotationReport {
+	status := func(t *testing.T, args ...string) *v1alpha1.RotationReport {
 		t.Helper()
 		r := rotate(t, kc, append([]string{"status", "-A", "-o", "json"}, args...)...)
 		if r.code != exitFailOn {
@@ -259,7 +261,7 @@ func TestStatusClusterIdentity(t *testing.T) {
 		}
 		return parseReport(t, r)
 	}
-	contextsOf := func(c reportCluster) []string {
+	contextsOf := func(c v1alpha1.ReportCluster) []string {
 		out := append([]string{c.Context}, c.AlsoContexts...)
 		sort.Strings(out)
 		return out
