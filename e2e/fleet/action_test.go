@@ -78,7 +78,7 @@ func TestActionOneJobPerCluster(t *testing.T) {
 			if len(w.GH.Issues()) != 1 || p.State != "open" || !slices.Equal(p.Labels, []string{label}) || !strings.Contains(p.Title, "app/db") {
 				t.Fatalf("after prod's run: %s; want one open issue for app/db in prod, labeled %s", w.describe(), label)
 			}
-			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}}) {
+			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"prod": cc(1, 0, 1)}) {
 				t.Errorf("prod's run: output clusters %v, want prod with 1 overdue", got)
 			}
 			if r.Outputs["overdue_count"] != "1" || r.Outputs["warn_count"] != "0" {
@@ -105,7 +105,7 @@ func TestActionOneJobPerCluster(t *testing.T) {
 			if wr := w.writesTo(p.Number); len(wr) != 0 || w.created() != 0 {
 				t.Errorf("staging's run wrote to prod's issue #%d (%v) or opened %d issues", p.Number, wr, w.created())
 			}
-			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"staging": {Total: 1, OK: 1}}) {
+			if got := clusters(t, r); !maps.Equal(got, map[string]clusterCounts{"staging": cc(1, 1, 0)}) {
 				t.Errorf("staging's run: output clusters %v, want staging with 1 ok", got)
 			}
 			if r.Outputs["overdue_count"] != "0" {
@@ -200,7 +200,7 @@ func TestActionOneJobOverFleet(t *testing.T) {
 			if p.State != "open" || s.State != "open" || len(w.GH.Issues()) != 2 {
 				t.Fatalf("issues: %s; want one open issue per cluster", w.describe())
 			}
-			want := map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}, "staging": {Total: 2, OK: 1, Overdue: 1}}
+			want := map[string]clusterCounts{"prod": cc(1, 0, 1), "staging": cc(2, 1, 1)}
 			if got := clusters(t, r); !maps.Equal(got, want) {
 				t.Errorf("output clusters %v, want %v", got, want)
 			}
@@ -288,7 +288,7 @@ func TestActionFleetClusterUnreadable(t *testing.T) {
 	}
 	got := clusters(t, r)
 	if got["expired"].Error == "" || !maps.Equal(map[string]clusterCounts{"prod": got["prod"], "staging": got["staging"]},
-		map[string]clusterCounts{"prod": {Total: 1, Overdue: 1}, "staging": {Total: 1, Overdue: 1}}) || len(got) != 3 {
+		map[string]clusterCounts{"prod": cc(1, 0, 1), "staging": cc(1, 0, 1)}) || len(got) != 3 {
 		t.Errorf("output clusters %v: want expired with its error, prod and staging with 1 overdue each", got)
 	}
 	if r.Outputs["overdue_count"] != "2" {

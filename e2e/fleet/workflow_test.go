@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/e2e/internal/actionrun"
+	"github.com/kube-rotate/kube-rotate/pkg/action"
+	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/github/githubtest"
 )
 
@@ -35,15 +37,7 @@ func newWorkflow(t *testing.T) *workflow {
 }
 
 // clusterCounts is one cluster's entry in the output clusters.
-type clusterCounts struct {
-	Total   int    `json:"total"`
-	OK      int    `json:"ok"`
-	Warn    int    `json:"warn"`
-	Overdue int    `json:"overdue"`
-	Expired int    `json:"expired"`
-	Unknown int    `json:"unknown"`
-	Error   string `json:"error"`
-}
+type clusterCounts = action.Counts
 
 // clusters parses the run's output clusters: counts keyed by cluster
 // identity.
@@ -169,4 +163,9 @@ func (w *workflow) writesTo(n int) []string {
 		}
 	}
 	return out
+}
+
+// cc is a readable cluster's counts: total, ok and overdue credentials.
+func cc(total, ok, overdue int) clusterCounts {
+	return clusterCounts{Summary: v1alpha1.ReportSummary{Total: total, OK: ok, Overdue: overdue}}
 }

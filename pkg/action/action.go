@@ -158,15 +158,11 @@ func exitCode(gha *githubactions.Action, in *Inputs, r *report.Report) int {
 	return ExitOK
 }
 
-// Counts are one cluster's figures in output clusters.
+// Counts are one cluster's figures in output clusters: its summary's
+// fields, and why it could not be read.
 type Counts struct {
-	Total   int    `json:"total"`
-	OK      int    `json:"ok"`
-	Warn    int    `json:"warn"`
-	Overdue int    `json:"overdue"`
-	Expired int    `json:"expired"`
-	Unknown int    `json:"unknown"`
-	Error   string `json:"error"`
+	report.Summary
+	Error string `json:"error"`
 }
 
 // ClusterCounts are output clusters: each checked cluster's counts, keyed
@@ -174,11 +170,9 @@ type Counts struct {
 func ClusterCounts(r *report.Report) map[string]Counts {
 	out := map[string]Counts{}
 	for _, c := range r.Clusters {
-		s := c.Summary
-		out[c.Name] = Counts{Total: s.Total, OK: s.OK, Warn: s.Warn, Overdue: s.Overdue, Expired: s.Expired, Unknown: s.Unknown, Error: c.Error}
+		out[c.Name] = Counts{Summary: c.Summary, Error: c.Error}
 	}
-	s := report.Summarize(r.Items, func(it report.Item) bool { _, ok := out[it.Cluster]; return !ok })
-	rest := Counts{Total: s.Total, OK: s.OK, Warn: s.Warn, Overdue: s.Overdue, Expired: s.Expired, Unknown: s.Unknown}
+	rest := Counts{Summary: report.Summarize(r.Items, func(it report.Item) bool { _, ok := out[it.Cluster]; return !ok })}
 	if rest.Total > 0 {
 		out[""] = rest
 	}
