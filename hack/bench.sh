@@ -10,6 +10,11 @@
 # BENCH_FLEET (default 1; 0 skips it): status over three local clusters of
 # their own, next to the single scans (hack/bench-fleet.sh, which reads
 # BENCH_FLEET_SECRETS and BENCH_FLEET_RUNS; it also runs alone).
+# BENCH_CEILING (default 1; 0 skips it): kubectl rotate secret -l and apply
+# next to the client-go ceiling, the least work for the same result
+# (hack/bench-ceiling.sh, which reads BENCH_CEILING_SECRETS, default
+# "200 1000", BENCH_CEILING_RUNS, default 3, and BENCH_CEILING_PLAN,
+# default 500; it also runs alone).
 # API writes are counted from -v=6 request logs (verb POST/PUT/PATCH/DELETE),
 # the same way for kubectl and kubectl rotate.
 set -euo pipefail
@@ -200,6 +205,12 @@ k delete namespace bench-status --wait=false >/dev/null
 if [ "${BENCH_FLEET:-1}" != 0 ]; then
   k wait --for=delete namespace/bench-status --timeout=600s >/dev/null 2>&1 || true
   KUBECTL=$kubectl_bin RESULTS=$results hack/bench-fleet.sh
+fi
+# The ceiling on this cluster (hack/bench-ceiling.sh), once its namespace
+# controller is done with the namespaces deleted above.
+if [ "${BENCH_CEILING:-1}" != 0 ]; then
+  k wait --for=delete namespace/bench-status --timeout=600s >/dev/null 2>&1 || true
+  KUBECTL=$kubectl_bin RESULTS=$results hack/bench-ceiling.sh
 fi
 
 echo
