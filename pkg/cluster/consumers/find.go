@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
@@ -49,6 +50,7 @@ const (
 type specOwner struct {
 	kind, namespace, name string
 	spec                  *corev1.PodSpec
+	obj                   runtime.Object // as listed
 }
 
 // Index holds the pod specs of every workload in one namespace, listed
@@ -68,7 +70,7 @@ func NewIndex(ctx context.Context, client kubernetes.Interface, namespace string
 	}
 	for i := range deps.Items {
 		d := &deps.Items[i]
-		ix.add(KindDeployment, d.Namespace, d.Name, &d.Spec.Template.Spec)
+		ix.add(KindDeployment, d.Namespace, d.Name, &d.Spec.Template.Spec, d)
 	}
 	sts, err := client.AppsV1().StatefulSets(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -76,7 +78,7 @@ func NewIndex(ctx context.Context, client kubernetes.Interface, namespace string
 	}
 	for i := range sts.Items {
 		s := &sts.Items[i]
-		ix.add(KindStatefulSet, s.Namespace, s.Name, &s.Spec.Template.Spec)
+		ix.add(KindStatefulSet, s.Namespace, s.Name, &s.Spec.Template.Spec, s)
 	}
 	dss, err := client.AppsV1().DaemonSets(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -84,7 +86,7 @@ func NewIndex(ctx context.Context, client kubernetes.Interface, namespace string
 	}
 	for i := range dss.Items {
 		d := &dss.Items[i]
-		ix.add(KindDaemonSet, d.Namespace, d.Name, &d.Spec.Template.Spec)
+		ix.add(KindDaemonSet, d.Namespace, d.Name, &d.Spec.Template.Spec, d)
 	}
 	cjs, err := client.BatchV1().CronJobs(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -92,7 +94,7 @@ func NewIndex(ctx context.Context, client kubernetes.Interface, namespace string
 	}
 	for i := range cjs.Items {
 		c := &cjs.Items[i]
-		ix.add(KindCronJob, c.Namespace, c.Name, &c.Spec.JobTemplate.Spec.Template.Spec)
+		ix.add(KindCronJob, c.Namespace, c.Name, &c.Spec.JobTemplate.Spec.Template.Spec, c)
 	}
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -103,13 +105,27 @@ func NewIndex(ctx context.Context, client kubernetes.Interface, namespace string
 		if metav1.GetControllerOf(p) != nil {
 			continue // covered by its controller
 		}
-		ix.add(KindPod, p.Namespace, p.Name, &p.Spec)
+		ix.add(KindPod, p.Namespace, p.Name, &p.Spec, p)
 	}
 	return ix, nil
 }
 
-func (ix *Index) add(kind, ns, name string, spec *corev1.PodSpec) {
-	ix.owners = append(ix.owners, specOwner{kind: kind, namespace: ns, name: name, spec: spec})
+func (ix *Index) add(kind, ns, name string, spec *corev1.PodSpec, obj runtime.Object) {
+	ix.owners = append(ix.owners, specOwner{kind: kind, namespace: ns, name: name, spec: spec, obj: obj})
+}
+
+// Object returns workload w as the index listed it, nil when it was not
+// listed (a --restart-target of another namespace, say).
+func (ix *Index) Object(w Workload) runtime.Object {
+	if ix == nil {
+		return nil
+	}
+	for _, o := range ix.owners {
+		if o.kind == w.Kind && o.namespace == w.Namespace && o.name == w.Name {
+			return o.obj
+		}
+	}
+	return nil
 }
 
 // UsersOf returns the workloads that read Secret secret. With keys given,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"time"
 
@@ -62,30 +61,14 @@ func (e *WaitError) Error() string {
 }
 
 // WaitAll waits for every workload concurrently and returns a *WaitError
-// naming each one that did not finish rolling out.
+// naming each one that did not finish rolling out. Many workloads of one
+// kind in one namespace are watched once (Rollouts).
 func (w *Waiter) WaitAll(ctx context.Context, workloads []Workload) error {
-	var (
-		wg  sync.WaitGroup
-		mu  sync.Mutex
-		bad []Unhealthy
-	)
+	r := NewRollouts(w, workloads)
 	for _, wl := range workloads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if u := w.Wait(ctx, wl); u != nil {
-				mu.Lock()
-				bad = append(bad, *u)
-				mu.Unlock()
-			}
-		}()
+		r.Begin(ctx, wl, 0)
 	}
-	wg.Wait()
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Slice(bad, func(i, j int) bool { return bad[i].Workload.Ref() < bad[j].Workload.Ref() })
-	return &WaitError{Unhealthy: bad}
+	return r.Wait()
 }
 
 // Wait waits for one workload's rollout; it returns nil when it completed.
@@ -98,10 +81,7 @@ func (w *Waiter) Wait(ctx context.Context, wl Workload) *Unhealthy {
 	if err != nil {
 		return &Unhealthy{Workload: wl, Reason: err.Error()}
 	}
-	timeout := w.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := w.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 

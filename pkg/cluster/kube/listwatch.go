@@ -35,3 +35,14 @@ func SingleObjectListWatch(name string, list Lister, watchFn Watcher, client any
 	}
 	return cache.ToListWatcherWithWatchListSemantics(lw, client)
 }
+
+// NamespaceListWatch lists and watches every object of one resource in
+// one namespace (list and watch are namespaced already), for a watch
+// shared by many waiters; client is as for SingleObjectListWatch.
+func NamespaceListWatch(list Lister, watchFn Watcher, client any) cache.ListerWatcher {
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return watchFn(ctx, o) },
+	}
+	return cache.ToListWatcherWithWatchListSemantics(lw, client)
+}

@@ -228,7 +228,7 @@ func (fs *forceSync) planTarget(ctx context.Context, ref types.NamespacedName) (
 	}
 	t := &syncTarget{s: s, src: src, gen: gen}
 	if o.KeepPrevious {
-		if t.prevComp, err = o.checkCompanion(ctx, fs.c, s, gen+1); err != nil {
+		if t.prevComp, err = CheckCompanion(ctx, fs.c.Kube, s, gen+1, o.ReplacePrevious, o.Now(), "pass --replace-previous"); err != nil {
 			return nil, err
 		}
 		t.keepComp = t.prevComp != nil && t.prevComp.Annotations[v1alpha1.Generation] == fmt.Sprint(gen+1)
@@ -242,7 +242,7 @@ func (fs *forceSync) planTarget(ctx context.Context, ref types.NamespacedName) (
 		}
 	}
 	keys := sortedKeys(old)
-	p := &planned{secret: s, keys: keys, oldData: old, newData: map[string][]byte{}}
+	p := &planned{secret: s, companion: t.prevComp, keys: keys, oldData: old, newData: map[string][]byte{}}
 	p.result = SecretResult{Namespace: s.Namespace, Name: s.Name, Generation: gen + 1}
 	for _, k := range keys {
 		p.result.Keys = append(p.result.Keys, KeyChange{Key: k, Source: src.Ref(), Old: values.Fingerprint(s.Data[k]), New: "(from the secret store)"})

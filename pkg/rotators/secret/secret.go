@@ -23,13 +23,17 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/externalsecrets"
 	"github.com/kube-rotate/kube-rotate/pkg/model/values"
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
 // planned is one Secret's rotation, worked out before any write.
 type planned struct {
-	secret  *corev1.Secret
-	newData map[string][]byte // changed keys only
+	secret *corev1.Secret
+	// companion is NAME-previous as read at planning (nil: none), until
+	// keep-previous writes it.
+	companion *corev1.Secret
+	newData   map[string][]byte // changed keys only
 	oldData map[string][]byte // previous values of changed keys that existed
 	created []string          // keys that did not exist
 	resumed bool
@@ -91,6 +95,9 @@ type rotation struct {
 	targets []consumers.Workload
 	res     *Result
 	journal *secretJournal
+	// index is the workloads as listed at planning: restarts are
+	// computed from these objects, not read again.
+	index *consumers.Index
 	// written names the Secrets whose new values are in place (resumed or
 	// written by this run), for the undo command of a failed write.
 	written []string
@@ -111,8 +118,12 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 
 	// Read and plan everything; any bad input stops here, before a write.
 	rt := &rotation{o: &o, c: c, res: res}
+	sn, err := readSnapshot(ctx, c.Kube, o.Namespace, o.Secrets, o.KeepPrevious, o.Workers)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range o.Secrets {
-		p, err := o.plan(ctx, c, name)
+		p, err := o.plan(ctx, c, sn, name)
 		if err != nil {
 			return nil, err
 		}
@@ -126,6 +137,7 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	if err != nil {
 		return nil, err
 	}
+	rt.index = ix
 	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, o.Restart, res)
 	rt.journal = newSecretJournal(c.Kube, o.Namespace, o.Secrets[0], rt.name(), StepRestart)
 	return rt, nil
@@ -155,7 +167,8 @@ func (rt *rotation) procedure(ctx context.Context) *procedure.Procedure {
 	o := rt.o
 	rs := &restarts{c: rt.c, secrets: inNamespace(o.Namespace, o.Secrets...), enabled: o.Restart,
 		targets: func() []consumers.Workload { return rt.targets }, timeout: o.Timeout, progress: o.Progress,
-		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now}
+		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now,
+		current: rt.current, index: rt.index, workers: o.Workers}
 	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(ctx, o.Secrets),
 		Progress: o.Progress, Now: o.Now,
 		Steps: []procedure.Step{rt.keepPreviousStep(), rt.writeStep(), rs.restartStep(), rs.waitStep(),
@@ -169,38 +182,29 @@ func (rt *rotation) procedure(ctx context.Context) *procedure.Procedure {
 func (rt *rotation) keepPreviousStep() procedure.Step {
 	o := rt.o
 	s := &procedure.Func{StepName: StepKeepPrevious, What: "keep the values about to change in NAME-previous (" + refs(companions(o.Secrets)) + ")",
+		// Derived from the companions read at planning: one that holds
+		// this generation's previous values was written by a run that
+		// stopped after it.
 		DoneFunc: func(ctx context.Context, _ *procedure.Record) (bool, error) {
 			if o.DryRun == DryRunServer {
 				return false, nil // the API server checks every write
 			}
 			for _, p := range rt.plans {
-				if p.resumed {
-					continue
-				}
-				if ok, err := o.companionHolds(ctx, rt.c, p); err != nil || !ok {
-					return false, err
+				if !p.resumed && !companionHolds(p.companion, p) {
+					return false, nil
 				}
 			}
 			return true, nil
 		},
 		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
 			now := o.Now().UTC().Truncate(time.Second)
-			for _, p := range rt.plans {
-				if p.resumed {
-					continue
+			return parallel.ForEach(ctx, len(rt.plans), o.Workers, func(ctx context.Context, i int) error {
+				p := rt.plans[i]
+				if p.resumed || o.DryRun == DryRunNone && companionHolds(p.companion, p) {
+					return nil
 				}
-				if o.DryRun == DryRunNone {
-					if ok, err := o.companionHolds(ctx, rt.c, p); err != nil {
-						return err
-					} else if ok {
-						continue
-					}
-				}
-				if err := o.writeCompanion(ctx, rt.c, p, now, o.dryRunOpt()); err != nil {
-					return err
-				}
-			}
-			return nil
+				return o.writeCompanion(ctx, rt.c, p, now, o.dryRunOpt())
+			})
 		},
 	}
 	if !o.KeepPrevious {
@@ -221,52 +225,57 @@ func companions(names []string) []string {
 func (rt *rotation) writeStep() procedure.Step {
 	o := rt.o
 	return &procedure.Func{StepName: StepWrite, What: "write the new values and the records (phase written) to " + refs(o.Secrets) + ", guarded by the resourceVersion read",
+		// Derived from the Secrets read at planning: the ones an
+		// interrupted run wrote are resumed (phase written or failed).
 		DoneFunc: func(ctx context.Context, _ *procedure.Record) (bool, error) {
 			if o.DryRun == DryRunServer {
 				return false, nil
 			}
 			for _, p := range rt.plans {
-				if ok, err := rt.isWritten(ctx, p); err != nil || !ok {
-					return false, err
+				if !p.resumed {
+					return false, nil
 				}
 			}
 			return true, nil
 		},
 		DoFunc: func(ctx context.Context, _ *procedure.Record) error {
-			for i, p := range rt.plans {
-				if o.DryRun == DryRunNone {
-					if ok, err := rt.isWritten(ctx, p); err != nil {
-						return err
-					} else if ok {
-						continue
-					}
-				} else if p.resumed {
-					continue
+			out := parallel.NewOrdered(o.Progress)
+			defer out.Flush()
+			wrote := make([]bool, len(rt.plans))
+			err := parallel.ForEach(ctx, len(rt.plans), o.Workers, func(ctx context.Context, i int) error {
+				defer out.Done(i)
+				p := rt.plans[i]
+				if p.resumed {
+					return nil
 				}
-				if err := o.write(ctx, rt.c, p); err != nil {
+				if err := o.write(ctx, rt.c, p, out.Item(i)); err != nil {
 					return err
 				}
-				rt.written = append(rt.written, p.secret.Name)
-				rt.res.Secrets[i] = p.result
+				wrote[i] = true
+				return nil
+			})
+			// In the plans' order, whatever the order of the writes: only
+			// what was written can be undone.
+			for i, p := range rt.plans {
+				if wrote[i] {
+					rt.written = append(rt.written, p.secret.Name)
+					rt.res.Secrets[i] = p.result
+				}
 			}
-			return nil
+			return err
 		},
 	}
 }
 
-// isWritten reports whether the Secret holds the planned generation,
-// written (phase written or failed).
-func (rt *rotation) isWritten(ctx context.Context, p *planned) (bool, error) {
-	s, err := rt.c.Kube.CoreV1().Secrets(rt.o.Namespace).Get(ctx, p.secret.Name, metav1.GetOptions{})
-	if err != nil {
-		return false, describeAPIError(err, "get", "secret/"+p.secret.Name, rt.o.Namespace)
+// current returns the rotated Secrets as this run last read or wrote
+// them, by name: the restart step derives the writes it restarts for from
+// them instead of reading every Secret again.
+func (rt *rotation) current() map[string]*corev1.Secret {
+	m := make(map[string]*corev1.Secret, len(rt.plans))
+	for _, p := range rt.plans {
+		m[p.secret.Name] = p.secret
 	}
-	gen, err := v1alpha1.GenerationOf(s.Annotations)
-	if err != nil {
-		return false, fmt.Errorf("secret/%s: %w: fix or remove the annotation", s.Name, err)
-	}
-	ph := s.Annotations[v1alpha1.Phase]
-	return gen == p.result.Generation && (ph == v1alpha1.PhaseWritten || ph == v1alpha1.PhaseFailed), nil
+	return m
 }
 
 func (rt *rotation) run(ctx context.Context) (*Result, error) {
@@ -373,10 +382,13 @@ func (o *Options) defaults() {
 }
 
 // plan reads one Secret, checks it can be rotated and computes its new values.
-func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, error) {
-	s, err := c.Kube.CoreV1().Secrets(o.Namespace).Get(ctx, name, metav1.GetOptions{})
+func (o *Options) plan(ctx context.Context, c Clients, sn *snapshot, name string) (*planned, error) {
+	s, err := sn.get(ctx, name)
 	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+name, o.Namespace)
+		return nil, err
+	}
+	if s == nil {
+		return nil, describeAPIError(apierrors.NewNotFound(corev1.Resource("secrets"), name), "get", "secret/"+name, o.Namespace)
 	}
 	if err := o.refuseOperatorKeys(ctx, c, s); err != nil {
 		return nil, err
@@ -387,6 +399,11 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	}
 	p := &planned{secret: s, newData: map[string][]byte{}, oldData: map[string][]byte{}}
 	p.result = SecretResult{Namespace: s.Namespace, Name: s.Name}
+	if o.KeepPrevious {
+		if p.companion, err = sn.get(ctx, CompanionName(name)); err != nil {
+			return nil, err
+		}
+	}
 	if w := helmWarning(s); w != "" {
 		p.result.Warnings = append(p.result.Warnings, w)
 		fmt.Fprintf(o.Progress, "Warning: %s\n", w)
@@ -439,7 +456,7 @@ func (o *Options) plan(ctx context.Context, c Clients, name string) (*planned, e
 	}
 	p.result.Generation = gen + 1
 	if o.KeepPrevious {
-		if _, err := o.checkCompanion(ctx, c, s, p.result.Generation); err != nil {
+		if err := checkCompanionOf(ctx, p.companion, s, p.result.Generation, o.ReplacePrevious, o.Now(), "pass --replace-previous"); err != nil {
 			return nil, err
 		}
 		p.result.Previous = CompanionName(name)
@@ -460,7 +477,7 @@ func (o *Options) dryRunOpt() []string {
 // write stores the new values in the Secret, with the Secret's read
 // resourceVersion as precondition (the previous values are in the
 // companion already: step keep-previous).
-func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
+func (o *Options) write(ctx context.Context, c Clients, p *planned, progress io.Writer) error {
 	s := p.secret.DeepCopy()
 	now := o.Now().UTC().Truncate(time.Second)
 	dryRun := o.dryRunOpt()
@@ -499,7 +516,7 @@ func (o *Options) write(ctx context.Context, c Clients, p *planned) error {
 	}
 	if o.DryRun == DryRunNone {
 		p.secret = updated
-		fmt.Fprintf(o.Progress, "secret/%s: %s changed (generation %d)%s\n", s.Name, strings.Join(p.keys, ", "), p.result.Generation, previousNote(p.result))
+		fmt.Fprintf(progress, "secret/%s: %s changed (generation %d)%s\n", s.Name, strings.Join(p.keys, ", "), p.result.Generation, previousNote(p.result))
 	}
 	return nil
 }
@@ -511,45 +528,64 @@ func previousNote(r SecretResult) string {
 	return "; previous values in secret/" + r.Previous
 }
 
-// companionHolds reports whether NAME-previous holds what p's
-// keep-previous writes: p's generation, the values about to change and
-// the keys p creates (a run stopped between the companion and the write
-// left it so).
-func (o *Options) companionHolds(ctx context.Context, c Clients, p *planned) (bool, error) {
-	name := CompanionName(p.secret.Name)
-	comp, err := c.Kube.CoreV1().Secrets(p.secret.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, describeAPIError(err, "get", "secret/"+name, p.secret.Namespace)
-	}
-	return comp.Labels[v1alpha1.CompanionOf] == p.secret.Name &&
+// companionHolds reports whether comp (NAME-previous; nil: none) holds
+// what p's keep-previous writes: p's generation, the values about to
+// change and the keys p creates (a run stopped between the companion and
+// the write left it so).
+func companionHolds(comp *corev1.Secret, p *planned) bool {
+	return comp != nil && comp.Labels[v1alpha1.CompanionOf] == p.secret.Name &&
 		comp.Annotations[v1alpha1.Generation] == fmt.Sprint(p.result.Generation) &&
 		comp.Annotations[CreatedKeys] == strings.Join(p.created, ",") &&
-		equalData(comp.Data, p.oldData), nil
+		equalData(comp.Data, p.oldData)
 }
 
-// checkCompanion refuses, at planning, a NAME-previous whose replacement
-// would stop the run or lose values, and returns the companion it found
-// (nil: none):
+// checkCompanionOf refuses, at planning, a NAME-previous (comp; nil:
+// none) whose replacement would stop the run or lose values:
 //   - one that is not this Secret's companion;
 //   - one that still holds values of an earlier rotation that was not
 //     finished: values the Secret no longer has, kept until an expires-at
 //     still to come. "Keep the old value until the new one is proven"
-//     holds across rotations: replacing them needs --replace-previous
-//     (ReplacePrevious).
+//     holds across rotations: replacing them needs replace
+//     (--replace-previous); replaceHint says how its user asks for it.
 //
 // A companion of generation gen is this rotation's own, left by a run that
 // stopped after writing it; one that holds only the Secret's current
 // values (after an undo, say) loses nothing when replaced.
-func (o *Options) checkCompanion(ctx context.Context, c Clients, s *corev1.Secret, gen int64) (*corev1.Secret, error) {
-	return CheckCompanion(ctx, c.Kube, s, gen, o.ReplacePrevious, o.Now(), "pass --replace-previous")
+func checkCompanionOf(ctx context.Context, comp, s *corev1.Secret, gen int64, replace bool, now time.Time, replaceHint string) error {
+	if comp == nil {
+		return nil
+	}
+	name := comp.Name
+	if comp.Labels[v1alpha1.CompanionOf] != s.Name {
+		return foreignCompanion(name, s.Name)
+	}
+	if replace || comp.Annotations[v1alpha1.Generation] == fmt.Sprint(gen) {
+		return nil
+	}
+	exp, err := time.Parse(time.RFC3339, comp.Annotations[v1alpha1.ExpiresAt])
+	if err == nil && !now.Before(exp) {
+		return nil
+	}
+	var only []string
+	for _, k := range sortedKeys(comp.Data) {
+		if cur, ok := s.Data[k]; !ok || string(cur) != string(comp.Data[k]) {
+			only = append(only, k)
+		}
+	}
+	if len(only) == 0 {
+		return nil
+	}
+	until := "with no expires-at"
+	if err == nil {
+		until = "until " + exp.Format(time.RFC3339)
+	}
+	return fmt.Errorf("secret/%s still holds the values of %s from before rotation %s of secret/%s, kept %s and not finished: run `%s finish secret/%s -n %s` once nothing needs them, or %s to drop them",
+		name, strings.Join(only, ", "), comp.Annotations[v1alpha1.Generation], s.Name, until, display.KubectlRotate(ctx), s.Name, s.Namespace, replaceHint)
 }
 
-// CheckCompanion is Options.checkCompanion for a rotation of generation
-// gen that other code starts (a plan); replaceHint says how its user
-// replaces an unfinished companion anyway ("pass --replace-previous").
+// CheckCompanion is checkCompanionOf for a rotation of generation gen
+// that other code starts (a plan): it reads NAME-previous and returns it
+// (nil: none).
 func CheckCompanion(ctx context.Context, kc kubernetes.Interface, s *corev1.Secret, gen int64, replace bool, now time.Time, replaceHint string) (*corev1.Secret, error) {
 	name := CompanionName(s.Name)
 	comp, err := kc.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
@@ -559,31 +595,10 @@ func CheckCompanion(ctx context.Context, kc kubernetes.Interface, s *corev1.Secr
 	if err != nil {
 		return nil, describeAPIError(err, "get", "secret/"+name, s.Namespace)
 	}
-	if comp.Labels[v1alpha1.CompanionOf] != s.Name {
-		return nil, foreignCompanion(name, s.Name)
+	if err := checkCompanionOf(ctx, comp, s, gen, replace, now, replaceHint); err != nil {
+		return nil, err
 	}
-	if replace || comp.Annotations[v1alpha1.Generation] == fmt.Sprint(gen) {
-		return comp, nil
-	}
-	exp, err := time.Parse(time.RFC3339, comp.Annotations[v1alpha1.ExpiresAt])
-	if err == nil && !now.Before(exp) {
-		return comp, nil
-	}
-	var only []string
-	for _, k := range sortedKeys(comp.Data) {
-		if cur, ok := s.Data[k]; !ok || string(cur) != string(comp.Data[k]) {
-			only = append(only, k)
-		}
-	}
-	if len(only) == 0 {
-		return comp, nil
-	}
-	until := "with no expires-at"
-	if err == nil {
-		until = "until " + exp.Format(time.RFC3339)
-	}
-	return nil, fmt.Errorf("secret/%s still holds the values of %s from before rotation %s of secret/%s, kept %s and not finished: run `%s finish secret/%s -n %s` once nothing needs them, or %s to drop them",
-		name, strings.Join(only, ", "), comp.Annotations[v1alpha1.Generation], s.Name, until, display.KubectlRotate(ctx), s.Name, s.Namespace, replaceHint)
+	return comp, nil
 }
 
 func foreignCompanion(name, of string) error {
@@ -616,26 +631,40 @@ func (o *Options) writeCompanion(ctx context.Context, c Clients, p *planned, now
 		Data: p.oldData,
 	}
 	secrets := c.Kube.CoreV1().Secrets(src.Namespace)
-	existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = secrets.Create(ctx, comp, metav1.CreateOptions{FieldManager: FieldManager, DryRun: dryRun})
-		if err != nil {
+	existing := p.companion
+	if existing == nil {
+		created, err := secrets.Create(ctx, comp, metav1.CreateOptions{FieldManager: FieldManager, DryRun: dryRun})
+		if err == nil {
+			if len(dryRun) == 0 {
+				p.companion = created
+			}
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return describeAPIError(err, "create", "secret/"+name, src.Namespace)
 		}
-		return nil
-	case err != nil:
-		return describeAPIError(err, "get", "secret/"+name, src.Namespace)
+		// Created since planning: by whom decides.
+		if existing, err = secrets.Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return describeAPIError(err, "get", "secret/"+name, src.Namespace)
+		}
+		if companionHolds(existing, p) {
+			p.companion = existing
+			return nil
+		}
 	}
 	if existing.Labels[v1alpha1.CompanionOf] != src.Name {
 		return foreignCompanion(name, src.Name)
 	}
 	comp.ResourceVersion = existing.ResourceVersion
-	if _, err := secrets.Update(ctx, comp, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun}); err != nil {
+	updated, err := secrets.Update(ctx, comp, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: dryRun})
+	if err != nil {
 		if apierrors.IsConflict(err) {
 			return fmt.Errorf("secret/%s changed while it was being written: nothing was rotated; re-run the command", name)
 		}
 		return describeAPIError(err, "update", "secret/"+name, src.Namespace)
+	}
+	if len(dryRun) == 0 {
+		p.companion = updated
 	}
 	return nil
 }

@@ -2,9 +2,12 @@ package secret
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 )
 
@@ -68,6 +72,20 @@ type restarts struct {
 	// proc names the procedure, for messages.
 	proc string
 	now  func() time.Time
+	// current, if set, returns the procedure's Secrets as it last read
+	// or wrote them, by name: the writes restarted for are derived from
+	// them instead of reading each Secret again.
+	current func() map[string]*corev1.Secret
+	// index, if set, holds the workloads as listed when the procedure
+	// planned: restarts are computed from those objects.
+	index *consumers.Index
+	// workers bounds the restarts in flight (0: parallel.DefaultWorkers).
+	workers int
+	// rollouts are the waits begun by the restart step, each as soon as
+	// its workload was restarted; the wait step waits for them.
+	rollouts *consumers.Rollouts
+	// out is progress, safe for the restarts and the waits writing at once.
+	out io.Writer
 }
 
 // writeIDs identifies the write of each Secret the restarts are for; ok
@@ -75,11 +93,18 @@ type restarts struct {
 func (rs *restarts) writeIDs(ctx context.Context) (map[string]string, bool, error) {
 	ids := map[string]string{}
 	ok := true
+	var cur map[string]*corev1.Secret
+	if rs.current != nil {
+		cur = rs.current()
+	}
 	for _, ref := range rs.secrets {
 		name := ref.Name
-		s, err := rs.c.Kube.CoreV1().Secrets(ref.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, false, describeAPIError(err, "get", "secret/"+name, ref.Namespace)
+		s := cur[name]
+		if s == nil {
+			var err error
+			if s, err = rs.c.Kube.CoreV1().Secrets(ref.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return nil, false, describeAPIError(err, "get", "secret/"+name, ref.Namespace)
+			}
 		}
 		ph := s.Annotations[v1alpha1.Phase]
 		if ph != v1alpha1.PhaseWritten && ph != v1alpha1.PhaseFailed {
@@ -151,50 +176,108 @@ func (rs *restarts) restartStep() procedure.Step {
 	}
 }
 
+// markOf names the writes ids (Secret -> writeID) on the pod templates
+// of the workloads restarted for them (v1alpha1.RestartedFor): a digest,
+// holding no value.
+func markOf(ids map[string]string) string {
+	names := make([]string, 0, len(ids))
+	for n := range ids {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%s\x00", n, ids[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func (rs *restarts) progressOut() io.Writer {
+	if rs.out == nil {
+		rs.out = parallel.SyncWriter(rs.progress)
+	}
+	return rs.out
+}
+
+func (rs *restarts) waiter() *consumers.Waiter {
+	return &consumers.Waiter{Client: rs.c.Dynamic, Out: rs.progressOut(), Timeout: rs.timeout}
+}
+
+// restart restarts each target once, workers at a time, and begins
+// waiting for each rollout as soon as its restart is made. Each restart
+// marks the pod template with the writes it is for (markOf) in the same
+// patch: a re-run after a kill at any moment finds the workloads it
+// restarted for these values, journaled or not, and does not restart
+// them again. The journal keeps the list for the record; the engine
+// saves it when the step ends (or fails).
 func (rs *restarts) restart(ctx context.Context, r *procedure.Record) error {
 	var done []string
-	if rs.journal != nil {
-		d, ids, match, err := rs.journaledRestarts(ctx, r)
-		if err != nil {
+	d, ids, match, err := rs.journaledRestarts(ctx, r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rs.journal != nil && match:
+		done = d
+	case rs.journal != nil:
+		if err := r.Put(FactWritten, ids); err != nil {
 			return err
 		}
-		if match {
-			done = d
-		} else if err := r.Put(FactWritten, ids); err != nil {
-			return err
-		}
-	} else {
+	default:
 		_, _ = r.Get(FactRestarted, &done)
 	}
 	if err := r.Put(FactRestarted, done); err != nil {
 		return err
 	}
+	mark := markOf(ids)
 	restarted := map[string]bool{}
 	for _, ref := range done {
 		restarted[ref] = true
 	}
-	for _, w := range rs.targets() {
-		ref := rs.ref(w)
+	targets := rs.targets()
+	rs.rollouts = consumers.NewRollouts(rs.waiter(), targets)
+	out := parallel.NewOrdered(rs.progressOut())
+	defer out.Flush()
+	made := make([]string, len(targets))
+	err = parallel.ForEach(ctx, len(targets), rs.workers, func(ctx context.Context, i int) error {
+		defer out.Done(i)
+		w, ref, pw := targets[i], rs.ref(targets[i]), out.Item(i)
 		if restarted[ref] {
-			fmt.Fprintf(rs.progress, "%s: restarted already by an interrupted run (journal %s); not restarted again\n", ref, rs.journal.String())
-			continue
+			fmt.Fprintf(pw, "%s: restarted already by an interrupted run (journal %s); not restarted again\n", ref, rs.journal.String())
+			rs.rollouts.Begin(ctx, w, 0)
+			return nil
 		}
-		if _, err := consumers.Restart(ctx, rs.c.Kube, w); err != nil {
+		got, err := consumers.RestartFor(ctx, rs.c.Kube, w, rs.index.Object(w), mark)
+		if err != nil {
 			return describeAPIError(err, "patch", w.Ref(), w.Namespace)
 		}
-		restarted[ref] = true
-		done = append(done, ref)
-		fmt.Fprintf(rs.progress, "%s restarted\n", ref)
-		if err := r.Put(FactRestarted, done); err != nil {
-			return err
+		if got.Already {
+			fmt.Fprintf(pw, "%s: restarted already by an interrupted run (its pod template is marked %s for these values); not restarted again\n", ref, v1alpha1.RestartedFor)
+		} else {
+			fmt.Fprintf(pw, "%s restarted\n", ref)
 		}
-		// Each restart is journaled as soon as it is done: a run killed
-		// between two restarts does not restart the first one again.
-		if err := rs.save(ctx, r); err != nil {
-			return err
+		made[i] = ref
+		rs.rollouts.Begin(ctx, w, got.Generation)
+		return nil
+	})
+	for _, ref := range made {
+		if ref != "" {
+			done = append(done, ref)
 		}
 	}
-	return nil
+	if perr := r.Put(FactRestarted, done); perr != nil && err == nil {
+		err = perr
+	}
+	if err == nil {
+		// Journaled inside the step, so that a journal that cannot be
+		// written fails this step (the engine would save it after).
+		err = rs.save(ctx, r)
+	}
+	if err != nil {
+		rs.rollouts.Stop()
+		rs.rollouts = nil
+	}
+	return err
 }
 
 // ref names a workload in the journal and the output: KIND/NAME in the
@@ -243,16 +326,26 @@ func (rs *restarts) waitStep() procedure.Step {
 		// how the state (healthy now) is read, and returns at once when
 		// the rollouts are complete.
 		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return rs.none(), nil },
+		// The rollouts begun by the restart step are waited for; the
+		// others (a re-run whose restarts were done) are begun here.
 		DoFunc: func(ctx context.Context, r *procedure.Record) error {
-			waiter := &consumers.Waiter{Client: rs.c.Dynamic, Out: rs.progress, Timeout: rs.timeout}
-			err := waiter.WaitAll(ctx, rs.targets())
+			targets := rs.targets()
+			if rs.rollouts == nil {
+				rs.rollouts = consumers.NewRollouts(rs.waiter(), targets)
+			}
+			for _, w := range targets {
+				rs.rollouts.Begin(ctx, w, 0)
+			}
+			err := rs.rollouts.Wait()
 			var we *consumers.WaitError
 			if errors.As(err, &we) {
 				rs.res.Unhealthy = we.Unhealthy
 				rs.res.Phase = PhaseFailed
-				for _, ref := range rs.secrets {
+				_ = parallel.ForEach(ctx, len(rs.secrets), rs.workers, func(ctx context.Context, i int) error {
+					ref := rs.secrets[i]
 					_ = setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseFailed)
-				}
+					return nil
+				})
 			}
 			return err
 		},
@@ -265,16 +358,15 @@ func (rs *restarts) completeStep(what string) procedure.Step {
 	return &procedure.Func{StepName: StepComplete, What: what,
 		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return false, nil },
 		DoFunc: func(ctx context.Context, r *procedure.Record) error {
-			for i, ref := range rs.secrets {
+			err := parallel.ForEach(ctx, len(rs.secrets), rs.workers, func(ctx context.Context, i int) error {
+				ref := rs.secrets[i]
 				if i == 0 && rs.journal != nil {
-					if err := rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete}); err != nil {
-						return err
-					}
-					continue
+					return rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete})
 				}
-				if err := setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseComplete); err != nil {
-					return err
-				}
+				return setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseComplete)
+			})
+			if err != nil {
+				return err
 			}
 			rs.res.Phase = PhaseComplete
 			return nil

@@ -80,6 +80,10 @@ type Options struct {
 	ExtraTargets []consumers.Workload
 	// Timeout bounds each rollout wait.
 	Timeout time.Duration
+	// Workers bounds the writes in flight at once (companions, Secrets,
+	// restarts, records); 0 is parallel.DefaultWorkers. The client's QPS
+	// and burst bound their rate.
+	Workers int
 	// UndoOnFailure restores the previous values if a rollout fails.
 	UndoOnFailure bool
 	DryRun        DryRun

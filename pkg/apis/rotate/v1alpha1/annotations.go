@@ -102,4 +102,10 @@ const (
 	LabelItem       = Prefix + "item"
 	LabelStep       = Prefix + "step"
 	LabelRotationID = Prefix + "rotation-id"
+	// RestartedFor on a workload's pod template names the write a restart
+	// was for (a digest of the written Secrets' write records, no value):
+	// set in the same patch as kubectl's restartedAt, it tells a re-run
+	// after a kill that the workload was restarted for these values
+	// already, whatever the journal managed to save.
+	RestartedFor = Prefix + "restarted-for"
 )
