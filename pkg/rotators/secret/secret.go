@@ -34,11 +34,11 @@ type planned struct {
 	// keep-previous writes it.
 	companion *corev1.Secret
 	newData   map[string][]byte // changed keys only
-	oldData map[string][]byte // previous values of changed keys that existed
-	created []string          // keys that did not exist
-	resumed bool
-	keys    []string // changed (or, when resumed, recorded) keys
-	result  SecretResult
+	oldData   map[string][]byte // previous values of changed keys that existed
+	created   []string          // keys that did not exist
+	resumed   bool
+	keys      []string // changed (or, when resumed, recorded) keys
+	result    SecretResult
 }
 
 // Rotate rotates the Secrets of o as a procedure on the engine
