@@ -104,26 +104,23 @@ func RestartFor(ctx context.Context, client kubernetes.Interface, w Workload, ob
 	if err != nil {
 		return Restarted{}, err
 	}
-	var patch []byte
-	for attempt := 0; ; attempt++ {
-		next := obj.DeepCopyObject()
-		if mark != "" {
-			setMark(next, mark)
-		}
-		after, err := polymorphichelpers.ObjectRestarterFn(next)
-		if err != nil {
-			return Restarted{}, fmt.Errorf("restarting %s: %w", w.Ref(), err)
-		}
-		patch, err = strategicpatch.CreateTwoWayMergePatch(before, after, dataStr)
-		if err != nil {
-			return Restarted{}, fmt.Errorf("restarting %s: %w", w.Ref(), err)
-		}
-		// restartedAt has one-second resolution: a second restart within
-		// the same second changes nothing and would roll nothing out.
-		if string(patch) != "{}" || attempt == 1 {
-			break
-		}
+	// restartedAt has one-second resolution: a restart within the second
+	// of the last one would leave it as it is (and, without a mark, roll
+	// nothing out). Wait for the next second then, as a person would.
+	if at := tmpl.Annotations[restartedAt]; at != "" && at == time.Now().Format(time.RFC3339) {
 		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)) + 10*time.Millisecond)
+	}
+	next := obj.DeepCopyObject()
+	if mark != "" {
+		setMark(next, mark)
+	}
+	after, err := polymorphichelpers.ObjectRestarterFn(next)
+	if err != nil {
+		return Restarted{}, fmt.Errorf("restarting %s: %w", w.Ref(), err)
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(before, after, dataStr)
+	if err != nil {
+		return Restarted{}, fmt.Errorf("restarting %s: %w", w.Ref(), err)
 	}
 	res, err := patchFn(patch)
 	if err != nil {
@@ -162,6 +159,9 @@ func setMark(obj runtime.Object, mark string) {
 	}
 	tmpl.Annotations[v1alpha1.RestartedFor] = mark
 }
+
+// restartedAt is the pod template annotation `kubectl rollout restart` sets.
+const restartedAt = "kubectl.kubernetes.io/restartedAt"
 
 // FieldManager names kube-rotate in managedFields.
 const FieldManager = "kubectl-rotate"

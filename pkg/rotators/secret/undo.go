@@ -123,7 +123,8 @@ func Undo(ctx context.Context, c Clients, o UndoOptions) (*Result, error) {
 	if alreadyRestored && ro.DryRun == DryRunNone {
 		fmt.Fprintf(ro.Progress, "secret/%s: previous values already restored by an interrupted undo; resuming\n", o.Name)
 	}
-	_, err = u.procedure().Run(ctx)
+	rec, err := u.procedure().Run(ctx)
+	res.Restarted = append(res.Restarted, restartedIn(rec)...)
 	return res, err
 }
 
