@@ -137,12 +137,13 @@ settle() {
 }
 
 # One line per pair: ceiling_s rotate_s ratio ceiling_writes rotate_writes
-# ceiling_gets rotate_gets
+# ceiling_gets rotate_gets ceiling_restarted_s rotate_restarted_s (when the
+# last restart patch was sent, from the start)
 per_run=$base/runs
 log=$base/log
 out=$base/out
 
-# run_ceiling NS KEY N: one timed ceiling run; sets c_s c_w c_g.
+# run_ceiling NS KEY N: one timed ceiling run; sets c_s c_w c_g c_r.
 run_ceiling() {
   local s line
   s=$(now)
@@ -151,15 +152,19 @@ run_ceiling() {
   fi
   c_s=$(since "$s")
   line=$(tail -n 1 "$out")
-  # "ceiling: N secrets, M workloads restarted ...; requests R (GET g, ...), writes W"
+  # "ceiling: N secrets, M workloads restarted ... (writes done after T s); requests R (GET g, ...), writes W"
   case $line in "ceiling: $3 secrets, $3 workloads"*) ;; *) echo "bench-ceiling: unexpected ceiling summary: $line" >&2; exit 1 ;; esac
   c_w=$(sed -n 's/.*, writes \([0-9]*\)$/\1/p' <<< "$line")
   c_g=$(sed -n 's/.*(GET \([0-9]*\).*/\1/p' <<< "$line")
-  : "${c_g:=0}"
+  c_r=$(sed -n 's/.*(writes done after \([0-9.]*\) s).*/\1/p' <<< "$line")
+  : "${c_g:=0}" "${c_r:=0}"
 }
 
+# klog's time of day of a log line (HH:MM:SS.micro), in seconds.
+klog_s() { awk '{split($2, t, ":"); printf "%.3f\n", t[1] * 3600 + t[2] * 60 + t[3]}'; }
 # run_rotate LOGNAME COMMAND...: one timed kubectl rotate run with -v=6;
-# sets r_s r_w r_g and keeps the log as $base/LOGNAME.log.
+# sets r_s r_w r_g r_r (the last restart patch, seconds after the log's
+# first line) and keeps the log as $base/LOGNAME.log.
 run_rotate() {
   local name=$1 s; shift
   : > "$log"
@@ -169,6 +174,10 @@ run_rotate() {
   fi
   r_s=$(since "$s")
   r_w=$(writes "$log"); r_g=$(gets "$log")
+  local t0 t1
+  t0=$(head -n 1 "$log" | klog_s)
+  t1=$(grep -E '"Response" verb="PATCH" url=".*/(deployments|statefulsets|daemonsets)/' "$log" | tail -n 1 | klog_s)
+  r_r=$(awk -v a="$t0" -v b="${t1:-$t0}" 'BEGIN {d = b - a; if (d < 0) d += 86400; printf "%.2f", d}')
   cp "$log" "$base/$name.log"
 }
 
@@ -200,6 +209,8 @@ report() {
   row "$title, $runs pairs" "median" "range"
   srow "ceiling: $n Secrets + restart + wait (s)" 1
   srow "$who: $n Secrets + restart + wait (s)" 2
+  srow "ceiling: last restart sent after (s)" 8
+  srow "$who: last restart sent after (s)" 9
   row "$who / ceiling (x; extra: per-pair range)" "$(awk -v a="$r_med" -v b="$c_med" 'BEGIN {printf "%.2f", a / b}')" "$pr"
   row "ceiling: API writes per Secret (extra: per run)" "$(per "$cw" "$n")" "${cw%.*}"
   row "$who: API writes per Secret (extra: per run)" "$(per "$rw" "$n")" "${rw%.*}"
@@ -222,8 +233,8 @@ for n in $sizes; do
     run_rotate "secret-$n-$r" "$rotate" secret -n "$ns" -l bench=true --key password --generate hex:16 --timeout 5m "${replace[@]}"
     settle "$ns" "$n"
     ratio=$(awk -v a="$r_s" -v b="$c_s" 'BEGIN {printf "%.2f", a / b}')
-    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g" >> "$per_run"
-    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs), kubectl rotate ${r_s}s ($r_w writes, $r_g GETs), ${ratio}x"
+    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g $c_r $r_r" >> "$per_run"
+    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs, last restart at ${c_r}s), kubectl rotate ${r_s}s ($r_w writes, $r_g GETs, last restart at ${r_r}s), ${ratio}x"
   done
   report "ceiling vs rotate secret -l, $n Secrets$surge_note" "rotate secret -l" "$n"
   k delete namespace "$ns" --wait=true --timeout=600s >/dev/null
@@ -248,8 +259,8 @@ if [ "$plan_n" -gt 0 ]; then
     run_rotate "plan-$n-$r" "$rotate" apply -f "$plan"
     settle "$ns" "$n"
     ratio=$(awk -v a="$r_s" -v b="$c_s" 'BEGIN {printf "%.2f", a / b}')
-    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g" >> "$per_run"
-    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs), kubectl rotate apply ${r_s}s ($r_w writes, $r_g GETs), ${ratio}x"
+    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g $c_r $r_r" >> "$per_run"
+    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs, last restart at ${c_r}s), kubectl rotate apply ${r_s}s ($r_w writes, $r_g GETs, last restart at ${r_r}s), ${ratio}x"
   done
   report "ceiling vs rotate apply, $n-item plan$surge_note" "rotate apply" "$n"
   k delete namespace "$ns" --wait=true --timeout=600s >/dev/null
