@@ -122,8 +122,16 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	if err != nil {
 		return nil, err
 	}
+	first, err := sn.get(ctx, o.Secrets[0])
+	if err != nil {
+		return nil, err
+	}
+	// The first Secret holds the journal and is recorded complete in the
+	// write that removes it: only the others can be complete and named.
+	interrupted := interruptedWrites(first, rt.name())
+	delete(interrupted, o.Secrets[0])
 	for _, name := range o.Secrets {
-		p, err := o.plan(ctx, c, sn, name)
+		p, err := o.plan(ctx, c, sn, name, interrupted)
 		if err != nil {
 			return nil, err
 		}
@@ -382,7 +390,11 @@ func (o *Options) defaults() {
 }
 
 // plan reads one Secret, checks it can be rotated and computes its new values.
-func (o *Options) plan(ctx context.Context, c Clients, sn *snapshot, name string) (*planned, error) {
+//
+// interrupted are the writes of this rotation the journal names: a Secret
+// recorded complete with the write named there is one an interrupted run
+// of this rotation wrote and recorded, and is resumed, not rotated again.
+func (o *Options) plan(ctx context.Context, c Clients, sn *snapshot, name string, interrupted map[string]string) (*planned, error) {
 	s, err := sn.get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -411,7 +423,8 @@ func (o *Options) plan(ctx context.Context, c Clients, sn *snapshot, name string
 
 	// An interrupted run wrote the values but did not see consumers healthy:
 	// resume it instead of generating again.
-	if ph := s.Annotations[v1alpha1.Phase]; ph == v1alpha1.PhaseWritten || ph == v1alpha1.PhaseFailed {
+	ph := s.Annotations[v1alpha1.Phase]
+	if ph == v1alpha1.PhaseWritten || ph == v1alpha1.PhaseFailed || ph == v1alpha1.PhaseComplete && interrupted[name] != "" && interrupted[name] == writeID(s) {
 		p.resumed = true
 		p.keys = splitKeys(s.Annotations[v1alpha1.Keys])
 		p.result.Resumed = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -307,6 +308,24 @@ func (rs *restarts) save(ctx context.Context, r *procedure.Record) error {
 	return nil
 }
 
+// interruptedWrites returns the writes (Secret name -> writeID) that the
+// journal on s (a procedure's first Secret) says procedure proc made, if
+// that procedure was interrupted: nil when there is none.
+func interruptedWrites(s *corev1.Secret, proc string) map[string]string {
+	if s == nil || s.Annotations[JournalAnnotation] == "" {
+		return nil
+	}
+	r := &procedure.Record{}
+	if err := json.Unmarshal([]byte(s.Annotations[JournalAnnotation]), r); err != nil || r.Procedure != proc {
+		return nil
+	}
+	var ids map[string]string
+	if ok, err := r.Get(FactWritten, &ids); !ok || err != nil {
+		return nil
+	}
+	return ids
+}
+
 // restarted returns the workloads the run's Record says were restarted.
 func restartedIn(r *procedure.Record) []string {
 	var done []string
@@ -357,14 +376,40 @@ func (rs *restarts) waitStep() procedure.Step {
 func (rs *restarts) completeStep(what string) procedure.Step {
 	return &procedure.Func{StepName: StepComplete, What: what,
 		DoneFunc: func(context.Context, *procedure.Record) (bool, error) { return false, nil },
+		// Several Secrets cannot be recorded complete in one write. The
+		// first one, which holds the journal, is recorded last, in the
+		// write that removes the journal, and the journal says first which
+		// writes the procedure made (FactWritten): a run killed between
+		// two of these writes leaves Secrets complete that a re-run knows
+		// as its own (interruptedWrites), not as rotations to start anew.
 		DoFunc: func(ctx context.Context, r *procedure.Record) error {
-			err := parallel.ForEach(ctx, len(rs.secrets), rs.workers, func(ctx context.Context, i int) error {
-				ref := rs.secrets[i]
-				if i == 0 && rs.journal != nil {
+			first := 0
+			if rs.journal != nil && len(rs.secrets) > 1 {
+				first = 1
+				var got map[string]string
+				if ok, _ := r.Get(FactWritten, &got); !ok {
+					ids, _, err := rs.writeIDs(ctx)
+					if err != nil {
+						return err
+					}
+					if err := r.Put(FactWritten, ids); err != nil {
+						return err
+					}
+				}
+				if err := rs.save(ctx, r); err != nil {
+					return err
+				}
+			}
+			err := parallel.ForEach(ctx, len(rs.secrets)-first, rs.workers, func(ctx context.Context, i int) error {
+				ref := rs.secrets[i+first]
+				if i+first == 0 && rs.journal != nil {
 					return rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete})
 				}
 				return setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseComplete)
 			})
+			if err == nil && first == 1 {
+				err = rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete})
+			}
 			if err != nil {
 				return err
 			}
