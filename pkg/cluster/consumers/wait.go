@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 )
 
 // DefaultTimeout bounds each rollout wait.
@@ -159,28 +160,45 @@ func Status(ctx context.Context, client dynamic.Interface, wl Workload) (string,
 	return trimNL(msg), done, err
 }
 
-// RestartAndWait restarts each restartable workload once, then waits for
-// all their rollouts. It returns the workloads restarted (kind/name); a
-// failed wait is a *WaitError.
+// RestartAndWait restarts each restartable workload once, a few at a
+// time (parallel.DefaultWorkers), and waits for each rollout from the
+// moment its restart is made. It returns the workloads restarted
+// (kind/name, in the order of ws); a failed wait is a *WaitError.
 func RestartAndWait(ctx context.Context, kc kubernetes.Interface, dyn dynamic.Interface, ws []Workload, out io.Writer, timeout time.Duration) ([]string, error) {
-	var restarted []string
 	var targets []Workload
 	for _, w := range ws {
-		if !w.Restart {
-			continue
-		}
-		if _, err := Restart(ctx, kc, w); err != nil {
-			return restarted, err
-		}
-		restarted = append(restarted, w.Ref())
-		targets = append(targets, w)
-		if out != nil {
-			fmt.Fprintf(out, "%s restarted\n", w.Ref())
+		if w.Restart {
+			targets = append(targets, w)
 		}
 	}
 	if len(targets) == 0 {
-		return restarted, nil
+		return nil, nil
 	}
-	waiter := &Waiter{Client: dyn, Out: out, Timeout: timeout}
-	return restarted, waiter.WaitAll(ctx, targets)
+	out = parallel.SyncWriter(out)
+	lines := parallel.NewOrdered(out)
+	r := NewRollouts(&Waiter{Client: dyn, Out: out, Timeout: timeout}, targets)
+	made := make([]bool, len(targets))
+	err := parallel.ForEach(ctx, len(targets), 0, func(ctx context.Context, i int) error {
+		defer lines.Done(i)
+		gen, err := Restart(ctx, kc, targets[i])
+		if err != nil {
+			return err
+		}
+		made[i] = true
+		fmt.Fprintf(lines.Item(i), "%s restarted\n", targets[i].Ref())
+		r.Begin(ctx, targets[i], gen)
+		return nil
+	})
+	lines.Flush()
+	var restarted []string
+	for i, w := range targets {
+		if made[i] {
+			restarted = append(restarted, w.Ref())
+		}
+	}
+	if err != nil {
+		r.Stop()
+		return restarted, err
+	}
+	return restarted, r.Wait()
 }

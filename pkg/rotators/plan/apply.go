@@ -42,6 +42,25 @@ type run struct {
 	journal procedure.Journal
 	// tool is the name kubectl-rotate runs as, for the commands suggested.
 	tool string
+	// indexes are the workloads of each namespace, listed once a run:
+	// a plan of 500 items does not list its namespace 500 times.
+	indexes map[string]*consumers.Index
+}
+
+// index returns namespace ns's workloads, listing them the first time.
+func (pr *run) index(ctx context.Context, ns string) (*consumers.Index, error) {
+	if ix := pr.indexes[ns]; ix != nil {
+		return ix, nil
+	}
+	ix, err := consumers.NewIndex(ctx, pr.o.Clients.Kube, ns)
+	if err != nil {
+		return nil, err
+	}
+	if pr.indexes == nil {
+		pr.indexes = map[string]*consumers.Index{}
+	}
+	pr.indexes[ns] = ix
+	return ix, nil
 }
 
 func newRun(ctx context.Context, o Options) (*run, error) {

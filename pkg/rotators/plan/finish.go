@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"io"
 	"sort"
 	"time"
@@ -28,8 +29,11 @@ type FinishOptions struct {
 	PreviousTTL time.Duration
 	// ReplacePrevious is the plan's spec.replacePrevious.
 	ReplacePrevious bool
-	By              string
-	Progress        io.Writer
+	// Index, if set, is the namespace's workloads as the run listed them
+	// once, for every item (nil: listed for this one).
+	Index    *consumers.Index
+	By       string
+	Progress io.Writer
 	// Deliveries hand hashed tokens to other Secrets, before the hashes
 	// are put in place.
 	Deliveries []Delivery
@@ -83,7 +87,7 @@ func FinishSecret(ctx context.Context, c secret.Clients, o FinishOptions) (*secr
 		}
 		res, err = secret.Rotate(ctx, c, secret.Options{Namespace: o.Namespace, Secrets: []string{o.Secret}, Changes: cs,
 			CreateKeys: o.CreateKeys, KeepPrevious: true, PreviousTTL: o.PreviousTTL, ReplacePrevious: o.ReplacePrevious, Restart: o.Restart, Timeout: o.Timeout,
-			DryRun: secret.DryRunNone, By: o.By, Progress: progress})
+			Index: o.Index, DryRun: secret.DryRunNone, By: o.By, Progress: progress})
 		if err != nil {
 			return res, fmt.Errorf("item %s: %w", o.Item, err)
 		}

@@ -207,7 +207,11 @@ func (s *secretItem) steps() []*step {
 			return err
 		}
 		p := o.Plan
-		res, err := FinishSecret(ctx, o.Clients, FinishOptions{Namespace: s.ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
+		ix, err := s.pr.index(ctx, s.ns)
+		if err != nil {
+			return err
+		}
+		res, err := FinishSecret(ctx, o.Clients, FinishOptions{Index: ix,Namespace: s.ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 			CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == planspec.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
 			PreviousTTL: p.Spec.PreviousTTL.Duration, ReplacePrevious: p.Spec.ReplacePrevious, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
 		if res != nil {

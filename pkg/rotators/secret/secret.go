@@ -141,9 +141,11 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	if err := checkTargets(ctx, c, o.Namespace, o.ExtraTargets); err != nil {
 		return nil, err
 	}
-	ix, err := consumers.NewIndex(ctx, c.Kube, o.Namespace)
-	if err != nil {
-		return nil, err
+	ix := o.Index
+	if ix == nil {
+		if ix, err = consumers.NewIndex(ctx, c.Kube, o.Namespace); err != nil {
+			return nil, err
+		}
 	}
 	rt.index = ix
 	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, o.Restart, res)

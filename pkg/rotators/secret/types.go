@@ -76,6 +76,9 @@ type Options struct {
 	ReplacePrevious bool
 	// Restart restarts consumers and waits for them.
 	Restart bool
+	// Index, if set, is the namespace's workloads as the caller listed
+	// them (a plan lists them once for all its items); nil lists them.
+	Index *consumers.Index
 	// ExtraTargets are restarted too (--restart-target).
 	ExtraTargets []consumers.Workload
 	// Timeout bounds each rollout wait.
