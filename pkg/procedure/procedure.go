@@ -24,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
+
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 )
 
 // Step is one step of a procedure. Done, Do and Undo get the run's Record:
@@ -93,10 +96,44 @@ type Record struct {
 	// until that step is done.
 	Waiting string                     `json:"waiting,omitempty"`
 	Facts   map[string]json.RawMessage `json:"facts,omitempty"`
+
+	// mu guards the Record while steps of several lanes run at once: its
+	// methods, and its JSON encoding, hold it.
+	mu sync.Mutex
+	// commit, set while a Procedure runs, writes the journal (Checkpoint).
+	commit func(ctx context.Context) error
+}
+
+// record is Record without its methods, for the JSON encoding.
+type record Record
+
+// MarshalJSON encodes the Record as it is at one moment.
+func (r *Record) MarshalJSON() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return json.Marshal((*record)(r))
+}
+
+// Checkpoint writes the journal in the middle of a step, for a fact the
+// step must keep before it acts on it (the values' fingerprints before
+// they move). It returns once the journal holds every change made to the
+// Record before the call; steps of other lanes that checkpoint or finish
+// at the same time share the write.
+func (r *Record) Checkpoint(ctx context.Context) error {
+	if r.commit == nil {
+		return errors.New("no journal is being written: a checkpoint needs a running procedure")
+	}
+	return r.commit(ctx)
 }
 
 // Mark records that step is done.
 func (r *Record) Mark(step string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mark(step, now)
+}
+
+func (r *Record) mark(step string, now time.Time) {
 	if r.Steps == nil {
 		r.Steps = map[string]time.Time{}
 	}
@@ -108,15 +145,34 @@ func (r *Record) Mark(step string, now time.Time) {
 
 // Marked reports whether step was marked done.
 func (r *Record) Marked(step string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	_, ok := r.Steps[step]
 	return ok
 }
 
 // Unmark forgets that step was done.
-func (r *Record) Unmark(step string) { delete(r.Steps, step) }
+func (r *Record) Unmark(step string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.Steps, step)
+}
 
-// Put keeps a fact (JSON-encoded) for later steps and re-runs.
-func (r *Record) Put(key string, v any) error {
+// Modify reads fact key into v (left as it is when the fact is not
+// there), calls change, and keeps v as the fact, with the Record held
+// throughout: steps of other lanes that modify the same fact do not lose
+// each other's changes. change must not call the Record's methods.
+func (r *Record) Modify(key string, v any, change func() error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.Facts[key]; ok {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("journal fact %s: %w", key, err)
+		}
+	}
+	if err := change(); err != nil {
+		return err
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("journal fact %s: %w", key, err)
@@ -128,9 +184,26 @@ func (r *Record) Put(key string, v any) error {
 	return nil
 }
 
+// Put keeps a fact (JSON-encoded) for later steps and re-runs.
+func (r *Record) Put(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("journal fact %s: %w", key, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Facts == nil {
+		r.Facts = map[string]json.RawMessage{}
+	}
+	r.Facts[key] = b
+	return nil
+}
+
 // Get reads a fact into v and reports whether it was there.
 func (r *Record) Get(key string, v any) (bool, error) {
+	r.mu.Lock()
 	b, ok := r.Facts[key]
+	r.mu.Unlock()
 	if !ok {
 		return false, nil
 	}
@@ -183,6 +256,24 @@ type Procedure struct {
 	// Progress gets a line per step run or resumed; nil for none.
 	Progress io.Writer
 	Now      func() time.Time
+	// Workers is how many lanes of Laned steps run at once (0 or 1: one
+	// step at a time, in order).
+	Workers int
+
+	progressMu sync.Mutex
+}
+
+// Laned is a Step that may run beside the steps of other lanes: one
+// plan item's steps, say, next to another item's. Consecutive Laned
+// steps of one wave form a batch: its lanes run side by side (up to
+// Procedure.Workers at once), the steps of one lane in their order, and
+// the batch is done before the next step starts. A step that is not Laned
+// runs alone, after every step before it.
+type Laned interface {
+	Step
+	// Lane returns the step's wave (steps of different waves never run
+	// at once) and lane (its steps run in order, one at a time).
+	Lane() (wave int, lane string)
 }
 
 // StepStatus is one line of the dry-run list.
@@ -229,6 +320,8 @@ func (p *Procedure) now() time.Time {
 }
 
 func (p *Procedure) progress(format string, args ...any) {
+	p.progressMu.Lock()
+	defer p.progressMu.Unlock()
 	if p.Progress != nil {
 		fmt.Fprintf(p.Progress, format+"\n", args...)
 	}
@@ -250,63 +343,127 @@ func (p *Procedure) load(ctx context.Context) (*Record, error) {
 }
 
 // Plan is the dry run: every step, what it does, and whether it is done
-// already. Nothing is written.
+// already. Nothing is written. With Workers, the steps' Done checks run
+// side by side.
 func (p *Procedure) Plan(ctx context.Context) ([]StepStatus, *Record, error) {
 	r, err := p.load(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]StepStatus, 0, len(p.Steps))
-	for i, s := range p.Steps {
+	out := make([]StepStatus, len(p.Steps))
+	workers := p.Workers
+	if workers < 1 {
+		workers = 1
+	}
+	err = parallel.ForEach(ctx, len(p.Steps), workers, func(ctx context.Context, i int) error {
+		s := p.Steps[i]
 		done, err := s.Done(ctx, r)
 		if err != nil {
-			return nil, nil, &StepError{Index: i + 1, Total: len(p.Steps), Step: s.Name(), UndoCommand: p.UndoCommand, Err: err}
+			return &StepError{Index: i + 1, Total: len(p.Steps), Step: s.Name(), UndoCommand: p.UndoCommand, Err: err}
 		}
-		out = append(out, StepStatus{Index: i + 1, Name: s.Name(), What: s.Describe(), Done: done})
+		out[i] = StepStatus{Index: i + 1, Name: s.Name(), What: s.Describe(), Done: done}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, r, nil
 }
 
-// Run takes every step that is not done, in order, journaling each one;
-// a re-run resumes at the first step whose effect is missing. It returns
-// the Record (facts for the caller's output).
+// batches splits the steps into what Run takes one after another: a step
+// alone, or the lanes of a batch of Laned steps (step indexes, each
+// lane's in order).
+func (p *Procedure) batches() [][][]int {
+	var out [][][]int
+	for i := 0; i < len(p.Steps); {
+		l, ok := p.Steps[i].(Laned)
+		if !ok || p.Workers <= 1 {
+			out = append(out, [][]int{{i}})
+			i++
+			continue
+		}
+		wave, _ := l.Lane()
+		var lanes [][]int
+		at := map[string]int{}
+		for ; i < len(p.Steps); i++ {
+			l, ok := p.Steps[i].(Laned)
+			if !ok {
+				break
+			}
+			w, lane := l.Lane()
+			if w != wave {
+				break
+			}
+			j, seen := at[lane]
+			if !seen {
+				j = len(lanes)
+				at[lane] = j
+				lanes = append(lanes, nil)
+			}
+			lanes[j] = append(lanes[j], i)
+		}
+		out = append(out, lanes)
+	}
+	return out
+}
+
+// failure is a step that stopped a run: its index and error.
+type failure struct {
+	i   int
+	err error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+
+// Run takes every step that is not done, in order (lanes of Laned steps
+// side by side, with Workers), journaling each one; a re-run resumes at
+// the first step of each lane whose effect is missing. It returns the
+// Record (facts for the caller's output).
 func (p *Procedure) Run(ctx context.Context) (*Record, error) {
 	r, err := p.load(ctx)
 	if err != nil {
 		return nil, err
 	}
+	c := &committer{p: p, r: r}
+	r.commit = c.commit
+	defer func() { r.commit = nil }()
 	resumed := len(r.Steps) > 0
-	for i, s := range p.Steps {
-		done, err := s.Done(ctx, r)
-		if err != nil {
-			return r, p.fail(ctx, r, i, err)
-		}
-		if done {
-			if !r.Marked(s.Name()) {
-				r.Mark(s.Name(), p.now())
+	for _, lanes := range p.batches() {
+		var stop sync.Mutex
+		stopped := false
+		err := parallel.ForEach(ctx, len(lanes), p.Workers, func(ctx context.Context, li int) error {
+			for _, i := range lanes[li] {
+				stop.Lock()
+				halt := stopped
+				stop.Unlock()
+				if halt {
+					return nil
+				}
+				if err := p.runStep(ctx, r, c, i, resumed); err != nil {
+					stop.Lock()
+					stopped = true
+					stop.Unlock()
+					return err
+				}
 			}
-			if resumed {
-				p.progress("step %d of %d (%s): done already", i+1, len(p.Steps), s.Name())
-			}
+			return nil
+		})
+		if err == nil {
 			continue
 		}
-		// The objects win: a step the journal marked whose effect is
-		// missing runs again.
-		r.Unmark(s.Name())
-		if err := s.Do(ctx, r); err != nil {
-			var werr *WaitError
-			if errors.As(err, &werr) {
-				return r, p.wait(ctx, r, i, werr)
-			}
-			return r, p.fail(ctx, r, i, err)
+		var f *failure
+		if !errors.As(err, &f) {
+			// Cancelled between steps: the batch's first step did not run.
+			f = &failure{lanes[0][0], err}
 		}
-		if r.Waiting == s.Name() {
-			r.Waiting = ""
+		var werr *WaitError
+		if errors.As(f.err, &werr) {
+			return r, p.wait(ctx, r, f.i, werr)
 		}
-		r.Mark(s.Name(), p.now())
-		if err := p.save(ctx, r); err != nil {
-			return r, err
+		if f.i < 0 {
+			return r, f.err
 		}
+		return r, p.fail(ctx, r, f.i, f.err)
 	}
 	if p.Journal != nil && !p.KeepJournal {
 		if err := p.Journal.Delete(ctx); err != nil {
@@ -316,6 +473,82 @@ func (p *Procedure) Run(ctx context.Context) (*Record, error) {
 	return r, nil
 }
 
+// runStep takes step i if it is not done, and journals it.
+func (p *Procedure) runStep(ctx context.Context, r *Record, c *committer, i int, resumed bool) error {
+	s := p.Steps[i]
+	done, err := s.Done(ctx, r)
+	if err != nil {
+		return &failure{i, err}
+	}
+	if done {
+		if !r.Marked(s.Name()) {
+			r.Mark(s.Name(), p.now())
+		}
+		if resumed {
+			p.progress("step %d of %d (%s): done already", i+1, len(p.Steps), s.Name())
+		}
+		return nil
+	}
+	// The objects win: a step the journal marked whose effect is missing
+	// runs again.
+	r.Unmark(s.Name())
+	if err := s.Do(ctx, r); err != nil {
+		return &failure{i, err}
+	}
+	r.mu.Lock()
+	if r.Waiting == s.Name() {
+		r.Waiting = ""
+	}
+	r.mark(s.Name(), p.now())
+	r.mu.Unlock()
+	if err := c.commit(ctx); err != nil {
+		return &failure{-1, err}
+	}
+	return nil
+}
+
+// committer writes the journal for steps that finish at once, one write
+// for all of them (group commit): a step's commit returns once a write
+// begun after its changes succeeded.
+type committer struct {
+	p *Procedure
+	r *Record
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	changes uint64 // commits asked for
+	saved   uint64 // commits a successful write included
+	saving  bool
+}
+
+func (c *committer) commit(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cond == nil {
+		c.cond = sync.NewCond(&c.mu)
+	}
+	c.changes++
+	want := c.changes
+	for c.saved < want {
+		if c.saving {
+			c.cond.Wait()
+			continue
+		}
+		c.saving = true
+		upto := c.changes
+		c.mu.Unlock()
+		err := c.p.save(ctx, c.r)
+		c.mu.Lock()
+		c.saving = false
+		c.cond.Broadcast()
+		if err != nil {
+			return err
+		}
+		c.saved = upto
+	}
+	return nil
+}
+
 // Undo reverts the done steps in reverse order, then deletes the journal.
 // A step that cannot be undone stops it with that step's reason.
 func (p *Procedure) Undo(ctx context.Context) error {
@@ -323,6 +556,9 @@ func (p *Procedure) Undo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c := &committer{p: p, r: r}
+	r.commit = c.commit
+	defer func() { r.commit = nil }()
 	for i := len(p.Steps) - 1; i >= 0; i-- {
 		s := p.Steps[i]
 		done, err := s.Done(ctx, r)
@@ -352,8 +588,10 @@ func (p *Procedure) save(ctx context.Context, r *Record) error {
 	if p.Journal == nil {
 		return nil
 	}
+	r.mu.Lock()
 	r.Procedure = p.Name
 	r.Updated = p.now().UTC().Truncate(time.Second)
+	r.mu.Unlock()
 	if err := p.Journal.Save(ctx, r); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return fmt.Errorf("%s: %w: another run of %s is going on; let it finish, then re-run", p.Journal, err, p.Name)

@@ -5,6 +5,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -16,6 +17,7 @@ import (
 	"github.com/kube-rotate/kube-rotate/pkg/cli/output"
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/kube"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 	rotateplan "github.com/kube-rotate/kube-rotate/pkg/rotators/plan"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
@@ -29,12 +31,16 @@ var examples = templates.Examples(`
 	kubectl rotate apply -f diracx-db.yaml
 
 	# A record of the run for audit: ids, steps, times, fingerprints (no values)
-	kubectl rotate apply -f diracx-db.yaml -o json`)
+	kubectl rotate apply -f diracx-db.yaml -o json
+
+	# Items whose hooks share a backing system that takes one change at a time
+	kubectl rotate apply -f diracx-db.yaml --workers 1`)
 
 // Options of `kubectl rotate apply`.
 type Options struct {
 	Filename   string
 	Output     string
+	Workers    int
 	PrintFlags *genericclioptions.JSONYamlPrintFlags
 
 	plan    *planspec.Plan
@@ -56,6 +62,10 @@ func NewCmdApply(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 			hook proves they work) and finish (the values move into place, the old ones stay
 			in NAME-previous). Workloads reading changed keys restart once, after all writes.
 
+			The items of one phase (items with no after list, then those after them, and so
+			on) run side by side, --workers at a time; items of one Secret run one after
+			another. Each item's steps keep their order.
+
 			Progress is journaled in configmap/kube-rotate-plan-NAME after every step: after
 			a failed hook or a crash, the same command resumes at the first unfinished step.`),
 		Example: examples,
@@ -68,6 +78,7 @@ func NewCmdApply(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.C
 	}
 	cmd.Flags().StringVarP(&o.Filename, "filename", "f", "", "The RotationPlan file.")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: json or yaml (the run's record, no values). Progress then goes to stderr.")
+	cmd.Flags().IntVar(&o.Workers, "workers", parallel.DefaultWorkers, "Items of one phase rotated at once (1: one item after another).")
 	return cmd
 }
 
@@ -86,12 +97,17 @@ func (o *Options) Complete(f cmdutil.Factory) error {
 }
 
 // Validate checks the flags.
-func (o *Options) Validate() error { return output.ValidateFormat(o.Output) }
+func (o *Options) Validate() error {
+	if o.Workers < 1 {
+		return fmt.Errorf("--workers %d: give 1 or more (1 rotates one item after another)", o.Workers)
+	}
+	return output.ValidateFormat(o.Output)
+}
 
 // Run applies the plan.
 func (o *Options) Run(ctx context.Context) error {
 	j, err := rotateplan.Apply(ctx, rotateplan.Options{Plan: o.plan, Clients: secret.Clients{Kube: o.clients.Kube, Dynamic: o.clients.Dynamic},
-		Namespace: o.clients.Namespace, PlanFile: o.Filename, On: o.clients.Target.String(), By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output)})
+		Namespace: o.clients.Namespace, PlanFile: o.Filename, On: o.clients.Target.String(), By: kube.WhoAmI(ctx, o.clients.Kube), Progress: output.Progress(o.IOStreams, o.Output), Workers: o.Workers})
 	if j != nil && o.Output != "" {
 		j.TypeMeta = v1alpha1.TypeMeta(v1alpha1.KindRotationPlanRun)
 		t := o.clients.Target

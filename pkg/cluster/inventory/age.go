@@ -44,22 +44,7 @@ type Age struct {
 // else creationTimestamp. For kubernetes.io/tls Secrets with a readable
 // certificate, its NotBefore is the age and NotAfter is reported.
 func SecretAge(s *corev1.Secret) Age {
-	a := Age{Since: s.CreationTimestamp.Time.UTC(), Source: SourceCreation}
-	if raw, ok := s.Annotations[v1alpha1.RotatedAt]; ok {
-		if t, err := time.Parse(time.RFC3339, raw); err == nil {
-			a = Age{Since: t.UTC(), Source: SourceRotatedAt}
-		}
-	}
-	if a.Source == SourceCreation {
-		for _, mf := range s.ManagedFields {
-			if mf.Time == nil || mf.FieldsV1 == nil || !writesData(mf.FieldsV1.Raw) {
-				continue
-			}
-			if t := mf.Time.Time.UTC(); a.Source == SourceCreation || t.After(a.Since) {
-				a = Age{Since: t, Source: SourceManagedFields}
-			}
-		}
-	}
+	a, _ := metaAge(&s.ObjectMeta)
 	if s.Type == corev1.SecretTypeTLS {
 		if cert, err := leaf(s.Data[corev1.TLSCertKey]); err == nil {
 			na := cert.NotAfter.UTC()
@@ -72,16 +57,91 @@ func SecretAge(s *corev1.Secret) Age {
 	return a
 }
 
+// metaAge returns the age a Secret's metadata gives (SecretAge without
+// the certificate) and the data keys its managedFields record as written
+// (writtenKeys), reading each managedFields entry once.
+func metaAge(m *metav1.ObjectMeta) (Age, []string) {
+	a := Age{Since: m.CreationTimestamp.Time.UTC(), Source: SourceCreation}
+	if raw, ok := m.Annotations[v1alpha1.RotatedAt]; ok {
+		if t, err := time.Parse(time.RFC3339, raw); err == nil {
+			a = Age{Since: t.UTC(), Source: SourceRotatedAt}
+		}
+	}
+	byAnnotation := a.Source == SourceRotatedAt
+	var keys []string
+	for _, mf := range m.ManagedFields {
+		if mf.FieldsV1 == nil {
+			continue
+		}
+		writes, k := dataFields(mf.FieldsV1.Raw)
+		keys = append(keys, k...)
+		if byAnnotation || mf.Time == nil || !writes {
+			continue
+		}
+		if t := mf.Time.Time.UTC(); a.Source == SourceCreation || t.After(a.Since) {
+			a = Age{Since: t, Source: SourceManagedFields}
+		}
+	}
+	return a, sortedUnique(keys)
+}
+
+// sortedUnique sorts keys and drops repeats; never nil.
+func sortedUnique(keys []string) []string {
+	if len(keys) == 0 {
+		return []string{}
+	}
+	sort.Strings(keys)
+	out := keys[:1]
+	for _, k := range keys[1:] {
+		if k != out[len(out)-1] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // writesData reports whether a managedFields FieldsV1 set includes the
 // Secret's data or stringData.
 func writesData(raw []byte) bool {
+	writes, _ := dataFields(raw)
+	return writes
+}
+
+// dataFields reads a managedFields FieldsV1 set: whether it includes the
+// Secret's data or stringData, and the keys under them (names only:
+// managedFields never hold values), in the set's order. It walks the
+// bytes once (fieldsScanner) instead of decoding them into maps, which was
+// a quarter of a 10,000-Secret status scan's CPU; what the walk does not
+// handle (an escaped key, a repeated member, malformed JSON) is decoded
+// with encoding/json as before.
+func dataFields(raw []byte) (bool, []string) {
+	if writes, keys, ok := scanFields(raw); ok {
+		return writes, keys
+	}
+	return decodeFields(raw)
+}
+
+// decodeFields is dataFields with encoding/json.
+func decodeFields(raw []byte) (bool, []string) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return false
+		return false, nil
 	}
 	_, data := fields["f:data"]
 	_, stringData := fields["f:stringData"]
-	return data || stringData
+	var out []string
+	for _, top := range []string{"f:data", "f:stringData"} {
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(fields[top], &keys); err != nil {
+			continue
+		}
+		for k := range keys {
+			if name, ok := strings.CutPrefix(k, "f:"); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	return data || stringData, out
 }
 
 // leaf parses the first certificate of a PEM bundle.
@@ -102,31 +162,12 @@ func leaf(pemData []byte) (*x509.Certificate, error) {
 // writtenKeys returns the data and stringData keys managedFields record as
 // written (names only: managedFields never hold values), sorted.
 func writtenKeys(entries []metav1.ManagedFieldsEntry) []string {
-	seen := map[string]bool{}
+	var keys []string
 	for _, mf := range entries {
-		if mf.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
-			continue
-		}
-		for _, top := range []string{"f:data", "f:stringData"} {
-			var keys map[string]json.RawMessage
-			if err := json.Unmarshal(fields[top], &keys); err != nil {
-				continue
-			}
-			for k := range keys {
-				if name, ok := strings.CutPrefix(k, "f:"); ok {
-					seen[name] = true
-				}
-			}
+		if mf.FieldsV1 != nil {
+			_, k := dataFields(mf.FieldsV1.Raw)
+			keys = append(keys, k...)
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return sortedUnique(keys)
 }

@@ -117,7 +117,7 @@ func buildFleet(ctx context.Context, o Options, members []Member, workers int) (
 		workers = 1
 	}
 	type result struct {
-		items []Item
+		items [][]Item
 		err   error
 	}
 	results := make([]result, len(members))
@@ -134,9 +134,11 @@ func buildFleet(ctx context.Context, o Options, members []Member, workers int) (
 			mo.Kube, mo.Metadata, mo.Namespace, mo.Cluster = m.Kube, m.Metadata, m.Namespace, m.Name
 			items, err := secretItems(ctx, mo, now)
 			if err == nil && m.CommandContext != "" {
-				for j := range items {
-					for k, c := range items[j].Commands {
-						items[j].Commands[k] = c + " --context " + m.CommandContext
+				for _, chunk := range items {
+					for j := range chunk {
+						for k, c := range chunk[j].Commands {
+							chunk[j].Commands[k] = c + " --context " + m.CommandContext
+						}
 					}
 				}
 			}
@@ -145,6 +147,11 @@ func buildFleet(ctx context.Context, o Options, members []Member, workers int) (
 	}
 	wg.Wait()
 	var failed []error
+	// The items of the members, the key-set files and kOps, in that
+	// order: gathered first, then copied once into a slice of their
+	// exact size (for 10,000 Secrets, appending them grew the slice to
+	// twice their size, and copied them twice).
+	var all [][]Item
 	for i, m := range members {
 		c := v1alpha1.ReportCluster{Name: m.Name, Context: m.Context, Server: m.Server, AlsoContexts: m.AlsoContexts}
 		if err := results[i].err; err != nil {
@@ -152,7 +159,8 @@ func buildFleet(ctx context.Context, o Options, members []Member, workers int) (
 			c.Error = oneLine(err.Error())
 			r.Errors = append(r.Errors, memberName(m)+": "+c.Error)
 		} else {
-			r.Items = append(r.Items, results[i].items...)
+			all = append(all, results[i].items...)
+			results[i].items = nil
 		}
 		r.Clusters = append(r.Clusters, c)
 	}
@@ -161,17 +169,26 @@ func buildFleet(ctx context.Context, o Options, members []Member, workers int) (
 		if err != nil {
 			return nil, nil, err
 		}
-		r.Items = append(r.Items, items...)
+		all = append(all, items)
 	}
 	if o.KopsState != "" || o.KopsCluster != "" {
 		items, err := kopsItems(ctx, o, now)
 		if err != nil {
 			return nil, nil, err
 		}
-		r.Items = append(r.Items, items...)
+		all = append(all, items)
 		if !slices.ContainsFunc(r.Clusters, func(c v1alpha1.ReportCluster) bool { return c.Name == o.KopsCluster }) {
 			r.Clusters = append(r.Clusters, v1alpha1.ReportCluster{Name: o.KopsCluster})
 		}
+	}
+	n := 0
+	for _, chunk := range all {
+		n += len(chunk)
+	}
+	r.Items = make([]Item, 0, n)
+	for i, chunk := range all {
+		r.Items = append(r.Items, chunk...)
+		all[i] = nil
 	}
 	finish(r)
 	return r, failed, nil
@@ -191,38 +208,54 @@ func oneLine(s string) string {
 	return s
 }
 
-// secretItems checks the Secrets of the cluster.
-func secretItems(ctx context.Context, o Options, now time.Time) ([]Item, error) {
+// secretItems checks the Secrets of the cluster, and returns the items in
+// chunks of itemChunk or fewer. The Secrets are read one page at a time
+// (inventory.Each): what stays is the report's items, not the Secrets, so
+// memory grows with the report alone.
+func secretItems(ctx context.Context, o Options, now time.Time) ([][]Item, error) {
 	tool := display.KubectlRotate(ctx)
 	types := o.Policy.Types()
-	secrets, err := inventory.Scan(ctx, o.Metadata, o.Kube, inventory.ScanOptions{
+	var chunks [][]Item
+	var cur []Item
+	add := func(its ...Item) {
+		for _, it := range its {
+			if len(cur) == cap(cur) {
+				cur = make([]Item, 0, itemChunk)
+				chunks = append(chunks, nil)
+			}
+			if o.Cluster != "" {
+				it.Cluster = o.Cluster
+			}
+			cur = append(cur, it)
+			chunks[len(chunks)-1] = cur
+		}
+	}
+	err := inventory.Each(ctx, o.Metadata, o.Kube, inventory.ScanOptions{
 		Namespace: o.Namespace, Selector: o.Selector, Types: types,
 		WantData: func(m *metav1.ObjectMeta) bool {
 			_, rec := m.Annotations[jwks.RecordsAnnotation]
 			return rec || o.Policy.SelectsKeySet(m.Namespace, m.Name, m.Labels)
 		},
+	}, func(s *inventory.Secret) error {
+		if s.Full != nil && s.Type != corev1.SecretTypeTLS {
+			if ks := keySetItems(tool, o.Policy, s, o.Cluster, now); ks != nil {
+				add(ks...)
+				return nil
+			}
+		}
+		add(secretItem(tool, o.Policy, s, o.Cluster, now))
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	var items []Item
-	for i := range secrets {
-		s := &secrets[i]
-		if s.Full != nil && s.Type != corev1.SecretTypeTLS {
-			if ks := keySetItems(tool, o.Policy, s, o.Cluster, now); ks != nil {
-				items = append(items, ks...)
-				continue
-			}
-		}
-		items = append(items, secretItem(tool, o.Policy, s, o.Cluster, now))
-	}
-	if o.Cluster != "" {
-		for i := range items {
-			items[i].Cluster = o.Cluster
-		}
-	}
-	return items, nil
+	// In the listing's order: finish sorts them by state and id (unique
+	// but among one key set's items, which come in their set's order).
+	return chunks, nil
 }
+
+// itemChunk is how many items secretItems puts in one chunk.
+const itemChunk = 1024
 
 // secretItem checks one Secret (or TLS certificate) as a whole.
 func secretItem(tool string, p *policy.Policy, s *inventory.Secret, cluster string, now time.Time) Item {

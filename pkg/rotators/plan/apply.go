@@ -6,11 +6,13 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kube-rotate/kube-rotate/pkg/cluster/consumers"
 	"github.com/kube-rotate/kube-rotate/pkg/display"
 	"github.com/kube-rotate/kube-rotate/pkg/model/planspec"
+	"github.com/kube-rotate/kube-rotate/pkg/parallel"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
 	"github.com/kube-rotate/kube-rotate/pkg/rotators/secret"
 )
@@ -30,6 +32,9 @@ type Options struct {
 	By       string
 	Progress io.Writer
 	Now      func() time.Time
+	// Workers is how many items of one phase run at once (0:
+	// parallel.DefaultWorkers; 1: one item after another).
+	Workers int
 }
 
 // run is one plan run: its items in order, and where its journal lives.
@@ -45,10 +50,16 @@ type run struct {
 	// indexes are the workloads of each namespace, listed once a run:
 	// a plan of 500 items does not list its namespace 500 times.
 	indexes map[string]*consumers.Index
+	// waves are the items' phases (planspec.Plan.Phases), by name.
+	waves map[string]int
+	// indexMu guards indexes: items of different lanes finish at once.
+	indexMu sync.Mutex
 }
 
 // index returns namespace ns's workloads, listing them the first time.
 func (pr *run) index(ctx context.Context, ns string) (*consumers.Index, error) {
+	pr.indexMu.Lock()
+	defer pr.indexMu.Unlock()
 	if ix := pr.indexes[ns]; ix != nil {
 		return ix, nil
 	}
@@ -70,16 +81,32 @@ func newRun(ctx context.Context, o Options) (*run, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	items, err := o.Plan.Order()
+	if o.Workers == 0 {
+		o.Workers = parallel.DefaultWorkers
+	}
+	// Items of one phase run side by side: their lines must not mix.
+	o.Progress = parallel.SyncWriter(o.Progress)
+	// The items phase by phase (a valid order: planspec.Plan.Phases),
+	// so that the items of a phase are consecutive steps the engine runs
+	// side by side.
+	phases, err := o.Plan.Phases()
 	if err != nil {
 		return nil, err
+	}
+	var items []*planspec.Item
+	waves := map[string]int{}
+	for w, phase := range phases {
+		for _, it := range phase {
+			items = append(items, it)
+			waves[it.Name] = w
+		}
 	}
 	ns := o.Plan.Spec.Namespace
 	if ns == "" {
 		ns = o.Namespace
 	}
 	name := o.Plan.Metadata.Name
-	return &run{o: o, tool: display.KubectlRotate(ctx), items: items, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
+	return &run{o: o, tool: display.KubectlRotate(ctx), items: items, waves: waves, journal: &procedure.ConfigMapJournal{Client: o.Clients.Kube, Namespace: ns,
 		Name: JournalName(name), Labels: map[string]string{PlanLabel: name}, Legacy: readLegacy}}, nil
 }
 
@@ -100,6 +127,26 @@ type step struct {
 	procedure.Func
 	item  *planspec.Item
 	short string // create, set, test, finish (or start, restart)
+	// wave and lane place an item's step on the engine (procedure.Laned):
+	// the items of one phase (planspec.Plan.Phases) run side by side, the
+	// items of one Secret one after another, in one lane.
+	wave int
+	lane string
+}
+
+// laned is an item's step, which runs beside the other items' of its
+// phase.
+type laned struct{ *step }
+
+// Lane implements procedure.Laned.
+func (l laned) Lane() (int, string) { return l.wave, l.lane }
+
+// stepOf returns the run's step behind an engine step.
+func stepOf(s procedure.Step) *step {
+	if l, ok := s.(laned); ok {
+		return l.step
+	}
+	return s.(*step)
 }
 
 // procedure is the run on the engine: start, each item's create, set,
@@ -109,20 +156,23 @@ func (pr *run) procedure() *procedure.Procedure {
 	steps := []procedure.Step{pr.startStep()}
 	for _, it := range pr.items {
 		var its []*step
+		ns, secretName := it.Namespace(pr.o.Namespace), it.SecretName()
 		if it.JWKS != nil {
 			its = (&keySetItem{pr: pr, it: it}).steps()
+			secretName = it.JWKS.Secret
 		} else {
-			its = (&secretItem{pr: pr, it: it, ns: it.Namespace(pr.o.Namespace)}).steps()
+			its = (&secretItem{pr: pr, it: it, ns: ns}).steps()
 		}
 		for _, s := range its {
-			steps = append(steps, s)
+			s.wave, s.lane = pr.waves[it.Name], ns+"/"+secretName
+			steps = append(steps, laned{s})
 		}
 	}
 	if pr.o.Plan.Spec.Restart == planspec.RestartCoalesced {
 		steps = append(steps, pr.restartStep())
 	}
 	return &procedure.Procedure{Name: "plan " + pr.o.Plan.Metadata.Name, Steps: steps, Journal: pr.journal,
-		UndoCommand: pr.undoCommand(), KeepJournal: true, Progress: pr.o.Progress, Now: pr.o.Now}
+		UndoCommand: pr.undoCommand(), KeepJournal: true, Progress: pr.o.Progress, Now: pr.o.Now, Workers: pr.o.Workers}
 }
 
 // Apply runs every item of the plan through create, set, test and finish
@@ -177,11 +227,7 @@ func (pr *run) apply(ctx context.Context, proc *procedure.Procedure) (*Journal, 
 // checkpoint writes the journal in the middle of a step, for a fact that
 // must be kept before the step acts on it.
 func (pr *run) checkpoint(ctx context.Context, r *procedure.Record) error {
-	r.Updated = pr.o.Now().UTC().Truncate(time.Second)
-	if err := pr.journal.Save(ctx, r); err != nil {
-		return fmt.Errorf("writing the journal %s: %w", pr.journal, err)
-	}
-	return nil
+	return r.Checkpoint(ctx)
 }
 
 // started reports whether the run has a rotation id: before start, no

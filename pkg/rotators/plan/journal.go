@@ -185,8 +185,8 @@ func appendFact(r *procedure.Record, key string, more ...string) error {
 		return nil
 	}
 	var cur []string
-	if _, err := r.Get(key, &cur); err != nil {
-		return err
-	}
-	return r.Put(key, append(cur, more...))
+	return r.Modify(key, &cur, func() error {
+		cur = append(cur, more...)
+		return nil
+	})
 }

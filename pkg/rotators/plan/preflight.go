@@ -90,7 +90,7 @@ func Describe(ctx context.Context, w io.Writer, kc kubernetes.Interface, p *plan
 	marks := rec.String(factFingerprint) == p.Fingerprint()
 	byItem := map[string][]string{}
 	for i, st := range statuses {
-		s := proc.Steps[i].(*step)
+		s := stepOf(proc.Steps[i])
 		if s.item == nil {
 			continue
 		}

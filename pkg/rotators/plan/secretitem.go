@@ -211,7 +211,7 @@ func (s *secretItem) steps() []*step {
 		if err != nil {
 			return err
 		}
-		res, err := FinishSecret(ctx, o.Clients, FinishOptions{Index: ix,Namespace: s.ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
+		res, err := FinishSecret(ctx, o.Clients, FinishOptions{Index: ix, Namespace: s.ns, Item: it.Name, Secret: it.SecretName(), Pending: pend,
 			CreateKeys: it.Secret.CreateKeys, Restart: p.Spec.Restart == planspec.RestartPerItem, Timeout: p.Spec.Timeout.Duration,
 			PreviousTTL: p.Spec.PreviousTTL.Duration, ReplacePrevious: p.Spec.ReplacePrevious, By: o.By, Progress: o.Progress, Deliveries: deliveries(it, pend)})
 		if res != nil {
@@ -249,13 +249,11 @@ func putHookResult(r *procedure.Record, item, step string, res *hooks.Result) er
 	if res == nil {
 		return nil
 	}
-	key := itemFact(item, factHooks)
 	all := map[string]*hooks.Result{}
-	if _, err := r.Get(key, &all); err != nil {
-		return err
-	}
-	all[step] = res
-	return r.Put(key, all)
+	return r.Modify(itemFact(item, factHooks), &all, func() error {
+		all[step] = res
+		return nil
+	})
 }
 
 // hookWhat says what an item's set or test step does.
