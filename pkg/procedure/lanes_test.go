@@ -273,3 +273,35 @@ func TestModifyKeepsEveryLanesChange(t *testing.T) {
 		t.Errorf("after 50 concurrent appends the fact holds %d (%v)", len(got), err)
 	}
 }
+
+func TestDeferredSaveGoesOutWithTheNextWrite(t *testing.T) {
+	j := &countingJournal{memJournal: newMem()}
+	var effects []string
+	step := func(name string, deferred bool) *Func {
+		return &Func{StepName: name, DeferSave: deferred,
+			DoneFunc: func(context.Context, *Record) (bool, error) { return false, nil },
+			DoFunc: func(context.Context, *Record) error {
+				effects = append(effects, name)
+				// The deferred step's mark is not written before the next
+				// step acts, and is written with it.
+				if name == "b" && stored(j.memJournal, "a") {
+					t.Errorf("step a's mark was written on its own")
+				}
+				return nil
+			}}
+	}
+	p := &Procedure{Name: "deferred", Journal: j, KeepJournal: true,
+		Steps: []Step{step("a", true), step("b", false), step("c", true)}}
+	if _, err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// b's write carries a; c, the last, is flushed at the end.
+	if j.saves != 2 {
+		t.Errorf("%d journal writes, want 2 (b with a, then c at the end)", j.saves)
+	}
+	for _, s := range []string{"a", "b", "c"} {
+		if !stored(j.memJournal, s) {
+			t.Errorf("the journal lost step %s", s)
+		}
+	}
+}

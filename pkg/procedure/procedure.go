@@ -54,7 +54,21 @@ type Func struct {
 	DoneFunc       func(ctx context.Context, r *Record) (bool, error)
 	DoFunc         func(ctx context.Context, r *Record) error
 	UndoFunc       func(ctx context.Context, r *Record) error
+	// DeferSave leaves the journal write after the step to the next one
+	// (its mark and facts go out with it): for a step whose Done is
+	// derived from the objects alone, so that a run killed before that
+	// write finds it done anyway.
+	DeferSave bool
 }
+
+// Deferred is implemented by steps whose journal write may wait for the
+// next step's (Func.DeferSave).
+type Deferred interface {
+	SaveDeferred() bool
+}
+
+// SaveDeferred implements Deferred.
+func (f *Func) SaveDeferred() bool { return f.DeferSave }
 
 // Name implements Step.
 func (f *Func) Name() string { return f.StepName }
@@ -465,6 +479,9 @@ func (p *Procedure) Run(ctx context.Context) (*Record, error) {
 		}
 		return r, p.fail(ctx, r, f.i, f.err)
 	}
+	if err := c.flush(ctx); err != nil {
+		return r, err
+	}
 	if p.Journal != nil && !p.KeepJournal {
 		if err := p.Journal.Delete(ctx); err != nil {
 			return r, err
@@ -501,6 +518,10 @@ func (p *Procedure) runStep(ctx context.Context, r *Record, c *committer, i int,
 	}
 	r.mark(s.Name(), p.now())
 	r.mu.Unlock()
+	if d, ok := s.(Deferred); ok && d.SaveDeferred() {
+		c.defer1()
+		return nil
+	}
 	if err := c.commit(ctx); err != nil {
 		return &failure{-1, err}
 	}
@@ -519,6 +540,26 @@ type committer struct {
 	changes uint64 // commits asked for
 	saved   uint64 // commits a successful write included
 	saving  bool
+	// deferred: a step's changes wait for the next write (DeferSave).
+	deferred bool
+}
+
+// defer1 notes changes left for the next write.
+func (c *committer) defer1() {
+	c.mu.Lock()
+	c.deferred = true
+	c.mu.Unlock()
+}
+
+// flush writes deferred changes no later write took.
+func (c *committer) flush(ctx context.Context) error {
+	c.mu.Lock()
+	d := c.deferred
+	c.mu.Unlock()
+	if !d {
+		return nil
+	}
+	return c.commit(ctx)
 }
 
 func (c *committer) commit(ctx context.Context) error {
@@ -536,12 +577,14 @@ func (c *committer) commit(ctx context.Context) error {
 		}
 		c.saving = true
 		upto := c.changes
+		c.deferred = false
 		c.mu.Unlock()
 		err := c.p.save(ctx, c.r)
 		c.mu.Lock()
 		c.saving = false
 		c.cond.Broadcast()
 		if err != nil {
+			c.deferred = true
 			return err
 		}
 		c.saved = upto

@@ -33,9 +33,12 @@ const SharedWatchMin = 4
 type Rollouts struct {
 	Waiter *Waiter
 
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	begun  map[string]bool
+	mu    sync.Mutex
+	wg    sync.WaitGroup
+	begun map[string]bool
+	// done is closed once a begun rollout completed or failed (failed).
+	done   map[string]chan struct{}
+	failed map[string]bool
 	bad    []Unhealthy
 	shared map[watchKey]*sharedWatch
 	cancel context.CancelFunc
@@ -48,7 +51,8 @@ type watchKey struct{ kind, namespace string }
 // NewRollouts returns a Rollouts for the workloads in planned: kinds and
 // namespaces with at least SharedWatchMin of them are watched once each.
 func NewRollouts(w *Waiter, planned []Workload) *Rollouts {
-	r := &Rollouts{Waiter: w, begun: map[string]bool{}, shared: map[watchKey]*sharedWatch{}}
+	r := &Rollouts{Waiter: w, begun: map[string]bool{}, done: map[string]chan struct{}{}, failed: map[string]bool{},
+		shared: map[watchKey]*sharedWatch{}}
 	count := map[watchKey]int{}
 	for _, wl := range planned {
 		count[watchKey{wl.Kind, wl.Namespace}]++
@@ -95,9 +99,12 @@ func (r *Rollouts) Begin(ctx context.Context, wl Workload, minGeneration int64) 
 	}
 	ctx, stop := context.WithCancel(ctx)
 	r.stops = append(r.stops, stop)
+	done := make(chan struct{})
+	r.done[id] = done
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer close(done)
 		defer stop()
 		var u *Unhealthy
 		if sw != nil {
@@ -108,9 +115,38 @@ func (r *Rollouts) Begin(ctx context.Context, wl Workload, minGeneration int64) 
 		if u != nil {
 			r.mu.Lock()
 			r.bad = append(r.bad, *u)
+			r.failed[id] = true
 			r.mu.Unlock()
 		}
 	}()
+}
+
+// Complete waits until the rollouts of wls are over and reports whether
+// every one of them completed: false when one failed, was never begun,
+// or ctx ended first. It lets a caller act on a few workloads (record a
+// Secret whose readers are healthy) while the others still roll out.
+func (r *Rollouts) Complete(ctx context.Context, wls []Workload) bool {
+	for _, wl := range wls {
+		id := workloadID(wl)
+		r.mu.Lock()
+		done := r.done[id]
+		r.mu.Unlock()
+		if done == nil {
+			return false
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return false
+		}
+		r.mu.Lock()
+		failed := r.failed[id]
+		r.mu.Unlock()
+		if failed {
+			return false
+		}
+	}
+	return true
 }
 
 // Wait waits until every rollout begun is complete or failed, and

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
@@ -28,6 +26,20 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 	if err != nil {
 		return err
 	}
+	// The Secrets and companions of each namespace, read at once.
+	names := map[string][]string{}
+	for _, it := range items {
+		if it.JWKS == nil {
+			ns := it.Namespace(defaultNS)
+			names[ns] = append(names[ns], it.SecretName())
+		}
+	}
+	snaps := map[string]*secret.Snapshot{}
+	for ns, n := range names {
+		if snaps[ns], err = secret.ReadSnapshot(ctx, kc, ns, n, true); err != nil {
+			return fmt.Errorf("plan: reading the secrets of namespace %s: %w", ns, err)
+		}
+	}
 	for _, it := range items {
 		ns := it.Namespace(defaultNS)
 		if it.JWKS != nil {
@@ -37,12 +49,12 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 			}
 			continue
 		}
-		s, err := kc.CoreV1().Secrets(ns).Get(ctx, it.SecretName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("plan: item %q: secret/%s not found in namespace %s: create it or fix the plan", it.Name, it.SecretName(), ns)
-		}
+		s, err := snaps[ns].Get(ctx, it.SecretName())
 		if err != nil {
-			return fmt.Errorf("plan: item %q: reading secret/%s in namespace %s: %w", it.Name, it.SecretName(), ns, err)
+			return fmt.Errorf("plan: item %q: %w", it.Name, err)
+		}
+		if s == nil {
+			return fmt.Errorf("plan: item %q: secret/%s not found in namespace %s: create it or fix the plan", it.Name, it.SecretName(), ns)
 		}
 		var edited []string
 		if it.Secret.URLPassword != nil {
@@ -65,7 +77,11 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, p *planspec.Plan, d
 		if err != nil {
 			return fmt.Errorf("plan: item %q: secret/%s: %w: fix or remove the annotation", it.Name, it.SecretName(), err)
 		}
-		if _, err := secret.CheckCompanion(ctx, kc, s, gen+1, p.Spec.ReplacePrevious, time.Now(), "set spec.replacePrevious: true in the plan"); err != nil {
+		comp, err := snaps[ns].Get(ctx, secret.CompanionName(s.Name))
+		if err != nil {
+			return fmt.Errorf("plan: item %q: %w", it.Name, err)
+		}
+		if err := secret.CheckCompanionOf(ctx, comp, s, gen+1, p.Spec.ReplacePrevious, time.Now(), "set spec.replacePrevious: true in the plan"); err != nil {
 			return fmt.Errorf("plan: item %q: %w", it.Name, err)
 		}
 	}

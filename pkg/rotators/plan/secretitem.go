@@ -107,6 +107,9 @@ func (s *secretItem) steps() []*step {
 	}
 
 	create := mk(StepCreated, "new values in secret/"+PendingName(it.SecretName()))
+	// Derived from NAME-pending: its journal write waits for the next
+	// step's (a run killed before that finds the pending values there).
+	create.DeferSave = true
 	create.DoneFunc = func(ctx context.Context, r *procedure.Record) (bool, error) {
 		st, err := s.state(ctx, r)
 		return st.pending != nil || st.finished, err

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kube-rotate/kube-rotate/pkg/apis/rotate/v1alpha1"
 	"github.com/kube-rotate/kube-rotate/pkg/procedure"
@@ -80,5 +83,58 @@ func TestRotateResumesAfterAPartlyRecordedComplete(t *testing.T) {
 				t.Errorf("the re-run does not say it resumes:\n%s", progress.String())
 			}
 		})
+	}
+}
+
+// A Secret whose readers are healthy is recorded complete while the
+// others still roll out, and stays so when another Secret's reader fails:
+// its own consumers prove its values. The re-run, once the failing reader
+// is healthy, completes the rest without restarting anything twice.
+func TestASecretIsCompleteWhenItsReadersAre(t *testing.T) {
+	w := newWorld(t, appSecret(), false) // web2, reading app, does not roll out
+	db := secret("db", map[string]string{"a": "old-db"})
+	web3 := reader("web3")
+	web3.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name = "db"
+	for _, obj := range []runtime.Object{db, web3} {
+		if err := w.kc.Tracker().Add(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.dyn.Tracker().Add(rollout(t, "web3", true)); err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	o := rotateOpts("first", &progress)
+	o.Secrets = []string{"app", "db"}
+	_, err := Rotate(context.Background(), w.c, o)
+	var serr *procedure.StepError
+	if !errors.As(err, &serr) || serr.Step != StepWait {
+		t.Fatalf("first run: %v, want step wait to fail", err)
+	}
+	if ph := w.secret("db").Annotations[v1alpha1.Phase]; ph != v1alpha1.PhaseComplete {
+		t.Errorf("secret/db, whose reader web3 is healthy: phase %q, want complete", ph)
+	}
+	if ph := w.secret("app").Annotations[v1alpha1.Phase]; ph != v1alpha1.PhaseFailed {
+		t.Errorf("secret/app, whose reader web2 did not roll out: phase %q, want failed", ph)
+	}
+
+	w.healthy("web2")
+	progress.Reset()
+	o = rotateOpts("second", &progress)
+	o.Secrets = []string{"app", "db"}
+	if _, err := Rotate(context.Background(), w.c, o); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, progress.String())
+	}
+	for _, name := range []string{"app", "db"} {
+		s := w.secret(name)
+		if got := string(s.Data["a"]); got != "first" {
+			t.Errorf("secret/%s holds %q after the re-run, want the first run's value", name, got)
+		}
+		if s.Annotations[v1alpha1.Phase] != v1alpha1.PhaseComplete || s.Annotations[v1alpha1.Generation] != "1" {
+			t.Errorf("secret/%s: phase %q generation %q, want complete and 1", name, s.Annotations[v1alpha1.Phase], s.Annotations[v1alpha1.Generation])
+		}
+	}
+	if want := map[string]int{"web1": 1, "web2": 1, "web3": 1}; fmt.Sprint(w.restarts) != fmt.Sprint(want) {
+		t.Errorf("restarts %v, want %v", w.restarts, want)
 	}
 }

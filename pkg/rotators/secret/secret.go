@@ -101,6 +101,10 @@ type rotation struct {
 	// written names the Secrets whose new values are in place (resumed or
 	// written by this run), for the undo command of a failed write.
 	written []string
+	// readers are, by Secret, the targets whose healthy rollout proves
+	// its new values: the restarted workloads reading its changed keys,
+	// and every --restart-target.
+	readers map[string][]consumers.Workload
 }
 
 func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
@@ -149,6 +153,7 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	}
 	rt.index = ix
 	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, o.Restart, res)
+	rt.readers = readersOf(ix, rt.plans, rt.targets, o.ExtraTargets)
 	rt.journal = newSecretJournal(c.Kube, o.Namespace, o.Secrets[0], rt.name(), StepRestart)
 	return rt, nil
 }
@@ -178,7 +183,7 @@ func (rt *rotation) procedure(ctx context.Context) *procedure.Procedure {
 	rs := &restarts{c: rt.c, secrets: inNamespace(o.Namespace, o.Secrets...), enabled: o.Restart,
 		targets: func() []consumers.Workload { return rt.targets }, timeout: o.Timeout, progress: o.Progress,
 		res: rt.res, journal: rt.journal, proc: rt.name(), now: o.Now,
-		current: rt.current, index: rt.index, workers: o.Workers}
+		current: rt.current, index: rt.index, workers: o.Workers, readers: rt.readers}
 	p := &procedure.Procedure{Name: rt.name(), Journal: rt.journal, UndoCommand: rt.undoCommands(ctx, o.Secrets),
 		Progress: o.Progress, Now: o.Now,
 		Steps: []procedure.Step{rt.keepPreviousStep(), rt.writeStep(), rs.restartStep(), rs.waitStep(),
@@ -601,6 +606,12 @@ func checkCompanionOf(ctx context.Context, comp, s *corev1.Secret, gen int64, re
 // CheckCompanion is checkCompanionOf for a rotation of generation gen
 // that other code starts (a plan): it reads NAME-previous and returns it
 // (nil: none).
+// CheckCompanionOf is CheckCompanion for a companion read already (comp,
+// nil when there is none).
+func CheckCompanionOf(ctx context.Context, comp, s *corev1.Secret, gen int64, replace bool, now time.Time, replaceHint string) error {
+	return checkCompanionOf(ctx, comp, s, gen, replace, now, replaceHint)
+}
+
 func CheckCompanion(ctx context.Context, kc kubernetes.Interface, s *corev1.Secret, gen int64, replace bool, now time.Time, replaceHint string) (*corev1.Secret, error) {
 	name := CompanionName(s.Name)
 	comp, err := kc.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
@@ -725,6 +736,27 @@ func collectTargets(ix *consumers.Index, plans []*planned, extra []consumers.Wor
 		targets = append(targets, w)
 	}
 	return targets
+}
+
+// readersOf returns, by Secret, the targets that read its changed keys,
+// and the extra targets (named by the user, for every Secret).
+func readersOf(ix *consumers.Index, plans []*planned, targets, extra []consumers.Workload) map[string][]consumers.Workload {
+	id := func(w consumers.Workload) string { return w.Kind + "/" + w.Namespace + "/" + w.Name }
+	restarted := map[string]bool{}
+	for _, w := range targets {
+		restarted[id(w)] = true
+	}
+	out := make(map[string][]consumers.Workload, len(plans))
+	for _, p := range plans {
+		rs := []consumers.Workload{}
+		for _, w := range ix.UsersOf(p.secret.Name, p.keys) {
+			if restarted[id(w)] {
+				rs = append(rs, w)
+			}
+		}
+		out[p.secret.Name] = append(rs, extra...)
+	}
+	return out
 }
 
 // refuseOperatorKeys refuses to change keys the External Secrets

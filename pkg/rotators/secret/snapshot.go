@@ -132,3 +132,25 @@ func (sn *snapshot) get(ctx context.Context, name string) (*corev1.Secret, error
 	sn.mu.Unlock()
 	return s, nil
 }
+
+// Snapshot is the Secrets (and companions) of one namespace as one read
+// saw them, for the checks of other rotators that read many Secrets
+// before they write (a plan's preflight): one paged list instead of two
+// gets per Secret when there are at least ListMin names.
+type Snapshot struct{ sn *snapshot }
+
+// ReadSnapshot reads names, and their companions when companions is true,
+// from namespace.
+func ReadSnapshot(ctx context.Context, kc kubernetes.Interface, namespace string, names []string, companions bool) (*Snapshot, error) {
+	sn, err := readSnapshot(ctx, kc, namespace, names, companions, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{sn: sn}, nil
+}
+
+// Get returns Secret name as read (reading it if the snapshot does not
+// know it); nil when it does not exist.
+func (s *Snapshot) Get(ctx context.Context, name string) (*corev1.Secret, error) {
+	return s.sn.get(ctx, name)
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -87,6 +88,74 @@ type restarts struct {
 	rollouts *consumers.Rollouts
 	// out is progress, safe for the restarts and the waits writing at once.
 	out io.Writer
+	// readers are, by Secret, the targets whose rollout proves it; nil:
+	// every Secret waits for every target (recorded complete together).
+	readers map[string][]consumers.Workload
+	// completed marks the Secrets the wait step recorded complete as soon
+	// as their readers were healthy (by index in secrets).
+	completed []bool
+	// writesJournaled: FactWritten is in the journal as the run wrote it.
+	writesJournaled bool
+}
+
+// journalWrites puts the writes the procedure made (FactWritten) in the
+// journal and writes it, before any Secret but the journal's own is
+// recorded complete: a re-run knows those Secrets as its own.
+func (rs *restarts) journalWrites(ctx context.Context, r *procedure.Record) error {
+	if rs.writesJournaled {
+		return nil
+	}
+	var got map[string]string
+	if ok, _ := r.Get(FactWritten, &got); !ok {
+		ids, _, err := rs.writeIDs(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.Put(FactWritten, ids); err != nil {
+			return err
+		}
+	}
+	if err := rs.save(ctx, r); err != nil {
+		return err
+	}
+	rs.writesJournaled = true
+	return nil
+}
+
+// earlyComplete records phase complete on each Secret but the journal's
+// as soon as its readers are healthy, while the other rollouts go on; it
+// returns a function that waits for these writes. Without a journal, or
+// for one Secret, it does nothing: the complete step records them.
+func (rs *restarts) earlyComplete(ctx context.Context, r *procedure.Record) (func(), error) {
+	rs.completed = make([]bool, len(rs.secrets))
+	if rs.journal == nil || len(rs.secrets) < 2 || rs.readers == nil {
+		return func() {}, nil
+	}
+	if err := rs.journalWrites(ctx, r); err != nil {
+		return nil, err
+	}
+	workers := rs.workers
+	if workers <= 0 {
+		workers = parallel.DefaultWorkers
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i := 1; i < len(rs.secrets); i++ {
+		ref := rs.secrets[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !rs.rollouts.Complete(ctx, rs.readers[ref.Name]) {
+				return
+			}
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseComplete) == nil {
+				rs.completed[i] = true
+			}
+		}()
+	}
+	return wg.Wait, nil
 }
 
 // writeIDs identifies the write of each Secret the restarts are for; ok
@@ -355,12 +424,21 @@ func (rs *restarts) waitStep() procedure.Step {
 			for _, w := range targets {
 				rs.rollouts.Begin(ctx, w, 0)
 			}
-			err := rs.rollouts.Wait()
+			recorded, err := rs.earlyComplete(ctx, r)
+			if err != nil {
+				rs.rollouts.Stop()
+				return err
+			}
+			err = rs.rollouts.Wait()
+			recorded()
 			var we *consumers.WaitError
 			if errors.As(err, &we) {
 				rs.res.Unhealthy = we.Unhealthy
 				rs.res.Phase = PhaseFailed
 				_ = parallel.ForEach(ctx, len(rs.secrets), rs.workers, func(ctx context.Context, i int) error {
+					if rs.completed[i] {
+						return nil // its own readers are healthy
+					}
 					ref := rs.secrets[i]
 					_ = setPhaseOf(ctx, rs.c, ref.Namespace, ref.Name, v1alpha1.PhaseFailed)
 					return nil
@@ -386,21 +464,15 @@ func (rs *restarts) completeStep(what string) procedure.Step {
 			first := 0
 			if rs.journal != nil && len(rs.secrets) > 1 {
 				first = 1
-				var got map[string]string
-				if ok, _ := r.Get(FactWritten, &got); !ok {
-					ids, _, err := rs.writeIDs(ctx)
-					if err != nil {
-						return err
-					}
-					if err := r.Put(FactWritten, ids); err != nil {
-						return err
-					}
-				}
-				if err := rs.save(ctx, r); err != nil {
+				if err := rs.journalWrites(ctx, r); err != nil {
 					return err
 				}
 			}
+			// The wait step recorded those whose readers were healthy.
 			err := parallel.ForEach(ctx, len(rs.secrets)-first, rs.workers, func(ctx context.Context, i int) error {
+				if i+first < len(rs.completed) && rs.completed[i+first] {
+					return nil
+				}
 				ref := rs.secrets[i+first]
 				if i+first == 0 && rs.journal != nil {
 					return rs.journal.finish(ctx, map[string]string{v1alpha1.Phase: v1alpha1.PhaseComplete})
