@@ -6,8 +6,13 @@
 # reader, one watch per kind until every rollout is complete), under the
 # same client rate limits. Paired runs, ceiling then kubectl rotate, on the
 # same Secrets; medians, ranges, the ratio of medians and the range of the
-# per-pair ratios; API writes per Secret for both (kubectl rotate's from its
-# -v=6 log, the ceiling's from its own request count), and reads.
+# per-pair ratios (odd pairs run the ceiling first, even pairs kubectl
+# rotate first); API writes per Secret for both (kubectl rotate's from its
+# -v=6 log, the ceiling's from its own request count), and reads. The
+# Secret cases also run the ceiling with -records between the two: the
+# ceiling plus kubectl rotate's other writes (the previous values copied
+# first, each Secret annotated once its readers rolled out), so that the
+# table says what those writes cost on their own.
 #
 # Needs a running cluster (KUBECONFIG exported); called by hack/bench.sh
 # (before its table; BENCH_CEILING=0 skips it), also runs alone:
@@ -143,11 +148,11 @@ per_run=$base/runs
 log=$base/log
 out=$base/out
 
-# run_ceiling NS KEY N: one timed ceiling run; sets c_s c_w c_g c_r.
+# run_ceiling NS KEY N [FLAG...]: one timed ceiling run; sets c_s c_w c_g c_r.
 run_ceiling() {
   local s line
   s=$(now)
-  if ! "$ceiling" -n "$1" -l bench=true -key "$2" >"$out" 2>"$out.err"; then
+  if ! "$ceiling" -n "$1" -l bench=true -key "$2" "${@:4}" >"$out" 2>"$out.err"; then
     echo "bench-ceiling: the ceiling failed:" >&2; cat "$out.err" >&2; exit 1
   fi
   c_s=$(since "$s")
@@ -200,7 +205,7 @@ per() { awk -v a="$1" -v n="$2" 'BEGIN {printf "%.2f", a / n}'; }
 # report TITLE WHO N: the rows of one case from $per_run; WHO is the
 # kubectl rotate command measured, in a few words.
 report() {
-  local title=$1 who=$2 n=$3 c_med r_med pr cw rw cg rg
+  local title=$1 who=$2 n=$3 c_med r_med pr cw rw cg rg pk
   read -r c_med _ <<< "$(stats 1)"
   read -r r_med _ <<< "$(stats 2)"
   read -r _ pr <<< "$(stats 3)"
@@ -216,6 +221,16 @@ report() {
   row "$who: API writes per Secret (extra: per run)" "$(per "$rw" "$n")" "${rw%.*}"
   row "ceiling: GETs per Secret, watches too (extra: per run)" "$(per "$cg" "$n")" "${cg%.*}"
   row "$who: GETs per Secret (extra: per run)" "$(per "$rg" "$n")" "${rg%.*}"
+  if [ "$(awk 'NR == 1 {print NF}' "$per_run")" -ge 12 ]; then
+    local k_med kw
+    read -r k_med _ <<< "$(stats 10)"
+    read -r kw _ <<< "$(stats 11)"
+    read -r _ pk <<< "$(stats 12)"
+    srow "ceiling -records (previous kept, Secrets recorded) (s)" 10
+    row "ceiling -records: API writes per Secret (extra: per run)" "$(per "$kw" "$n")" "${kw%.*}"
+    row "ceiling -records / ceiling (x): what the extra writes cost" "$(awk -v a="$k_med" -v b="$c_med" 'BEGIN {printf "%.2f", a / b}')" "-"
+    row "$who / ceiling -records (x; extra: per-pair range)" "$(awk -v a="$r_med" -v b="$k_med" 'BEGIN {printf "%.2f", a / b}')" "$pk"
+  fi
 }
 
 for n in $sizes; do
@@ -224,17 +239,33 @@ for n in $sizes; do
   setup "$ns" "$n" password app
   : > "$per_run"
   for r in $(seq 1 "$runs"); do
-    run_ceiling "$ns" password "$n"
-    settle "$ns" "$n"
     replace=()
     # Runs after the first find NAME-previous holding the values of a
     # rotation nobody finished.
     if [ "$r" -gt 1 ]; then replace=(--replace-previous); fi
-    run_rotate "secret-$n-$r" "$rotate" secret -n "$ns" -l bench=true --key password --generate hex:16 --timeout 5m "${replace[@]}"
-    settle "$ns" "$n"
+    # Odd pairs run the ceiling first, even pairs kubectl rotate first:
+    # the second run of a pair starts on a cluster still cleaning up
+    # after the first (old ReplicaSets, pod deletions), and alternating
+    # cancels that out.
+    # Between the two, the ceiling with kubectl rotate's other writes
+    # (-records: the previous values kept, each Secret recorded).
+    records() { run_ceiling "$ns" password "$n" -records; k_s=$c_s k_w=$c_w; settle "$ns" "$n"; }
+    if [ $((r % 2)) -eq 1 ]; then
+      run_ceiling "$ns" password "$n"; settle "$ns" "$n"
+      cs=$c_s cw=$c_w cg=$c_g cr=$c_r
+      records
+      run_rotate "secret-$n-$r" "$rotate" secret -n "$ns" -l bench=true --key password --generate hex:16 --timeout 5m "${replace[@]}"; settle "$ns" "$n"
+    else
+      run_rotate "secret-$n-$r" "$rotate" secret -n "$ns" -l bench=true --key password --generate hex:16 --timeout 5m "${replace[@]}"; settle "$ns" "$n"
+      records
+      run_ceiling "$ns" password "$n"; settle "$ns" "$n"
+      cs=$c_s cw=$c_w cg=$c_g cr=$c_r
+    fi
+    c_s=$cs c_w=$cw c_g=$cg c_r=$cr
     ratio=$(awk -v a="$r_s" -v b="$c_s" 'BEGIN {printf "%.2f", a / b}')
-    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g $c_r $r_r" >> "$per_run"
-    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs, last restart at ${c_r}s), kubectl rotate ${r_s}s ($r_w writes, $r_g GETs, last restart at ${r_r}s), ${ratio}x"
+    kratio=$(awk -v a="$r_s" -v b="$k_s" 'BEGIN {printf "%.2f", a / b}')
+    echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g $c_r $r_r $k_s $k_w $kratio" >> "$per_run"
+    echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs, last restart at ${c_r}s), ceiling -records ${k_s}s ($k_w writes), kubectl rotate ${r_s}s ($r_w writes, $r_g GETs, last restart at ${r_r}s), ${ratio}x the ceiling, ${kratio}x the ceiling with records"
   done
   report "ceiling vs rotate secret -l, $n Secrets$surge_note" "rotate secret -l" "$n"
   k delete namespace "$ns" --wait=true --timeout=600s >/dev/null
@@ -246,8 +277,6 @@ if [ "$plan_n" -gt 0 ]; then
   setup "$ns" "$n" K pl
   : > "$per_run"
   for r in $(seq 1 "$runs"); do
-    run_ceiling "$ns" K "$n"
-    settle "$ns" "$n"
     # A finished plan is not rotated again: a new name (and journal) per
     # run; replacePrevious since the earlier runs left NAME-previous
     # unfinished.
@@ -256,8 +285,14 @@ if [ "$plan_n" -gt 0 ]; then
     for i in $(seq 1 "$n"); do
       printf '  - {name: pl-%s, secret: {name: pl-%s, generate: [{key: K, spec: "hex:16"}]}}\n' "$i" "$i" >> "$plan"
     done
-    run_rotate "plan-$n-$r" "$rotate" apply -f "$plan"
-    settle "$ns" "$n"
+    # The order alternates, as above.
+    if [ $((r % 2)) -eq 1 ]; then
+      run_ceiling "$ns" K "$n"; settle "$ns" "$n"
+      run_rotate "plan-$n-$r" "$rotate" apply -f "$plan"; settle "$ns" "$n"
+    else
+      run_rotate "plan-$n-$r" "$rotate" apply -f "$plan"; settle "$ns" "$n"
+      run_ceiling "$ns" K "$n"; settle "$ns" "$n"
+    fi
     ratio=$(awk -v a="$r_s" -v b="$c_s" 'BEGIN {printf "%.2f", a / b}')
     echo "$c_s $r_s $ratio $c_w $r_w $c_g $r_g $c_r $r_r" >> "$per_run"
     echo "   pair $r: ceiling ${c_s}s ($c_w writes, $c_g GETs, last restart at ${c_r}s), kubectl rotate apply ${r_s}s ($r_w writes, $r_g GETs, last restart at ${r_r}s), ${ratio}x"

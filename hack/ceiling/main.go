@@ -30,6 +30,13 @@
 // the writes (a concurrent change is overwritten), no dry run, no plan
 // output, no CronJobs or bare Pods, no undo on a failed rollout.
 //
+// With -records it also makes the writes kubectl rotate makes beyond those,
+// in the plainest way, to show what they cost: before each Secret's new
+// value, a copy of its old data in NAME-ceiling-previous (create, or an
+// unconditional update when it exists), and once the rollouts are
+// complete, a merge patch of one annotation on each Secret: 4 writes per
+// Secret read by one workload, as kubectl rotate.
+//
 // It prints one summary line: counts, seconds, and the HTTP requests it
 // sent by method (a counting RoundTripper around the client's transport;
 // a watch counts as one GET). It never prints a value.
@@ -54,6 +61,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,6 +111,7 @@ type options struct {
 	workers, burst                       int
 	qps                                  float64
 	timeout                              time.Duration
+	records                              bool
 }
 
 func main() {
@@ -115,6 +124,7 @@ func main() {
 	flag.IntVar(&o.burst, "burst", kube.DefaultBurst, "Client-side burst.")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "Bound on the whole run, rollouts included.")
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+	flag.BoolVar(&o.records, "records", false, "Also copy each Secret's old data to NAME-ceiling-previous first, and annotate each Secret once its readers rolled out.")
 	flag.Parse()
 	if o.selector == "" || o.key == "" || o.workers < 1 || o.qps <= 0 || o.burst < 1 || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: ceiling -l SELECTOR -key KEY [-n NAMESPACE] [-workers 8] [-qps 200 -burst 400] [-timeout 5m] [-kubeconfig PATH]")
@@ -168,13 +178,22 @@ func run(o options) error {
 	}
 	readers := consumersOf(names, o.key, workloads)
 
-	gens, err := rotate(ctx, kc, o, names, readers, workloads)
+	byName := make(map[string]*corev1.Secret, len(secrets))
+	for i := range secrets {
+		byName[secrets[i].Name] = &secrets[i]
+	}
+	gens, err := rotate(ctx, kc, o, names, readers, workloads, byName)
 	if err != nil {
 		return err
 	}
 	written := time.Since(start)
 	if err := waitRollouts(ctx, dyn, o.namespace, gens); err != nil {
 		return err
+	}
+	if o.records {
+		if err := annotateAll(ctx, kc, o, names); err != nil {
+			return err
+		}
 	}
 	restarted := 0
 	for _, byName := range gens {
@@ -291,7 +310,7 @@ func consumersOf(secrets []string, key string, ws []workload) map[string][]int {
 // rotate patches every Secret and restarts each workload that reads one,
 // once, right after the last of its Secrets got its new value. It returns
 // the generation each restart patch returned, by kind and name.
-func rotate(ctx context.Context, kc kubernetes.Interface, o options, names []string, readers map[string][]int, ws []workload) (map[string]map[string]int64, error) {
+func rotate(ctx context.Context, kc kubernetes.Interface, o options, names []string, readers map[string][]int, ws []workload, secrets map[string]*corev1.Secret) (map[string]map[string]int64, error) {
 	// remaining[i] counts the Secrets workload i reads that still have their old value.
 	remaining := make([]atomic.Int32, len(ws))
 	for _, idx := range readers {
@@ -319,6 +338,12 @@ func rotate(ctx context.Context, kc kubernetes.Interface, o options, names []str
 	for range min(o.workers, max(len(names), 1)) {
 		wg.Go(func() {
 			for name := range jobs {
+				if o.records {
+					if err := copyPrevious(ctx, kc, secrets[name]); err != nil {
+						fail(err)
+						continue
+					}
+				}
 				if err := patchSecret(ctx, kc, o.namespace, name, o.key); err != nil {
 					fail(err)
 					continue
@@ -359,6 +384,50 @@ feed:
 		return nil, fmt.Errorf("rotating: %w", err)
 	}
 	return gens, nil
+}
+
+// copyPrevious keeps a Secret's data in NAME-ceiling-previous (-records).
+func copyPrevious(ctx context.Context, kc kubernetes.Interface, s *corev1.Secret) error {
+	c := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s.Name + "-ceiling-previous", Namespace: s.Namespace}, Type: s.Type, Data: s.Data}
+	_, err := kc.CoreV1().Secrets(s.Namespace).Create(ctx, c, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = kc.CoreV1().Secrets(s.Namespace).Update(ctx, c, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("copying secret/%s in %s: %w", s.Name, s.Namespace, err)
+	}
+	return nil
+}
+
+// annotateAll records on each Secret that its rotation is over (-records):
+// one merge patch of an annotation each, o.workers at a time.
+func annotateAll(ctx context.Context, kc kubernetes.Interface, o options, names []string) error {
+	patch := []byte(`{"metadata":{"annotations":{"ceiling.kube-rotate.io/phase":"complete"}}}`)
+	jobs := make(chan string)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range min(o.workers, max(len(names), 1)) {
+		wg.Go(func() {
+			for name := range jobs {
+				if _, err := kc.CoreV1().Secrets(o.namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("annotating secret/%s in %s: %w", name, o.namespace, err)
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, n := range names {
+		jobs <- n
+	}
+	close(jobs)
+	wg.Wait()
+	return firstErr
 }
 
 // patchSecret writes a new random value of key into a Secret (a JSON merge

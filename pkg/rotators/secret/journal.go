@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -56,6 +57,33 @@ type secretJournal struct {
 
 	raw   string // the annotation as loaded or last written
 	saved string // what raw holds, without the save time
+	// obj, when set, is the Secret as this run last read or wrote it,
+	// shared with the rotation's plan of it: Load and the first attempt
+	// of each write start from it instead of reading the Secret again,
+	// and each write leaves its result there (so the rotation's own write
+	// of the values carries the resourceVersion the journal left). A
+	// stale one costs a conflict, then a read, as any other change does.
+	obj **corev1.Secret
+}
+
+// current is the Secret as last read or written: obj's, or a read.
+func (j *secretJournal) current(ctx context.Context, fresh bool) (*corev1.Secret, error) {
+	if !fresh && j.obj != nil && *j.obj != nil {
+		return *j.obj, nil
+	}
+	s, err := j.client.CoreV1().Secrets(j.namespace).Get(ctx, j.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, describeAPIError(err, "get", "secret/"+j.name, j.namespace)
+	}
+	j.keep1(s)
+	return s, nil
+}
+
+// keep1 leaves s in obj.
+func (j *secretJournal) keep1(s *corev1.Secret) {
+	if j.obj != nil {
+		*j.obj = s
+	}
 }
 
 func newSecretJournal(client kubernetes.Interface, namespace, name, proc string, keep ...string) *secretJournal {
@@ -77,9 +105,9 @@ func (j *secretJournal) String() string {
 // no Record: the restarts it may record are done again (at least once is
 // the safe side), and the first Save replaces it.
 func (j *secretJournal) Load(ctx context.Context) (*procedure.Record, error) {
-	s, err := j.client.CoreV1().Secrets(j.namespace).Get(ctx, j.name, metav1.GetOptions{})
+	s, err := j.current(ctx, false)
 	if err != nil {
-		return nil, describeAPIError(err, "get", "secret/"+j.name, j.namespace)
+		return nil, err
 	}
 	j.raw, j.saved = s.Annotations[JournalAnnotation], ""
 	if j.raw == "" {
@@ -169,9 +197,9 @@ func (j *secretJournal) finish(ctx context.Context, extra map[string]string) err
 func (j *secretJournal) patch(ctx context.Context, value string, extra map[string]string) error {
 	secrets := j.client.CoreV1().Secrets(j.namespace)
 	for attempt := 0; ; attempt++ {
-		s, err := secrets.Get(ctx, j.name, metav1.GetOptions{})
+		s, err := j.current(ctx, attempt > 0)
 		if err != nil {
-			return describeAPIError(err, "get", "secret/"+j.name, j.namespace)
+			return err
 		}
 		cur := s.Annotations[JournalAnnotation]
 		if cur != j.raw && cur != value {
@@ -194,7 +222,7 @@ func (j *secretJournal) patch(ctx context.Context, value string, extra map[strin
 		if err != nil {
 			return err
 		}
-		_, err = secrets.Patch(ctx, j.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		patched, err := secrets.Patch(ctx, j.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 		if apierrors.IsConflict(err) && attempt < 4 {
 			continue // the Secret changed, maybe not the journal: read again
 		}
@@ -204,6 +232,7 @@ func (j *secretJournal) patch(ctx context.Context, value string, extra map[strin
 		if err != nil {
 			return describeAPIError(err, "patch", "secret/"+j.name, j.namespace)
 		}
+		j.keep1(patched)
 		j.raw = value
 		return nil
 	}

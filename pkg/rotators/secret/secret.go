@@ -155,6 +155,11 @@ func newRotation(ctx context.Context, c Clients, o Options) (*rotation, error) {
 	rt.targets = collectTargets(ix, rt.plans, o.ExtraTargets, o.Restart, res)
 	rt.readers = readersOf(ix, rt.plans, rt.targets, o.ExtraTargets)
 	rt.journal = newSecretJournal(c.Kube, o.Namespace, o.Secrets[0], rt.name(), StepRestart)
+	if o.DryRun == DryRunNone {
+		// The journal's reads and writes of the first Secret start from,
+		// and leave their result in, the rotation's plan of it.
+		rt.journal.obj = &rt.plans[0].secret
+	}
 	return rt, nil
 }
 
