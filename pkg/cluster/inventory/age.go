@@ -59,7 +59,7 @@ func SecretAge(s *corev1.Secret) Age {
 
 // metaAge returns the age a Secret's metadata gives (SecretAge without
 // the certificate) and the data keys its managedFields record as written
-// (writtenKeys), reading each managedFields entry once.
+// (the names only), reading each managedFields entry once.
 func metaAge(m *metav1.ObjectMeta) (Age, []string) {
 	a := Age{Since: m.CreationTimestamp.Time.UTC(), Source: SourceCreation}
 	if raw, ok := m.Annotations[v1alpha1.RotatedAt]; ok {
@@ -98,13 +98,6 @@ func sortedUnique(keys []string) []string {
 		}
 	}
 	return out
-}
-
-// writesData reports whether a managedFields FieldsV1 set includes the
-// Secret's data or stringData.
-func writesData(raw []byte) bool {
-	writes, _ := dataFields(raw)
-	return writes
 }
 
 // dataFields reads a managedFields FieldsV1 set: whether it includes the
@@ -157,17 +150,4 @@ func leaf(pemData []byte) (*x509.Certificate, error) {
 		}
 	}
 	return nil, errors.New("no certificate")
-}
-
-// writtenKeys returns the data and stringData keys managedFields record as
-// written (names only: managedFields never hold values), sorted.
-func writtenKeys(entries []metav1.ManagedFieldsEntry) []string {
-	var keys []string
-	for _, mf := range entries {
-		if mf.FieldsV1 != nil {
-			_, k := dataFields(mf.FieldsV1.Raw)
-			keys = append(keys, k...)
-		}
-	}
-	return sortedUnique(keys)
 }
